@@ -1,0 +1,258 @@
+//! The BigQuery source: partition-pruned, parameterised queries against
+//! `crypto_ethereum`, read page by page into typed rows.
+//!
+//! Built on `gcp-bigquery-client` (see docs/architecture.md for why): its
+//! service-account flow posts a JWT-bearer grant to the key's own `token_uri`,
+//! it supports Application Default Credentials, and its base URL can point at
+//! any BigQuery-compatible server.
+//!
+//! - [`query`]: the SQL and its parameters.
+//! - [`page`]: turning one result page into rows.
+//! - [`extract`]: the job/page loop that feeds the stream.
+
+mod credentials;
+mod extract;
+pub mod page;
+pub mod query;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ethpipe_core::{Day, Pipeline, RowStream, Scope, Source, SourceError};
+use gcp_bigquery_client::client_builder::ClientBuilder;
+use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::Client;
+
+use crate::retry::RetryPolicy;
+
+pub use credentials::Credentials;
+
+/// The public dataset BigQuery's Ethereum tables live in.
+pub const DEFAULT_DATASET: &str = "bigquery-public-data.crypto_ethereum";
+
+#[derive(Debug, Clone)]
+pub struct BigQueryConfig {
+    pub credentials: Credentials,
+    /// Project billed for queries; defaults to the key's `project_id`.
+    pub project: Option<String>,
+    /// `project.dataset` holding `token_transfers` and `tokens`.
+    pub dataset: String,
+    /// Base URL of a BigQuery-compatible API; Google's when `None`.
+    pub endpoint: Option<String>,
+    /// Rows per result page; bounds the memory of one page in flight.
+    pub page_size: u32,
+    pub retry: RetryPolicyConfig,
+}
+
+/// Retry knobs exposed to callers (tests shorten them).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicyConfig {
+    pub attempts: u32,
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicyConfig {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        RetryPolicyConfig {
+            attempts: policy.attempts,
+            base_delay: policy.base_delay,
+        }
+    }
+}
+
+impl BigQueryConfig {
+    pub fn new(credentials: Credentials) -> Self {
+        BigQueryConfig {
+            credentials,
+            project: None,
+            dataset: DEFAULT_DATASET.to_string(),
+            endpoint: None,
+            page_size: 20_000,
+            retry: RetryPolicyConfig::default(),
+        }
+    }
+}
+
+/// A connected BigQuery source; cheap to share across runs.
+pub struct BigQuerySource {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: Client,
+    project: String,
+    dataset: query::Dataset,
+    page_size: u32,
+    retry: RetryPolicy,
+}
+
+impl BigQuerySource {
+    /// Validates the configuration and builds the client. No request is made
+    /// yet; credentials are exchanged for a token on the first query.
+    pub async fn connect(config: BigQueryConfig) -> Result<Self, SourceError> {
+        let dataset = query::Dataset::parse(&config.dataset)?;
+        let loaded = config.credentials.load()?;
+        let project = config
+            .project
+            .clone()
+            .or(loaded.project_id.clone())
+            .ok_or_else(|| {
+                SourceError::Config(
+                    "no BigQuery project to bill: pass --bigquery-project (or ETHPIPE_BIGQUERY_PROJECT)"
+                        .to_string(),
+                )
+            })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let mut builder = ClientBuilder::new();
+        builder.with_client(http);
+        if let Some(endpoint) = &config.endpoint {
+            builder.with_v2_base_url(v2_base_url(endpoint)?);
+        }
+        let client = loaded.build_client(&builder).await?;
+        Ok(BigQuerySource {
+            shared: Arc::new(Shared {
+                client,
+                project,
+                dataset,
+                page_size: config.page_size.max(1),
+                retry: RetryPolicy {
+                    attempts: config.retry.attempts.max(1),
+                    base_delay: config.retry.base_delay,
+                    ..RetryPolicy::default()
+                },
+            }),
+        })
+    }
+}
+
+/// Accepts `http://host:port` or a full `…/bigquery/v2` base URL.
+fn v2_base_url(endpoint: &str) -> Result<String, SourceError> {
+    let trimmed = endpoint.trim_end_matches('/');
+    let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.len() > "https://".len();
+    if !valid {
+        return Err(SourceError::Config(format!(
+            "invalid --bigquery-endpoint '{endpoint}': expected an http(s) URL such as https://bigquery.googleapis.com"
+        )));
+    }
+    Ok(if trimmed.ends_with("/bigquery/v2") {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/bigquery/v2")
+    })
+}
+
+impl Source for BigQuerySource {
+    fn name(&self) -> &'static str {
+        "bigquery"
+    }
+
+    fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream {
+        let (sender, stream) = RowStream::channel();
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            if let Err(error) = extract::run(&shared, pipeline, scope, &sender).await {
+                // The receiver may be gone (run cancelled); nothing else to tell.
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        stream
+    }
+
+    fn count(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, SourceError>> + Send + '_>>
+    {
+        Box::pin(extract::count(&self.shared, pipeline, day))
+    }
+}
+
+/// Sorts a client error into "retry may help" and "fix your setup".
+fn classify(context: &str, error: BQError) -> SourceError {
+    match error {
+        BQError::ResponseError { error } => {
+            let body = error.error;
+            let reason = body
+                .errors
+                .first()
+                .and_then(|e| e.get("reason").cloned())
+                .unwrap_or_else(|| body.status.clone());
+            let message = format!(
+                "{context}: BigQuery answered {} {reason}: {}",
+                body.code, body.message
+            );
+            match body.code {
+                429 | 500..=599 => SourceError::Transient(message),
+                401 | 403 => SourceError::Config(format!(
+                    "{message} (check that the credentials' account may run BigQuery jobs in the billed project)"
+                )),
+                _ => SourceError::Config(message),
+            }
+        }
+        BQError::RequestError(e) => {
+            SourceError::Transient(format!("{context}: {}", describe_reqwest(&e)))
+        }
+        BQError::AuthError(e) => SourceError::Config(format!(
+            "{context}: could not obtain a BigQuery access token: {e}"
+        )),
+        BQError::YupAuthError(e) => SourceError::Config(format!(
+            "{context}: could not obtain a BigQuery access token: {e}"
+        )),
+        other => SourceError::Transient(format!("{context}: {other}")),
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); walk the chain.
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut text = error.without_url_ref_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+trait WithoutUrl {
+    fn without_url_ref_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref_string(&self) -> String {
+        if self.is_timeout() {
+            "the request timed out".to_string()
+        } else if self.is_connect() {
+            "could not connect".to_string()
+        } else if self.is_decode() {
+            "the response was cut off or is not valid JSON".to_string()
+        } else {
+            "the request failed".to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_gets_the_v2_path_once() {
+        assert_eq!(
+            v2_base_url("http://127.0.0.1:9050").unwrap(),
+            "http://127.0.0.1:9050/bigquery/v2"
+        );
+        assert_eq!(
+            v2_base_url("https://bq.example/bigquery/v2/").unwrap(),
+            "https://bq.example/bigquery/v2"
+        );
+        assert!(v2_base_url("bq.example").is_err());
+    }
+}
