@@ -1,1 +1,174 @@
-//! placeholder
+//! Where ethpipe writes: the token tables and the pipeline's own ledger.
+//!
+//! Both databases follow one contract: a day of rows is staged while it streams
+//! in, then swapped into the table in a single transaction together with the
+//! ledger's "success", so readers see the old complete day or the new one, and
+//! the ledger never claims a day that is not there.
+//!
+//! - [`postgres`]: binary `COPY` into a temporary staging table, then
+//!   delete-day + insert in one transaction (`postgres::day`).
+//! - [`sqlite`]: the same shape with prepared inserts, for zero-setup use.
+//! - [`ledger`]: the run records both databases keep.
+
+pub mod ledger;
+pub mod postgres;
+pub mod sqlite;
+mod url;
+
+use ethpipe_core::{Day, Pipeline, Rows, Scope};
+
+pub use crate::url::{DatabaseUrl, UrlError};
+pub use ledger::{DayLoaded, NewRun, RunId, RunRecord, RunStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+    #[error("{context}: {message}")]
+    Database { context: String, message: String },
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl SinkError {
+    pub(crate) fn db(context: impl Into<String>, error: impl std::fmt::Display) -> SinkError {
+        SinkError::Database {
+            context: context.into(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A database ethpipe loads into.
+pub enum Database {
+    Postgres(postgres::PgDatabase),
+    Sqlite(sqlite::SqliteDatabase),
+}
+
+/// What a committed load also records, atomically with the rows.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub run: RunId,
+    pub source_rows: u64,
+    pub skipped_rows: u64,
+    /// A pipeline variable to set in the same transaction (the tokens first-run flag).
+    pub set_variable: Option<(Pipeline, &'static str, String)>,
+}
+
+impl Database {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &DatabaseUrl) -> Result<Database, SinkError> {
+        let database = match url {
+            DatabaseUrl::Postgres { config, shown } => {
+                Database::Postgres(postgres::PgDatabase::connect(config.clone(), shown).await?)
+            }
+            DatabaseUrl::Sqlite { path } => Database::Sqlite(sqlite::SqliteDatabase::open(path)?),
+        };
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.migrate().await,
+            Database::Sqlite(db) => db.migrate(),
+        }
+    }
+
+    /// Opens a staging area for one (pipeline, scope); nothing is visible until commit.
+    pub async fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<DayWriter, SinkError> {
+        Ok(match self {
+            Database::Postgres(db) => DayWriter::Postgres(db.begin_load(pipeline, scope).await?),
+            Database::Sqlite(db) => DayWriter::Sqlite(db.begin_load(pipeline, scope)?),
+        })
+    }
+
+    pub async fn start_run(&self, run: &NewRun) -> Result<RunId, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().start_run(run).await,
+            Database::Sqlite(db) => db.ledger(|l| l.start_run(run)),
+        }
+    }
+
+    pub async fn fail_run(
+        &self,
+        run: RunId,
+        error: &str,
+        rows_written: u64,
+        source_rows: Option<u64>,
+    ) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().fail_run(run, error, rows_written, source_rows).await,
+            Database::Sqlite(db) => db.ledger(|l| l.fail_run(run, error, rows_written, source_rows)),
+        }
+    }
+
+    pub async fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().log(run, level, message).await,
+            Database::Sqlite(db) => db.ledger(|l| l.log(run, level, message)),
+        }
+    }
+
+    pub async fn variable(&self, pipeline: Pipeline, name: &str) -> Result<Option<String>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().variable(pipeline, name).await,
+            Database::Sqlite(db) => db.ledger(|l| l.variable(pipeline, name)),
+        }
+    }
+
+    pub async fn recent_runs(&self, pipeline: Pipeline, limit: u32) -> Result<Vec<RunRecord>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().recent_runs(pipeline, limit).await,
+            Database::Sqlite(db) => db.ledger(|l| l.recent_runs(pipeline, limit)),
+        }
+    }
+
+    /// Days whose latest run succeeded, with the rows that run wrote.
+    pub async fn days_loaded(&self, pipeline: Pipeline) -> Result<Vec<DayLoaded>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().days_loaded(pipeline).await,
+            Database::Sqlite(db) => db.ledger(|l| l.days_loaded(pipeline)),
+        }
+    }
+
+    /// Rows of a pipeline's table within a day (for `verify` and tests).
+    pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        match self {
+            Database::Postgres(db) => db.count_day(pipeline, day).await,
+            Database::Sqlite(db) => db.count_day(pipeline, day),
+        }
+    }
+}
+
+/// A day being loaded: rows stream into staging, then [`DayWriter::commit`]
+/// swaps them in. Dropping it without committing discards everything.
+pub enum DayWriter {
+    Postgres(postgres::day::PgDayWriter),
+    Sqlite(sqlite::day::SqliteDayWriter),
+}
+
+impl DayWriter {
+    pub async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
+        match self {
+            DayWriter::Postgres(w) => w.write(rows).await,
+            DayWriter::Sqlite(w) => w.write(rows),
+        }
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        match self {
+            DayWriter::Postgres(w) => w.rows_written(),
+            DayWriter::Sqlite(w) => w.rows_written(),
+        }
+    }
+
+    /// Replaces the day (or upserts a full load) and records the run's success,
+    /// all in one transaction.
+    pub async fn commit(self, commit: Commit) -> Result<(), SinkError> {
+        match self {
+            DayWriter::Postgres(w) => w.commit(commit).await,
+            DayWriter::Sqlite(w) => w.commit(commit),
+        }
+    }
+}

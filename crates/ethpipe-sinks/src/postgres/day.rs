@@ -1,0 +1,172 @@
+//! Where a PostgreSQL day is committed.
+//!
+//! `begin` opens a transaction and a binary `COPY` into a temporary staging
+//! table; batches stream in as they arrive. `commit` ends the COPY, replaces
+//! the day in the real table (delete + insert, or an upsert for tokens) and
+//! marks the run successful, all in that one transaction. Until then the table
+//! holds the previous version of the day; if the process dies, the server
+//! rolls the transaction back and the staging table disappears with it.
+
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use ethpipe_core::{Pipeline, Rows, Scope};
+use futures_util::SinkExt;
+use tokio_postgres::{Client, CopyInSink};
+
+use super::copy;
+use super::describe;
+use crate::{Commit, SinkError};
+
+pub struct PgDayWriter {
+    client: Client,
+    pipeline: Pipeline,
+    scope: Scope,
+    copy: Pin<Box<CopyInSink<Bytes>>>,
+    rows: u64,
+    buffer: BytesMut,
+}
+
+fn table(pipeline: Pipeline) -> (&'static str, &'static str) {
+    match pipeline {
+        Pipeline::TokenTransfers => ("ethereum.token_transfers", copy::TRANSFER_COLUMNS),
+        Pipeline::Tokens => ("ethereum.tokens", copy::TOKEN_COLUMNS),
+    }
+}
+
+impl PgDayWriter {
+    pub async fn begin(client: Client, pipeline: Pipeline, scope: Scope) -> Result<Self, SinkError> {
+        let (table, columns) = table(pipeline);
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED;
+                 CREATE TEMP TABLE ethpipe_staging (LIKE {table}) ON COMMIT DROP;"
+            ))
+            .await
+            .map_err(|e| SinkError::db("opening the staging table", describe(&e)))?;
+        let sink = client
+            .copy_in(&format!("COPY ethpipe_staging ({columns}) FROM STDIN (FORMAT binary)"))
+            .await
+            .map_err(|e| SinkError::db("starting COPY", describe(&e)))?;
+        let mut writer = PgDayWriter {
+            client,
+            pipeline,
+            scope,
+            copy: Box::pin(sink),
+            rows: 0,
+            buffer: BytesMut::with_capacity(1 << 20),
+        };
+        copy::header(&mut writer.buffer);
+        Ok(writer)
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.rows
+    }
+
+    pub async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
+        let bounds = self.scope.day().map(|d| (d.start(), d.end()));
+        match (self.pipeline, rows) {
+            (Pipeline::TokenTransfers, Rows::TokenTransfers(rows)) => {
+                for (i, row) in rows.iter().enumerate() {
+                    self.check_day(bounds, row.block_timestamp, i)?;
+                    copy::transfer(&mut self.buffer, row);
+                }
+            }
+            (Pipeline::Tokens, Rows::Tokens(rows)) => {
+                for (i, row) in rows.iter().enumerate() {
+                    self.check_day(bounds, row.block_timestamp, i)?;
+                    copy::token(&mut self.buffer, row);
+                }
+            }
+            _ => return Err(SinkError::Rejected("a batch of the wrong pipeline reached the sink".into())),
+        }
+        self.rows += rows.len() as u64;
+        let chunk = self.buffer.split().freeze();
+        self.copy
+            .send(chunk)
+            .await
+            .map_err(|e| SinkError::db("streaming rows with COPY", describe(&e)))
+    }
+
+    /// A source must only send rows of the day it was asked for; anything else
+    /// would be deleted by the next load of its own day, or duplicated.
+    fn check_day(
+        &self,
+        bounds: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        timestamp: DateTime<Utc>,
+        index_in_batch: usize,
+    ) -> Result<(), SinkError> {
+        match bounds {
+            Some((start, end)) if timestamp < start || timestamp >= end => Err(SinkError::Rejected(format!(
+                "source row {} has block_timestamp {} outside the day being loaded ({})",
+                self.rows + index_in_batch as u64 + 1,
+                timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
+                self.scope
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn commit(mut self, commit: Commit) -> Result<(), SinkError> {
+        copy::trailer(&mut self.buffer);
+        let tail = self.buffer.split().freeze();
+        self.copy
+            .send(tail)
+            .await
+            .map_err(|e| SinkError::db("finishing COPY", describe(&e)))?;
+        let copied = self
+            .copy
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| SinkError::db("finishing COPY", describe(&e)))?;
+        if copied != self.rows {
+            return Err(SinkError::Rejected(format!(
+                "PostgreSQL staged {copied} rows but {} were sent",
+                self.rows
+            )));
+        }
+        self.swap_in().await?;
+        super::ledger::record_success(&self.client, &commit, self.rows).await?;
+        if let Some((pipeline, name, value)) = &commit.set_variable {
+            super::ledger::set_variable(&self.client, *pipeline, name, value).await?;
+        }
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| SinkError::db("committing the day", describe(&e)))
+    }
+
+    async fn swap_in(&self) -> Result<(), SinkError> {
+        let (table, _) = table(self.pipeline);
+        if let Some(day) = self.scope.day() {
+            self.client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"),
+                    &[&day.start(), &day.end()],
+                )
+                .await
+                .map_err(|e| SinkError::db(format!("replacing {} in {table}", self.scope), describe(&e)))?;
+        }
+        let insert = match self.pipeline {
+            Pipeline::TokenTransfers => "INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging",
+            // BigQuery's tokens table has exact duplicate rows; keep one per key.
+            Pipeline::Tokens => {
+                "INSERT INTO ethereum.tokens
+                 SELECT DISTINCT ON (address, block_number) * FROM ethpipe_staging
+                 ORDER BY address, block_number, symbol NULLS LAST, name NULLS LAST
+                 ON CONFLICT (address, block_number) DO UPDATE SET
+                     symbol = EXCLUDED.symbol, name = EXCLUDED.name,
+                     decimals = EXCLUDED.decimals, total_supply = EXCLUDED.total_supply,
+                     block_timestamp = EXCLUDED.block_timestamp, block_hash = EXCLUDED.block_hash"
+            }
+        };
+        self.client
+            .execute(insert, &[])
+            .await
+            .map_err(|e| SinkError::db(format!("inserting {} into {table}", self.scope), describe(&e)))?;
+        Ok(())
+    }
+}

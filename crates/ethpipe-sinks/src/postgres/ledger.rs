@@ -1,0 +1,169 @@
+//! The run ledger in schema `ethpipe`: one row per run, its log lines, and
+//! pipeline variables such as the tokens first-run flag.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ethpipe_core::Pipeline;
+use tokio_postgres::{Client, Row};
+
+use super::describe;
+use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
+use crate::{Commit, SinkError};
+
+pub struct PgLedger<'a> {
+    client: &'a Client,
+}
+
+fn fail(context: &str) -> impl Fn(tokio_postgres::Error) -> SinkError + '_ {
+    move |e| SinkError::db(context, describe(&e))
+}
+
+impl<'a> PgLedger<'a> {
+    pub fn new(client: &'a Client) -> Self {
+        PgLedger { client }
+    }
+
+    pub async fn start_run(&self, run: &NewRun) -> Result<RunId, SinkError> {
+        let day: Option<NaiveDate> = scope_day(run.scope).map(|d| d.naive());
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO ethpipe.runs (pipeline, day, trigger, source, status, attempt)
+                 VALUES ($1, $2, $3, $4, 'running',
+                         1 + (SELECT count(*) FROM ethpipe.runs
+                              WHERE pipeline = $1 AND day IS NOT DISTINCT FROM $2))
+                 RETURNING id",
+                &[&run.pipeline.name(), &day, &run.trigger, &run.source],
+            )
+            .await
+            .map_err(fail("recording the run's start"))?;
+        Ok(RunId(row.get(0)))
+    }
+
+    /// Marks a run failed unless it already committed (a lost COMMIT
+    /// acknowledgement must not turn a real success into a failure).
+    pub async fn fail_run(
+        &self,
+        run: RunId,
+        error: &str,
+        rows_written: u64,
+        source_rows: Option<u64>,
+    ) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "UPDATE ethpipe.runs SET status = 'failed', error = $2, rows_written = $3,
+                        source_rows = $4, finished_at = now()
+                 WHERE id = $1 AND status = 'running'",
+                &[&run.0, &error, &(rows_written as i64), &source_rows.map(|n| n as i64)],
+            )
+            .await
+            .map_err(fail("recording the run's failure"))?;
+        Ok(())
+    }
+
+    pub async fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "INSERT INTO ethpipe.run_logs (run_id, level, message) VALUES ($1, $2, $3)",
+                &[&run.0, &level, &message],
+            )
+            .await
+            .map_err(fail("writing a run log line"))?;
+        Ok(())
+    }
+
+    pub async fn variable(&self, pipeline: Pipeline, name: &str) -> Result<Option<String>, SinkError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT value FROM ethpipe.variables WHERE pipeline = $1 AND name = $2",
+                &[&pipeline.name(), &name],
+            )
+            .await
+            .map_err(fail("reading a pipeline variable"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn recent_runs(&self, pipeline: Pipeline, limit: u32) -> Result<Vec<RunRecord>, SinkError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, pipeline, day::text, trigger, source, status, attempt, rows_written,
+                        source_rows, skipped_rows, started_at, finished_at, error
+                 FROM ethpipe.runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2",
+                &[&pipeline.name(), &i64::from(limit)],
+            )
+            .await
+            .map_err(fail("reading runs"))?;
+        Ok(rows.iter().map(run_record).collect())
+    }
+
+    pub async fn days_loaded(&self, pipeline: Pipeline) -> Result<Vec<DayLoaded>, SinkError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT ON (day) day::text, rows_written FROM ethpipe.runs
+                 WHERE pipeline = $1 AND status = 'success' AND day IS NOT NULL
+                 ORDER BY day, id DESC",
+                &[&pipeline.name()],
+            )
+            .await
+            .map_err(fail("reading loaded days"))?;
+        Ok(rows
+            .iter()
+            .map(|r| DayLoaded {
+                day: r.get(0),
+                rows: r.get::<_, Option<i64>>(1).unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
+fn run_record(row: &Row) -> RunRecord {
+    RunRecord {
+        id: RunId(row.get(0)),
+        pipeline: row.get(1),
+        day: row.get(2),
+        trigger: row.get(3),
+        source: row.get(4),
+        status: RunStatus::parse(row.get(5)),
+        attempt: row.get(6),
+        rows_written: row.get(7),
+        source_rows: row.get(8),
+        skipped_rows: row.get(9),
+        started_at: row.get::<_, DateTime<Utc>>(10),
+        finished_at: row.get(11),
+        error: row.get(12),
+    }
+}
+
+/// Called inside the day's transaction, so success and data commit together.
+pub(super) async fn record_success(client: &Client, commit: &Commit, rows: u64) -> Result<(), SinkError> {
+    let updated = client
+        .execute(
+            "UPDATE ethpipe.runs SET status = 'success', rows_written = $2, source_rows = $3,
+                    skipped_rows = $4, finished_at = now(), error = NULL
+             WHERE id = $1 AND status = 'running'",
+            &[&commit.run.0, &(rows as i64), &(commit.source_rows as i64), &(commit.skipped_rows as i64)],
+        )
+        .await
+        .map_err(fail("recording the run's success"))?;
+    if updated != 1 {
+        return Err(SinkError::Rejected(format!(
+            "run {} is no longer 'running' in the ledger; not committing",
+            commit.run
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn set_variable(client: &Client, pipeline: Pipeline, name: &str, value: &str) -> Result<(), SinkError> {
+    client
+        .execute(
+            "INSERT INTO ethpipe.variables (pipeline, name, value) VALUES ($1, $2, $3)
+             ON CONFLICT (pipeline, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+            &[&pipeline.name(), &name, &value],
+        )
+        .await
+        .map_err(fail("setting a pipeline variable"))?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Versioned schema migrations. Each version runs once, in order, inside one
+//! transaction that holds an advisory lock, so concurrent `ethpipe` processes
+//! starting together do not race.
+
+use tokio_postgres::Client;
+
+use super::describe;
+use crate::SinkError;
+
+/// Arbitrary constant naming ethpipe's migration lock.
+const MIGRATION_LOCK: i64 = 0x6574_6870_6970_65;
+
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "token tables and ledger", V1)];
+
+const V1: &str = r#"
+CREATE SCHEMA IF NOT EXISTS ethereum;
+
+CREATE TABLE ethereum.token_transfers (
+    token_address    text           NOT NULL,
+    from_address     text,
+    to_address       text,
+    value            numeric(78,0),
+    transaction_hash text           NOT NULL,
+    log_index        bigint         NOT NULL,
+    block_timestamp  timestamptz    NOT NULL,
+    block_number     bigint         NOT NULL,
+    block_hash       text           NOT NULL,
+    CONSTRAINT token_transfers_pkey PRIMARY KEY (transaction_hash, log_index)
+);
+CREATE INDEX token_transfers_block_timestamp_idx ON ethereum.token_transfers (block_timestamp);
+
+CREATE TABLE ethereum.tokens (
+    address          text           NOT NULL,
+    symbol           text,
+    name             text,
+    decimals         numeric(78,0),
+    total_supply     numeric(78,0),
+    block_timestamp  timestamptz    NOT NULL,
+    block_number     bigint         NOT NULL,
+    block_hash       text           NOT NULL,
+    CONSTRAINT tokens_pkey PRIMARY KEY (address, block_number)
+);
+CREATE INDEX tokens_block_timestamp_idx ON ethereum.tokens (block_timestamp);
+
+-- One row per address: its latest deployment (CREATE2 redeployments keep every row in tokens).
+CREATE VIEW ethereum.tokens_latest AS
+    SELECT DISTINCT ON (address) *
+    FROM ethereum.tokens
+    ORDER BY address, block_number DESC;
+
+CREATE TABLE ethpipe.runs (
+    id           bigserial   PRIMARY KEY,
+    pipeline     text        NOT NULL,
+    day          date,
+    trigger      text        NOT NULL,
+    source       text        NOT NULL,
+    status       text        NOT NULL CHECK (status IN ('running', 'success', 'failed')),
+    attempt      integer     NOT NULL,
+    rows_written bigint,
+    source_rows  bigint,
+    skipped_rows bigint,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    error        text
+);
+CREATE INDEX runs_pipeline_day_idx ON ethpipe.runs (pipeline, day, id);
+
+CREATE TABLE ethpipe.run_logs (
+    id      bigserial   PRIMARY KEY,
+    run_id  bigint      NOT NULL REFERENCES ethpipe.runs (id) ON DELETE CASCADE,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    level   text        NOT NULL,
+    message text        NOT NULL
+);
+CREATE INDEX run_logs_run_idx ON ethpipe.run_logs (run_id, id);
+
+CREATE TABLE ethpipe.variables (
+    pipeline   text        NOT NULL,
+    name       text        NOT NULL,
+    value      text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, name)
+);
+"#;
+
+/// Applies pending migrations; returns the versions applied now.
+pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
+    let fail = |what: &str, e: tokio_postgres::Error| SinkError::db(format!("migrating the schema ({what})"), describe(&e));
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE SCHEMA IF NOT EXISTS ethpipe;
+             CREATE TABLE IF NOT EXISTS ethpipe.schema_migrations (
+                 version    integer     PRIMARY KEY,
+                 name       text        NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(|e| fail("lock", e))?;
+    let result = apply_locked(client).await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    client.batch_execute(end).await.map_err(|e| fail("commit", e))?;
+    result
+}
+
+async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM ethpipe.schema_migrations", &[])
+        .await
+        .map_err(|e| SinkError::db("reading applied migrations", describe(&e)))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut now_applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(&(*version as i32)) {
+            continue;
+        }
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| SinkError::db(format!("applying migration {version} ({name})"), describe(&e)))?;
+        client
+            .execute(
+                "INSERT INTO ethpipe.schema_migrations (version, name) VALUES ($1, $2)",
+                &[&(*version as i32), name],
+            )
+            .await
+            .map_err(|e| SinkError::db("recording a migration", describe(&e)))?;
+        now_applied.push(*version);
+    }
+    Ok(now_applied)
+}

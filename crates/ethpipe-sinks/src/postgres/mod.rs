@@ -1,0 +1,97 @@
+//! The PostgreSQL sink: schema `ethereum` for the data, schema `ethpipe` for the ledger.
+//!
+//! - [`migrations`]: versioned schema changes, applied under an advisory lock.
+//! - [`copy`]: the binary `COPY` encoder (rows → PGCOPY bytes).
+//! - [`day`]: staging a day and swapping it in atomically.
+//! - [`ledger`]: runs, their log lines and pipeline variables.
+
+pub mod copy;
+pub mod day;
+pub mod ledger;
+pub mod migrations;
+
+use ethpipe_core::{Day, Pipeline, Scope};
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::SinkError;
+
+pub struct PgDatabase {
+    config: Config,
+    shown: String,
+    /// Connection for short ledger statements; loads get their own.
+    client: Client,
+}
+
+impl PgDatabase {
+    pub async fn connect(config: Config, shown: &str) -> Result<PgDatabase, SinkError> {
+        let client = open_client(&config, shown).await?;
+        Ok(PgDatabase {
+            config,
+            shown: shown.to_string(),
+            client,
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        migrations::apply(&self.client).await
+    }
+
+    pub async fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<day::PgDayWriter, SinkError> {
+        let client = open_client(&self.config, &self.shown).await?;
+        day::PgDayWriter::begin(client, pipeline, scope).await
+    }
+
+    pub fn ledger(&self) -> ledger::PgLedger<'_> {
+        ledger::PgLedger::new(&self.client)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        let sql = match pipeline {
+            Pipeline::TokenTransfers => {
+                "SELECT count(*) FROM ethereum.token_transfers WHERE block_timestamp >= $1 AND block_timestamp < $2"
+            }
+            Pipeline::Tokens => {
+                "SELECT count(*) FROM ethereum.tokens WHERE block_timestamp >= $1 AND block_timestamp < $2"
+            }
+        };
+        let row = self
+            .client
+            .query_one(sql, &[&day.start(), &day.end()])
+            .await
+            .map_err(|e| SinkError::db("counting a day's rows", describe(&e)))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+/// Opens one connection; its driver task runs until the client is dropped.
+pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, SinkError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| SinkError::Connect {
+        target: shown.to_string(),
+        message: describe(&e),
+    })?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!("PostgreSQL connection closed: {error}");
+        }
+    });
+    Ok(client)
+}
+
+/// tokio-postgres' Display for server errors is just "db error"; show the server's message.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,108 @@
+//! The SQLite sink: the same tables as PostgreSQL (no schemas; ledger tables
+//! prefixed `ethpipe_`), uint256 values as decimal TEXT so nothing is rounded,
+//! timestamps as fixed-width ISO-8601 TEXT so they sort and compare as text.
+//!
+//! SQLite allows one writer at a time: a day is staged in a TEMP table (which
+//! takes no lock on the main database) and swapped in with one short
+//! `BEGIN IMMEDIATE` transaction.
+
+pub mod day;
+pub mod ledger;
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ethpipe_core::{Day, Pipeline, Scope};
+use rusqlite::Connection;
+
+use crate::SinkError;
+
+pub struct SqliteDatabase {
+    path: PathBuf,
+    /// Connection for short ledger statements; loads get their own.
+    connection: Mutex<Connection>,
+}
+
+/// The text form both the writer and the queries use: `2024-03-01T00:00:00.000000Z`.
+pub fn timestamp_text(instant: DateTime<Utc>) -> String {
+    instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, SinkError> {
+    let target = format!("sqlite://{}", path.display());
+    let connection = Connection::open(path).map_err(|e| SinkError::Connect {
+        target: target.clone(),
+        message: e.to_string(),
+    })?;
+    connection
+        .busy_timeout(Duration::from_secs(60))
+        .and_then(|_| connection.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| connection.pragma_update(None, "foreign_keys", "ON"))
+        .map_err(|e| SinkError::Connect {
+            target,
+            message: e.to_string(),
+        })?;
+    Ok(connection)
+}
+
+impl SqliteDatabase {
+    pub fn open(path: &Path) -> Result<SqliteDatabase, SinkError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(SinkError::Connect {
+                    target: format!("sqlite://{}", path.display()),
+                    message: format!("the folder {} does not exist", parent.display()),
+                });
+            }
+        }
+        Ok(SqliteDatabase {
+            connection: Mutex::new(open_connection(path)?),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        self.with_connection(migrations::apply)
+    }
+
+    pub fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<day::SqliteDayWriter, SinkError> {
+        day::SqliteDayWriter::begin(open_connection(&self.path)?, pipeline, scope)
+    }
+
+    pub fn ledger<T>(
+        &self,
+        operation: impl FnOnce(&ledger::SqliteLedger<'_>) -> Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
+        self.with_connection(|c| operation(&ledger::SqliteLedger::new(c)))
+    }
+
+    pub fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        let sql = match pipeline {
+            Pipeline::TokenTransfers => {
+                "SELECT count(*) FROM token_transfers WHERE block_timestamp >= ?1 AND block_timestamp < ?2"
+            }
+            Pipeline::Tokens => "SELECT count(*) FROM tokens WHERE block_timestamp >= ?1 AND block_timestamp < ?2",
+        };
+        self.with_connection(|c| {
+            c.query_row(
+                sql,
+                [timestamp_text(day.start()), timestamp_text(day.end())],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| SinkError::db("counting a day's rows", e))
+        })
+    }
+
+    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T, SinkError>) -> Result<T, SinkError> {
+        let guard = self
+            .connection
+            .lock()
+            .map_err(|_| SinkError::Rejected("the SQLite connection is poisoned".into()))?;
+        f(&guard)
+    }
+}
