@@ -76,7 +76,11 @@ impl Database {
     }
 
     /// Opens a staging area for one (pipeline, scope); nothing is visible until commit.
-    pub async fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<DayWriter, SinkError> {
+    pub async fn begin_load(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<DayWriter, SinkError> {
         Ok(match self {
             Database::Postgres(db) => DayWriter::Postgres(db.begin_load(pipeline, scope).await?),
             Database::Sqlite(db) => DayWriter::Sqlite(db.begin_load(pipeline, scope)?),
@@ -98,8 +102,14 @@ impl Database {
         source_rows: Option<u64>,
     ) -> Result<(), SinkError> {
         match self {
-            Database::Postgres(db) => db.ledger().fail_run(run, error, rows_written, source_rows).await,
-            Database::Sqlite(db) => db.ledger(|l| l.fail_run(run, error, rows_written, source_rows)),
+            Database::Postgres(db) => {
+                db.ledger()
+                    .fail_run(run, error, rows_written, source_rows)
+                    .await
+            }
+            Database::Sqlite(db) => {
+                db.ledger(|l| l.fail_run(run, error, rows_written, source_rows))
+            }
         }
     }
 
@@ -110,14 +120,22 @@ impl Database {
         }
     }
 
-    pub async fn variable(&self, pipeline: Pipeline, name: &str) -> Result<Option<String>, SinkError> {
+    pub async fn variable(
+        &self,
+        pipeline: Pipeline,
+        name: &str,
+    ) -> Result<Option<String>, SinkError> {
         match self {
             Database::Postgres(db) => db.ledger().variable(pipeline, name).await,
             Database::Sqlite(db) => db.ledger(|l| l.variable(pipeline, name)),
         }
     }
 
-    pub async fn recent_runs(&self, pipeline: Pipeline, limit: u32) -> Result<Vec<RunRecord>, SinkError> {
+    pub async fn recent_runs(
+        &self,
+        pipeline: Pipeline,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, SinkError> {
         match self {
             Database::Postgres(db) => db.ledger().recent_runs(pipeline, limit).await,
             Database::Sqlite(db) => db.ledger(|l| l.recent_runs(pipeline, limit)),

@@ -42,7 +42,11 @@ pub fn redact(url: &str) -> String {
         Some(at) => {
             let user_info = &rest[..at];
             let user = user_info.split(':').next().unwrap_or("");
-            let masked = if user_info.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if user_info.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             format!("{}{masked}{}", &url[..scheme_end + 3], &rest[at..])
         }
         None => url.to_string(),
@@ -62,7 +66,9 @@ impl FromStr for DatabaseUrl {
             if path.is_empty() {
                 return Err(problem("expected sqlite://PATH, e.g. sqlite://ethpipe.db"));
             }
-            return Ok(DatabaseUrl::Sqlite { path: PathBuf::from(path) });
+            return Ok(DatabaseUrl::Sqlite {
+                path: PathBuf::from(path),
+            });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let config = tokio_postgres::Config::from_str(url).map_err(|e| {
@@ -71,7 +77,9 @@ impl FromStr for DatabaseUrl {
                 ))
             })?;
             if config.get_hosts().is_empty() {
-                return Err(problem("no host (expected postgres://USER@HOST[:PORT]/DATABASE)"));
+                return Err(problem(
+                    "no host (expected postgres://USER@HOST[:PORT]/DATABASE)",
+                ));
             }
             return Ok(DatabaseUrl::Postgres { config, shown });
         }
@@ -87,17 +95,30 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("postgres://bob:s3cret@db:5432/x"), "postgres://bob:***@db:5432/x");
+        assert_eq!(
+            redact("postgres://bob:s3cret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
         assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
-        let err = "postgres://bob:s3cret@db:notaport/x".parse::<DatabaseUrl>().unwrap_err();
+        let err = "postgres://bob:s3cret@db:notaport/x"
+            .parse::<DatabaseUrl>()
+            .unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
-        assert!(err.to_string().starts_with("invalid --database-url 'postgres://bob:***@db:notaport/x'"));
+        assert!(err
+            .to_string()
+            .starts_with("invalid --database-url 'postgres://bob:***@db:notaport/x'"));
     }
 
     #[test]
     fn schemes() {
-        assert!(matches!("sqlite://ethpipe.db".parse(), Ok(DatabaseUrl::Sqlite { .. })));
-        assert!(matches!("postgres://u@h/db".parse(), Ok(DatabaseUrl::Postgres { .. })));
+        assert!(matches!(
+            "sqlite://ethpipe.db".parse(),
+            Ok(DatabaseUrl::Sqlite { .. })
+        ));
+        assert!(matches!(
+            "postgres://u@h/db".parse(),
+            Ok(DatabaseUrl::Postgres { .. })
+        ));
         assert!("mysql://u@h/db".parse::<DatabaseUrl>().is_err());
         assert!("sqlite://".parse::<DatabaseUrl>().is_err());
     }

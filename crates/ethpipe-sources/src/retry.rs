@@ -25,8 +25,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Runs `operation` until it succeeds, fails with a non-transient error, or
-    /// the attempts are used up. `what` names the operation in the final error.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut operation: F) -> Result<T, SourceError>
+    /// the attempts are used up. Errors already name the operation.
+    pub async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, SourceError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SourceError>>,
@@ -37,17 +37,18 @@ impl RetryPolicy {
                 Err(SourceError::Transient(message)) if attempt < self.attempts => {
                     let delay = self.delay_before(attempt + 1);
                     tracing::warn!(
-                        "{what} failed (attempt {attempt}/{}): {message}; retrying in {delay:?}",
+                        "{message}; retrying in {delay:.1?} (attempt {attempt} of {})",
                         self.attempts
                     );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 Err(SourceError::Transient(message)) => {
-                    return Err(SourceError::Transient(format!(
-                        "{what} failed after {} attempts: {message}",
-                        self.attempts
-                    )))
+                    return Err(SourceError::Transient(if self.attempts > 1 {
+                        format!("{message} (gave up after {} attempts)", self.attempts)
+                    } else {
+                        message
+                    }))
                 }
                 other => return other,
             }
@@ -93,7 +94,7 @@ mod tests {
     async fn retries_transient_errors_then_succeeds() {
         let calls = AtomicU32::new(0);
         let result = quick()
-            .run("op", || async {
+            .run(|| async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
                     0 | 1 => Err(SourceError::Transient("503".into())),
                     _ => Ok(7),
@@ -108,7 +109,7 @@ mod tests {
     async fn gives_up_after_the_bound_and_never_retries_config_errors() {
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = quick()
-            .run("op", || async {
+            .run(|| async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(SourceError::Transient("503".into()))
             })
@@ -118,7 +119,7 @@ mod tests {
 
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = quick()
-            .run("op", || async {
+            .run(|| async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Err(SourceError::Config("403".into()))
             })

@@ -1,1 +1,78 @@
-fn main() {}
+//! The `ethpipe` binary: parses arguments and configuration, then calls into
+//! the sources, sinks and orchestrator crates. No pipeline logic lives here.
+
+mod args;
+mod commands;
+mod config;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::Cli;
+
+/// Exit codes, per the CLI contract.
+pub const EXIT_RUN_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error that ends the process with a one-line message and an exit code.
+#[derive(Debug)]
+pub struct Fatal {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Fatal {
+    pub fn usage(message: impl std::fmt::Display) -> Fatal {
+        Fatal {
+            code: EXIT_USAGE,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn run_failed(message: impl std::fmt::Display) -> Fatal {
+        Fatal {
+            code: EXIT_RUN_FAILED,
+            message: message.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return args::exit_on_clap_error(error),
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUN_FAILED);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => {
+            // One line, always: multi-line causes are folded.
+            let line = fatal.message.replace('\n', " ");
+            eprintln!("error: {line}");
+            ExitCode::from(fatal.code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ETHPIPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

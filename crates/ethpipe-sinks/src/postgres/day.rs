@@ -36,7 +36,11 @@ fn table(pipeline: Pipeline) -> (&'static str, &'static str) {
 }
 
 impl PgDayWriter {
-    pub async fn begin(client: Client, pipeline: Pipeline, scope: Scope) -> Result<Self, SinkError> {
+    pub async fn begin(
+        client: Client,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Self, SinkError> {
         let (table, columns) = table(pipeline);
         client
             .batch_execute(&format!(
@@ -46,7 +50,9 @@ impl PgDayWriter {
             .await
             .map_err(|e| SinkError::db("opening the staging table", describe(&e)))?;
         let sink = client
-            .copy_in(&format!("COPY ethpipe_staging ({columns}) FROM STDIN (FORMAT binary)"))
+            .copy_in(&format!(
+                "COPY ethpipe_staging ({columns}) FROM STDIN (FORMAT binary)"
+            ))
             .await
             .map_err(|e| SinkError::db("starting COPY", describe(&e)))?;
         let mut writer = PgDayWriter {
@@ -80,7 +86,11 @@ impl PgDayWriter {
                     copy::token(&mut self.buffer, row);
                 }
             }
-            _ => return Err(SinkError::Rejected("a batch of the wrong pipeline reached the sink".into())),
+            _ => {
+                return Err(SinkError::Rejected(
+                    "a batch of the wrong pipeline reached the sink".into(),
+                ))
+            }
         }
         self.rows += rows.len() as u64;
         let chunk = self.buffer.split().freeze();
@@ -99,12 +109,14 @@ impl PgDayWriter {
         index_in_batch: usize,
     ) -> Result<(), SinkError> {
         match bounds {
-            Some((start, end)) if timestamp < start || timestamp >= end => Err(SinkError::Rejected(format!(
-                "source row {} has block_timestamp {} outside the day being loaded ({})",
-                self.rows + index_in_batch as u64 + 1,
-                timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
-                self.scope
-            ))),
+            Some((start, end)) if timestamp < start || timestamp >= end => {
+                Err(SinkError::Rejected(format!(
+                    "source row {} has block_timestamp {} outside the day being loaded ({})",
+                    self.rows + index_in_batch as u64 + 1,
+                    timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
+                    self.scope
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -144,14 +156,20 @@ impl PgDayWriter {
         if let Some(day) = self.scope.day() {
             self.client
                 .execute(
-                    &format!("DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"),
+                    &format!(
+                        "DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"
+                    ),
                     &[&day.start(), &day.end()],
                 )
                 .await
-                .map_err(|e| SinkError::db(format!("replacing {} in {table}", self.scope), describe(&e)))?;
+                .map_err(|e| {
+                    SinkError::db(format!("replacing {} in {table}", self.scope), describe(&e))
+                })?;
         }
         let insert = match self.pipeline {
-            Pipeline::TokenTransfers => "INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging",
+            Pipeline::TokenTransfers => {
+                "INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging"
+            }
             // BigQuery's tokens table has exact duplicate rows; keep one per key.
             Pipeline::Tokens => {
                 "INSERT INTO ethereum.tokens
@@ -163,10 +181,12 @@ impl PgDayWriter {
                      block_timestamp = EXCLUDED.block_timestamp, block_hash = EXCLUDED.block_hash"
             }
         };
-        self.client
-            .execute(insert, &[])
-            .await
-            .map_err(|e| SinkError::db(format!("inserting {} into {table}", self.scope), describe(&e)))?;
+        self.client.execute(insert, &[]).await.map_err(|e| {
+            SinkError::db(
+                format!("inserting {} into {table}", self.scope),
+                describe(&e),
+            )
+        })?;
         Ok(())
     }
 }

@@ -53,7 +53,12 @@ impl<'a> PgLedger<'a> {
                 "UPDATE ethpipe.runs SET status = 'failed', error = $2, rows_written = $3,
                         source_rows = $4, finished_at = now()
                  WHERE id = $1 AND status = 'running'",
-                &[&run.0, &error, &(rows_written as i64), &source_rows.map(|n| n as i64)],
+                &[
+                    &run.0,
+                    &error,
+                    &(rows_written as i64),
+                    &source_rows.map(|n| n as i64),
+                ],
             )
             .await
             .map_err(fail("recording the run's failure"))?;
@@ -71,7 +76,11 @@ impl<'a> PgLedger<'a> {
         Ok(())
     }
 
-    pub async fn variable(&self, pipeline: Pipeline, name: &str) -> Result<Option<String>, SinkError> {
+    pub async fn variable(
+        &self,
+        pipeline: Pipeline,
+        name: &str,
+    ) -> Result<Option<String>, SinkError> {
         let row = self
             .client
             .query_opt(
@@ -83,7 +92,11 @@ impl<'a> PgLedger<'a> {
         Ok(row.map(|r| r.get(0)))
     }
 
-    pub async fn recent_runs(&self, pipeline: Pipeline, limit: u32) -> Result<Vec<RunRecord>, SinkError> {
+    pub async fn recent_runs(
+        &self,
+        pipeline: Pipeline,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, SinkError> {
         let rows = self
             .client
             .query(
@@ -137,13 +150,22 @@ fn run_record(row: &Row) -> RunRecord {
 }
 
 /// Called inside the day's transaction, so success and data commit together.
-pub(super) async fn record_success(client: &Client, commit: &Commit, rows: u64) -> Result<(), SinkError> {
+pub(super) async fn record_success(
+    client: &Client,
+    commit: &Commit,
+    rows: u64,
+) -> Result<(), SinkError> {
     let updated = client
         .execute(
             "UPDATE ethpipe.runs SET status = 'success', rows_written = $2, source_rows = $3,
                     skipped_rows = $4, finished_at = now(), error = NULL
              WHERE id = $1 AND status = 'running'",
-            &[&commit.run.0, &(rows as i64), &(commit.source_rows as i64), &(commit.skipped_rows as i64)],
+            &[
+                &commit.run.0,
+                &(rows as i64),
+                &(commit.source_rows as i64),
+                &(commit.skipped_rows as i64),
+            ],
         )
         .await
         .map_err(fail("recording the run's success"))?;
@@ -156,7 +178,12 @@ pub(super) async fn record_success(client: &Client, commit: &Commit, rows: u64) 
     Ok(())
 }
 
-pub(super) async fn set_variable(client: &Client, pipeline: Pipeline, name: &str, value: &str) -> Result<(), SinkError> {
+pub(super) async fn set_variable(
+    client: &Client,
+    pipeline: Pipeline,
+    name: &str,
+    value: &str,
+) -> Result<(), SinkError> {
     client
         .execute(
             "INSERT INTO ethpipe.variables (pipeline, name, value) VALUES ($1, $2, $3)

@@ -85,7 +85,9 @@ CREATE TABLE ethpipe.variables (
 
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
-    let fail = |what: &str, e: tokio_postgres::Error| SinkError::db(format!("migrating the schema ({what})"), describe(&e));
+    let fail = |what: &str, e: tokio_postgres::Error| {
+        SinkError::db(format!("migrating the schema ({what})"), describe(&e))
+    };
     client
         .batch_execute(&format!(
             "BEGIN;
@@ -101,7 +103,10 @@ pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
         .map_err(|e| fail("lock", e))?;
     let result = apply_locked(client).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    client.batch_execute(end).await.map_err(|e| fail("commit", e))?;
+    client
+        .batch_execute(end)
+        .await
+        .map_err(|e| fail("commit", e))?;
     result
 }
 
@@ -118,10 +123,12 @@ async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
         if applied.contains(&(*version as i32)) {
             continue;
         }
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| SinkError::db(format!("applying migration {version} ({name})"), describe(&e)))?;
+        client.batch_execute(sql).await.map_err(|e| {
+            SinkError::db(
+                format!("applying migration {version} ({name})"),
+                describe(&e),
+            )
+        })?;
         client
             .execute(
                 "INSERT INTO ethpipe.schema_migrations (version, name) VALUES ($1, $2)",

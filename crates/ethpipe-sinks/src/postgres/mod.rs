@@ -36,7 +36,11 @@ impl PgDatabase {
         migrations::apply(&self.client).await
     }
 
-    pub async fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<day::PgDayWriter, SinkError> {
+    pub async fn begin_load(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<day::PgDayWriter, SinkError> {
         let client = open_client(&self.config, &self.shown).await?;
         day::PgDayWriter::begin(client, pipeline, scope).await
     }
@@ -69,10 +73,13 @@ impl PgDatabase {
 
 /// Opens one connection; its driver task runs until the client is dropped.
 pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, SinkError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| SinkError::Connect {
-        target: shown.to_string(),
-        message: describe(&e),
-    })?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| SinkError::Connect {
+            target: shown.to_string(),
+            message: describe(&e),
+        })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!("PostgreSQL connection closed: {error}");

@@ -28,7 +28,11 @@ fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
 }
 
 impl SqliteDayWriter {
-    pub fn begin(connection: Connection, pipeline: Pipeline, scope: Scope) -> Result<Self, SinkError> {
+    pub fn begin(
+        connection: Connection,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Self, SinkError> {
         connection
             .execute_batch(&format!(
                 "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM main.{} WHERE 0",
@@ -49,14 +53,22 @@ impl SqliteDayWriter {
 
     pub fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
         let bounds = self.scope.day().map(|d| (d.start(), d.end()));
-        let tx = self.connection.transaction().map_err(fail("staging rows"))?;
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(fail("staging rows"))?;
         match (self.pipeline, rows) {
             (Pipeline::TokenTransfers, Rows::TokenTransfers(rows)) => {
                 let mut insert = tx
                     .prepare_cached("INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
                     .map_err(fail("staging rows"))?;
                 for (i, r) in rows.iter().enumerate() {
-                    check_day(bounds, r.block_timestamp, self.rows + i as u64 + 1, self.scope)?;
+                    check_day(
+                        bounds,
+                        r.block_timestamp,
+                        self.rows + i as u64 + 1,
+                        self.scope,
+                    )?;
                     insert
                         .execute(params![
                             r.token_address,
@@ -74,10 +86,17 @@ impl SqliteDayWriter {
             }
             (Pipeline::Tokens, Rows::Tokens(rows)) => {
                 let mut insert = tx
-                    .prepare_cached("INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+                    .prepare_cached(
+                        "INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
                     .map_err(fail("staging rows"))?;
                 for (i, r) in rows.iter().enumerate() {
-                    check_day(bounds, r.block_timestamp, self.rows + i as u64 + 1, self.scope)?;
+                    check_day(
+                        bounds,
+                        r.block_timestamp,
+                        self.rows + i as u64 + 1,
+                        self.scope,
+                    )?;
                     insert
                         .execute(params![
                             r.address,
@@ -92,7 +111,11 @@ impl SqliteDayWriter {
                         .map_err(fail("staging rows"))?;
                 }
             }
-            _ => return Err(SinkError::Rejected("a batch of the wrong pipeline reached the sink".into())),
+            _ => {
+                return Err(SinkError::Rejected(
+                    "a batch of the wrong pipeline reached the sink".into(),
+                ))
+            }
         }
         tx.commit().map_err(fail("staging rows"))?;
         self.rows += rows.len() as u64;
@@ -125,7 +148,9 @@ impl SqliteDayWriter {
                          block_hash = excluded.block_hash"
                     .to_string(),
             };
-            connection.execute(&insert, []).map_err(fail("inserting the day"))?;
+            connection
+                .execute(&insert, [])
+                .map_err(fail("inserting the day"))?;
             ledger::record_success(connection, &commit, self.rows)?;
             if let Some((pipeline, name, value)) = &commit.set_variable {
                 ledger::set_variable(connection, *pipeline, name, value)?;
@@ -133,7 +158,9 @@ impl SqliteDayWriter {
             Ok(())
         })();
         match swapped {
-            Ok(()) => connection.execute_batch("COMMIT").map_err(fail("committing the day")),
+            Ok(()) => connection
+                .execute_batch("COMMIT")
+                .map_err(fail("committing the day")),
             Err(e) => {
                 let _ = connection.execute_batch("ROLLBACK");
                 Err(e)
@@ -149,10 +176,12 @@ fn check_day(
     scope: Scope,
 ) -> Result<(), SinkError> {
     match bounds {
-        Some((start, end)) if timestamp < start || timestamp >= end => Err(SinkError::Rejected(format!(
-            "source row {row} has block_timestamp {} outside the day being loaded ({scope})",
-            timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
-        ))),
+        Some((start, end)) if timestamp < start || timestamp >= end => {
+            Err(SinkError::Rejected(format!(
+                "source row {row} has block_timestamp {} outside the day being loaded ({scope})",
+                timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
+            )))
+        }
         _ => Ok(()),
     }
 }

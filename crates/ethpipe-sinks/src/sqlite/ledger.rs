@@ -39,7 +39,13 @@ impl<'a> SqliteLedger<'a> {
             .map_err(fail("recording the run's start"))
     }
 
-    pub fn fail_run(&self, run: RunId, error: &str, rows_written: u64, source_rows: Option<u64>) -> Result<(), SinkError> {
+    pub fn fail_run(
+        &self,
+        run: RunId,
+        error: &str,
+        rows_written: u64,
+        source_rows: Option<u64>,
+    ) -> Result<(), SinkError> {
         self.connection
             .execute(
                 "UPDATE ethpipe_runs SET status = 'failed', error = ?2, rows_written = ?3, source_rows = ?4,
@@ -106,7 +112,8 @@ impl<'a> SqliteLedger<'a> {
                 })
             })
             .map_err(fail("reading loaded days"))?;
-        rows.collect::<Result<_, _>>().map_err(fail("reading loaded days"))
+        rows.collect::<Result<_, _>>()
+            .map_err(fail("reading loaded days"))
     }
 }
 
@@ -133,7 +140,11 @@ fn run_record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-pub(super) fn record_success(connection: &Connection, commit: &Commit, rows: u64) -> Result<(), SinkError> {
+pub(super) fn record_success(
+    connection: &Connection,
+    commit: &Commit,
+    rows: u64,
+) -> Result<(), SinkError> {
     let updated = connection
         .execute(
             "UPDATE ethpipe_runs SET status = 'success', rows_written = ?2, source_rows = ?3, skipped_rows = ?4,
@@ -151,7 +162,12 @@ pub(super) fn record_success(connection: &Connection, commit: &Commit, rows: u64
     Ok(())
 }
 
-pub(super) fn set_variable(connection: &Connection, pipeline: Pipeline, name: &str, value: &str) -> Result<(), SinkError> {
+pub(super) fn set_variable(
+    connection: &Connection,
+    pipeline: Pipeline,
+    name: &str,
+    value: &str,
+) -> Result<(), SinkError> {
     connection
         .execute(
             "INSERT INTO ethpipe_variables (pipeline, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)

@@ -69,7 +69,11 @@ impl SqliteDatabase {
         self.with_connection(migrations::apply)
     }
 
-    pub fn begin_load(&self, pipeline: Pipeline, scope: Scope) -> Result<day::SqliteDayWriter, SinkError> {
+    pub fn begin_load(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<day::SqliteDayWriter, SinkError> {
         day::SqliteDayWriter::begin(open_connection(&self.path)?, pipeline, scope)
     }
 
@@ -98,7 +102,10 @@ impl SqliteDatabase {
         })
     }
 
-    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T, SinkError>) -> Result<T, SinkError> {
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
         let guard = self
             .connection
             .lock()

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use ethpipe_core::SourceError;
-use gcp_bigquery_client::client_builder::ClientBuilder;
-use gcp_bigquery_client::yup_oauth2::ServiceAccountKey;
-use gcp_bigquery_client::Client;
+use gcp_bigquery_client::auth::Authenticator;
+use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::yup_oauth2::{
+    self, authenticator::ApplicationDefaultCredentialsTypes, ServiceAccountKey,
+};
 
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -78,17 +80,67 @@ fn parse_key(text: &str) -> Result<ServiceAccountKey, String> {
     serde_json::from_value(value).map_err(|_| "a field has the wrong type".to_string())
 }
 
+/// The OAuth scope BigQuery jobs need.
+const SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
+
+/// Access tokens for BigQuery, shared by the client crate (jobs.query) and
+/// ethpipe's own page requests; yup-oauth2 caches and refreshes them.
+#[derive(Clone)]
+pub(super) struct Tokens {
+    auth: yup_oauth2::authenticator::DefaultAuthenticator,
+}
+
+#[async_trait::async_trait]
+impl Authenticator for Tokens {
+    async fn access_token(&self) -> Result<String, BQError> {
+        self.auth
+            .token(&[SCOPE])
+            .await?
+            .token()
+            .map(str::to_string)
+            .ok_or(BQError::NoToken)
+    }
+}
+
 impl Loaded {
-    pub(super) async fn build_client(self, builder: &ClientBuilder) -> Result<Client, SourceError> {
-        let result = match self.key {
-            Some(key) => builder.build_from_service_account_key(key, false).await,
-            None => builder.build_from_application_default_credentials().await,
+    /// Builds the token source: the service-account JWT-bearer flow against the
+    /// key's own `token_uri`, or Application Default Credentials.
+    pub(super) async fn tokens(self) -> Result<Tokens, SourceError> {
+        let built = match self.key {
+            Some(key) => {
+                yup_oauth2::ServiceAccountAuthenticator::builder(key)
+                    .build()
+                    .await
+            }
+            None => application_default().await,
         };
-        result.map_err(|e| {
+        built.map(|auth| Tokens { auth }).map_err(|e| {
             SourceError::Config(format!(
-                "cannot set up BigQuery credentials: {e} (pass --credentials KEY.json, run `gcloud auth application-default login`, or use --source rpc)"
+                "cannot set up BigQuery credentials: {e} ({NO_CREDENTIALS_HINT})"
             ))
         })
+    }
+}
+
+pub(super) const NO_CREDENTIALS_HINT: &str =
+    "pass --credentials KEY.json or set GOOGLE_APPLICATION_CREDENTIALS, \
+     run `gcloud auth application-default login`, or use --source rpc --rpc-url URL";
+
+/// gcloud's user credentials file first, then the metadata server (GCE, GKE).
+async fn application_default() -> std::io::Result<yup_oauth2::authenticator::DefaultAuthenticator> {
+    let gcloud_file = std::env::var_os("HOME").map(|home| {
+        PathBuf::from(home).join(".config/gcloud/application_default_credentials.json")
+    });
+    if let Some(path) = gcloud_file.filter(|p| p.is_file()) {
+        let secret = yup_oauth2::read_authorized_user_secret(&path).await?;
+        return yup_oauth2::AuthorizedUserAuthenticator::builder(secret)
+            .build()
+            .await;
+    }
+    let options = yup_oauth2::ApplicationDefaultCredentialsFlowOpts::default();
+    match yup_oauth2::ApplicationDefaultCredentialsAuthenticator::builder(options).await {
+        ApplicationDefaultCredentialsTypes::InstanceMetadata(builder) => builder.build().await,
+        ApplicationDefaultCredentialsTypes::ServiceAccount(builder) => builder.build().await,
     }
 }
 

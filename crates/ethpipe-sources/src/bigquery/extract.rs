@@ -3,8 +3,9 @@
 //! before fetching the next (the channel's capacity bounds what is in flight).
 
 use ethpipe_core::{Day, Pipeline, Scope, SourceError, SourceEvent, SourceEventSender};
+use gcp_bigquery_client::auth::Authenticator;
+use gcp_bigquery_client::error::{BQError, ResponseError};
 use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
-use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
 use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::query_response::QueryResponse;
@@ -131,7 +132,7 @@ async fn complete_query(shared: &Shared, query: Query) -> Result<Page, SourceErr
     let request = query_request(shared, query);
     let first: Page = shared
         .retry
-        .run("BigQuery jobs.query", || {
+        .run(|| {
             let request = request.clone();
             async move {
                 shared
@@ -185,6 +186,10 @@ fn request_id() -> String {
     format!("ethpipe-{}-{nanos:x}", std::process::id())
 }
 
+/// jobs.getQueryResults, sent directly rather than through the client crate:
+/// the crate encodes its parameters with serde_urlencoded, which cannot write
+/// the nested `formatOptions.useInt64Timestamp`, and without it BigQuery sends
+/// TIMESTAMPs as float seconds. The response is still the crate's model type.
 async fn fetch_page(
     shared: &Shared,
     job: &JobHandle,
@@ -195,29 +200,77 @@ async fn fetch_page(
         "BigQuery getQueryResults (job {}, page {page_number})",
         job.id
     );
+    let url = format!(
+        "{}/projects/{}/queries/{}",
+        shared.base_url,
+        path_segment(&shared.project),
+        path_segment(&job.id)
+    );
+    let mut query: Vec<(&str, String)> = vec![
+        ("formatOptions.useInt64Timestamp", "true".into()),
+        ("maxResults", shared.page_size.to_string()),
+        ("timeoutMs", WAIT_MS.to_string()),
+    ];
+    if let Some(location) = &job.location {
+        query.push(("location", location.clone()));
+    }
+    if let Some(token) = &page_token {
+        query.push(("pageToken", token.clone()));
+    }
     shared
         .retry
-        .run(&context, || {
-            let parameters = GetQueryResultsParameters {
-                format_options: Some(int64_timestamps()),
-                location: job.location.clone(),
-                max_results: Some(shared.page_size as i32),
-                page_token: page_token.clone(),
-                start_index: None,
-                timeout_ms: Some(WAIT_MS),
-            };
-            let context = &context;
+        .run(|| {
+            let (url, query, context) = (&url, &query, &context);
             async move {
-                shared
-                    .client
-                    .job()
-                    .get_query_results(&shared.project, &job.id, parameters)
+                let token = shared
+                    .tokens
+                    .access_token()
+                    .await
+                    .map_err(|e| classify(context, e))?;
+                let response = shared
+                    .http
+                    .get(url)
+                    .query(query)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| classify(context, BQError::RequestError(e)))?;
+                if !response.status().is_success() {
+                    let status = response.status().as_u16();
+                    return Err(match response.json::<ResponseError>().await {
+                        Ok(error) => classify(context, BQError::ResponseError { error }),
+                        Err(_) => classify_status(context, status),
+                    });
+                }
+                response
+                    .json::<GetQueryResultsResponse>()
                     .await
                     .map(Page::from)
-                    .map_err(|e| classify(context, e))
+                    .map_err(|e| classify(context, BQError::RequestError(e)))
             }
         })
         .await
+}
+
+/// An error status whose body is not BigQuery's error JSON (a proxy's page, say).
+fn classify_status(context: &str, status: u16) -> SourceError {
+    let message = format!("{context}: HTTP {status}");
+    if status == 429 || status >= 500 {
+        SourceError::Transient(message)
+    } else {
+        SourceError::Config(message)
+    }
+}
+
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn parse_total(total: Option<&str>) -> Result<u64, SourceError> {

@@ -27,6 +27,8 @@ use crate::retry::RetryPolicy;
 
 pub use credentials::Credentials;
 
+const GOOGLE_V2_URL: &str = "https://bigquery.googleapis.com/bigquery/v2";
+
 /// The public dataset BigQuery's Ethereum tables live in.
 pub const DEFAULT_DATASET: &str = "bigquery-public-data.crypto_ethereum";
 
@@ -80,7 +82,12 @@ pub struct BigQuerySource {
 }
 
 struct Shared {
+    /// The client crate, for jobs.query.
     client: Client,
+    /// Direct page requests (see `extract::fetch_page` for why).
+    http: reqwest::Client,
+    tokens: credentials::Tokens,
+    base_url: String,
     project: String,
     dataset: query::Dataset,
     page_size: u32,
@@ -103,20 +110,29 @@ impl BigQuerySource {
                         .to_string(),
                 )
             })?;
+        let base_url = match &config.endpoint {
+            Some(endpoint) => v2_base_url(endpoint)?,
+            None => GOOGLE_V2_URL.to_string(),
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .build()
             .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {e}")))?;
         let mut builder = ClientBuilder::new();
-        builder.with_client(http);
-        if let Some(endpoint) = &config.endpoint {
-            builder.with_v2_base_url(v2_base_url(endpoint)?);
-        }
-        let client = loaded.build_client(&builder).await?;
+        builder.with_client(http.clone());
+        builder.with_v2_base_url(base_url.clone());
+        let tokens = loaded.tokens().await?;
+        let client = builder
+            .build_from_authenticator(Arc::new(tokens.clone()))
+            .await
+            .map_err(|e| classify("setting up the BigQuery client", e))?;
         Ok(BigQuerySource {
             shared: Arc::new(Shared {
                 client,
+                http,
+                tokens,
+                base_url,
                 project,
                 dataset,
                 page_size: config.page_size.max(1),
@@ -200,10 +216,12 @@ fn classify(context: &str, error: BQError) -> SourceError {
             SourceError::Transient(format!("{context}: {}", describe_reqwest(&e)))
         }
         BQError::AuthError(e) => SourceError::Config(format!(
-            "{context}: could not obtain a BigQuery access token: {e}"
+            "{context}: could not obtain a BigQuery access token: {e} ({})",
+            credentials::NO_CREDENTIALS_HINT
         )),
         BQError::YupAuthError(e) => SourceError::Config(format!(
-            "{context}: could not obtain a BigQuery access token: {e}"
+            "{context}: could not obtain a BigQuery access token: {e} ({})",
+            credentials::NO_CREDENTIALS_HINT
         )),
         other => SourceError::Transient(format!("{context}: {other}")),
     }

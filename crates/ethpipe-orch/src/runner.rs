@@ -1,0 +1,247 @@
+//! One run of one pipeline: the only place where a source meets a sink.
+//!
+//! The run is recorded as `running` before anything is read, and becomes
+//! `success` only inside the sink's commit transaction, after the number of
+//! rows written matched the number the source promised. Any error drops the
+//! staged rows (the previous version of the day stays) and marks the run
+//! `failed` with the reason.
+
+use std::time::Instant;
+
+use ethpipe_core::{Pipeline, Scope, Source, SourceError, SourceEvent};
+use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError};
+
+/// The variable that records that the tokens full load has committed.
+pub const TOKENS_FULL_LOAD_DONE: &str = "full_load_done";
+
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub pipeline: Pipeline,
+    pub scope: Scope,
+    pub trigger: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run: RunId,
+    pub scope: Scope,
+    pub rows: u64,
+    pub source_rows: u64,
+    pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run could not even be recorded (database unreachable or broken).
+    #[error(transparent)]
+    Ledger(SinkError),
+    /// The run started and failed; the ledger says so.
+    #[error("{pipeline} {scope} failed (run {run}): {message}")]
+    Failed {
+        run: RunId,
+        pipeline: Pipeline,
+        scope: Scope,
+        message: String,
+        /// True when retrying cannot help (credentials, bad rows, configuration).
+        permanent: bool,
+    },
+}
+
+/// Observes a run's progress (rows so far), e.g. to draw a progress bar.
+pub trait Progress: Send + Sync {
+    fn started(&self, _pipeline: Pipeline, _scope: Scope) {}
+    fn rows(&self, _total_so_far: u64) {}
+}
+
+impl Progress for () {}
+
+/// Runs one pipeline for one scope, start to finish.
+pub async fn run(
+    database: &Database,
+    source: &dyn Source,
+    request: RunRequest,
+    progress: &dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let scope = effective_scope(database, &request).await?;
+    let run = database
+        .start_run(&NewRun {
+            pipeline: request.pipeline,
+            scope,
+            trigger: request.trigger.clone(),
+            source: source.name().to_string(),
+        })
+        .await
+        .map_err(RunError::Ledger)?;
+    if scope != request.scope {
+        let note =
+            "first tokens run: loading the whole tokens table (the full load) instead of one day";
+        tracing::info!("{note}");
+        let _ = database.log(run, "info", note).await;
+    }
+    progress.started(request.pipeline, scope);
+    let started = Instant::now();
+    let mut rows_written = 0;
+    match load(
+        database,
+        source,
+        request.pipeline,
+        scope,
+        run,
+        progress,
+        &mut rows_written,
+    )
+    .await
+    {
+        Ok(source_rows) => {
+            let outcome = RunOutcome {
+                run,
+                scope,
+                rows: rows_written,
+                source_rows,
+                elapsed: started.elapsed(),
+            };
+            let _ = database
+                .log(
+                    run,
+                    "info",
+                    &format!("committed {rows_written} rows in {:.1?}", outcome.elapsed),
+                )
+                .await;
+            Ok(outcome)
+        }
+        Err(failure) => {
+            let message = failure.message();
+            let _ = database.log(run, "error", &message).await;
+            // Best effort: if the database is gone, the run stays 'running' and
+            // the error is still reported to the caller.
+            if let Err(e) = database
+                .fail_run(run, &message, rows_written, failure.source_rows)
+                .await
+            {
+                tracing::warn!("could not record run {run} as failed: {e}");
+            }
+            Err(RunError::Failed {
+                run,
+                pipeline: request.pipeline,
+                scope,
+                message,
+                permanent: failure.permanent(),
+            })
+        }
+    }
+}
+
+/// The tokens pipeline does its full load first, whatever day was asked for,
+/// until a full load has committed.
+async fn effective_scope(database: &Database, request: &RunRequest) -> Result<Scope, RunError> {
+    if request.pipeline != Pipeline::Tokens || request.scope == Scope::Full {
+        return Ok(request.scope);
+    }
+    let done = database
+        .variable(Pipeline::Tokens, TOKENS_FULL_LOAD_DONE)
+        .await
+        .map_err(RunError::Ledger)?;
+    Ok(if done.as_deref() == Some("true") {
+        request.scope
+    } else {
+        Scope::Full
+    })
+}
+
+struct Failure {
+    kind: FailureKind,
+    source_rows: Option<u64>,
+}
+
+enum FailureKind {
+    Source(SourceError),
+    Sink(SinkError),
+    Mismatch { written: u64, promised: u64 },
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match &self.kind {
+            FailureKind::Source(e) => e.to_string(),
+            FailureKind::Sink(e) => e.to_string(),
+            FailureKind::Mismatch { written, promised } => format!(
+                "the source reported {promised} rows but {written} arrived; nothing was committed"
+            ),
+        }
+    }
+
+    fn permanent(&self) -> bool {
+        matches!(
+            &self.kind,
+            FailureKind::Source(
+                SourceError::Config(_) | SourceError::BadRow(_) | SourceError::Unsupported(_)
+            ) | FailureKind::Sink(SinkError::Rejected(_))
+        )
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Self {
+        Failure {
+            kind: FailureKind::Source(e),
+            source_rows: None,
+        }
+    }
+}
+
+impl From<SinkError> for Failure {
+    fn from(e: SinkError) -> Self {
+        Failure {
+            kind: FailureKind::Sink(e),
+            source_rows: None,
+        }
+    }
+}
+
+async fn load(
+    database: &Database,
+    source: &dyn Source,
+    pipeline: Pipeline,
+    scope: Scope,
+    run: RunId,
+    progress: &dyn Progress,
+    rows_written: &mut u64,
+) -> Result<u64, Failure> {
+    let mut writer = database.begin_load(pipeline, scope).await?;
+    let mut stream = source.extract(pipeline, scope);
+    let source_rows = loop {
+        match stream.next().await? {
+            SourceEvent::Rows(rows) => {
+                writer.write(&rows).await?;
+                *rows_written = writer.rows_written();
+                progress.rows(*rows_written);
+            }
+            SourceEvent::Warning(message) => {
+                tracing::warn!("{message}");
+                database.log(run, "warn", &message).await?;
+            }
+            SourceEvent::End { source_rows } => break source_rows,
+        }
+    };
+    if source_rows != *rows_written {
+        return Err(Failure {
+            kind: FailureKind::Mismatch {
+                written: *rows_written,
+                promised: source_rows,
+            },
+            source_rows: Some(source_rows),
+        });
+    }
+    let commit = Commit {
+        run,
+        source_rows,
+        skipped_rows: 0,
+        set_variable: (pipeline == Pipeline::Tokens && scope == Scope::Full)
+            .then(|| (Pipeline::Tokens, TOKENS_FULL_LOAD_DONE, "true".to_string())),
+    };
+    writer.commit(commit).await.map_err(|e| Failure {
+        kind: FailureKind::Sink(e),
+        source_rows: Some(source_rows),
+    })?;
+    Ok(source_rows)
+}

@@ -1,0 +1,639 @@
+//! A BigQuery-compatible REST server for tests, speaking the real wire format
+//! so that ethpipe's production client is what gets exercised:
+//!
+//! - `POST /token`: the OAuth 2.0 JWT-bearer grant. The assertion's RS256
+//!   signature is checked against the test key, with `iss`, `aud` (this
+//!   endpoint) and the BigQuery `scope`.
+//! - `POST /bigquery/v2/projects/{project}/queries` (jobs.query) and
+//!   `GET /bigquery/v2/projects/{project}/queries/{jobId}` (jobs.getQueryResults)
+//!   with `maxResults`/`pageToken`, `jobComplete: false` while a job "runs",
+//!   typed rows `{"f":[{"v":…}]}` with legacy type names, TIMESTAMP as int64
+//!   microseconds when `formatOptions.useInt64Timestamp` is set and as float
+//!   seconds text otherwise, and BigQuery's error JSON.
+//!
+//! The "query engine" understands exactly the queries ethpipe sends: a table
+//! (`token_transfers`/`tokens`), an optional `@day` DATE parameter that filters
+//! on the UTC day of `block_timestamp`, and `COUNT(*)`.
+//!
+//! Faults are set per test through [`Faults`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::fixtures::{FixtureToken, FixtureTransfer};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
+
+/// Faults a test can switch on and off while the server runs.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Largest page the server returns, whatever `maxResults` asks.
+    pub page_size_cap: Option<usize>,
+    /// Abort the response body of this page (1-based) mid-stream, `times` times
+    /// (`u32::MAX` = always).
+    pub drop_connection_on_page: Option<(usize, u32)>,
+    /// Answer this page with an HTTP status (429, 500, …) `times` times.
+    pub status_on_page: Option<(usize, u16, u32)>,
+    /// `jobComplete: false` answers before a job completes.
+    pub incomplete_polls: u32,
+    /// Refuse every query with (HTTP status, reason, message).
+    pub query_error: Option<(u16, String, String)>,
+    /// Replace a transfer cell (row index, column index, value) in results.
+    pub corrupt_transfer_cell: Option<(usize, usize, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordedQuery {
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Job {
+    /// Rows as cells, already filtered; TIMESTAMP cells hold microseconds.
+    rows: Vec<Vec<Option<String>>>,
+    schema: Vec<(&'static str, &'static str)>,
+    polls_left: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    transfers: Vec<FixtureTransfer>,
+    tokens: Vec<FixtureToken>,
+    faults: Faults,
+    queries: Vec<RecordedQuery>,
+    page_requests: Vec<HashMap<String, String>>,
+    jobs: HashMap<String, Job>,
+    next_job: u64,
+    issued_tokens: Vec<String>,
+    token_exchanges: u32,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    token_url: Arc<String>,
+    client_email: Arc<String>,
+    public_key_pem: Arc<String>,
+}
+
+pub struct FakeBigQuery {
+    pub addr: SocketAddr,
+    shared: Shared,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeBigQuery {
+    /// Starts on an ephemeral port; accepts tokens signed by the test key for `client_email`.
+    pub async fn start(client_email: &str) -> anyhow::Result<FakeBigQuery> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            token_url: Arc::new(format!("http://{addr}/token")),
+            client_email: Arc::new(client_email.to_string()),
+            public_key_pem: Arc::new(crate::keys::key_pair().public_pem.clone()),
+        };
+        let app = Router::new()
+            .route("/token", post(token))
+            .route("/bigquery/v2/projects/{project}/queries", post(jobs_query))
+            .route(
+                "/bigquery/v2/projects/{project}/queries/{job_id}",
+                get(get_query_results),
+            )
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeBigQuery {
+            addr,
+            shared,
+            _server: server,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        self.shared.token_url.to_string()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.shared.inner.lock().expect("fake BigQuery state"))
+    }
+
+    pub fn set_transfers(&self, rows: Vec<FixtureTransfer>) {
+        self.with(|s| s.transfers = rows);
+    }
+
+    pub fn add_transfers(&self, rows: Vec<FixtureTransfer>) {
+        self.with(|s| s.transfers.extend(rows));
+    }
+
+    pub fn set_tokens(&self, rows: Vec<FixtureToken>) {
+        self.with(|s| s.tokens = rows);
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.with(|s| s.faults = faults);
+    }
+
+    pub fn queries(&self) -> Vec<RecordedQuery> {
+        self.with(|s| s.queries.clone())
+    }
+
+    /// Query strings of every getQueryResults call.
+    pub fn page_requests(&self) -> Vec<HashMap<String, String>> {
+        self.with(|s| s.page_requests.clone())
+    }
+
+    pub fn token_exchanges(&self) -> u32 {
+        self.with(|s| s.token_exchanges)
+    }
+}
+
+fn error(status: u16, reason: &str, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{ "message": message, "domain": "global", "reason": reason }],
+            "status": match status {
+                400 => "INVALID_ARGUMENT",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                _ => "INTERNAL",
+            }
+        }
+    });
+    (code, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    assertion: String,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    scope: String,
+    exp: i64,
+    iat: i64,
+}
+
+/// Checks an RS256 JWT the way Google's token endpoint does. Segments may
+/// carry base64 padding (yup-oauth2 sends it, Google accepts it), so the
+/// signature is verified over the segments exactly as sent.
+fn verify_assertion(assertion: &str, key: &jsonwebtoken::DecodingKey) -> Result<Claims, String> {
+    use base64::Engine;
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, payload, signature] = parts[..] else {
+        return Err("not a JWT".into());
+    };
+    let decode = |segment: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment.trim_end_matches('='))
+            .map_err(|e| format!("base64: {e}"))
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&decode(header)?).map_err(|e| e.to_string())?;
+    if header["alg"] != "RS256" {
+        return Err(format!("alg {} is not RS256", header["alg"]));
+    }
+    let signed = &assertion[..assertion.rfind('.').unwrap_or(0)];
+    let valid = jsonwebtoken::crypto::verify(
+        signature.trim_end_matches('='),
+        signed.as_bytes(),
+        key,
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .map_err(|e| e.to_string())?;
+    if !valid {
+        return Err("signature does not match the service account's key".into());
+    }
+    serde_json::from_slice(&decode(payload)?).map_err(|e| format!("claims: {e}"))
+}
+
+async fn token(State(shared): State<Shared>, Form(form): Form<TokenForm>) -> Response {
+    if form.grant_type != JWT_BEARER {
+        return oauth_error("unsupported_grant_type", "expected the JWT-bearer grant");
+    }
+    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(shared.public_key_pem.as_bytes()) else {
+        return oauth_error("server_error", "test key unreadable");
+    };
+    let claims = match verify_assertion(&form.assertion, &key) {
+        Ok(claims) => claims,
+        Err(e) => {
+            return oauth_error(
+                "invalid_grant",
+                &format!("Invalid JWT Signature or claims: {e}"),
+            )
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    if claims.iss != *shared.client_email
+        || claims.aud != *shared.token_url
+        || claims.exp < now
+        || claims.iat > now + 60
+    {
+        return oauth_error(
+            "invalid_grant",
+            "Invalid JWT: iss, aud, iat or exp is wrong",
+        );
+    }
+    if !claims.scope.split(' ').any(|s| s == BIGQUERY_SCOPE) {
+        return oauth_error("invalid_scope", "the BigQuery scope was not requested");
+    }
+    let mut inner = shared.inner.lock().expect("state");
+    inner.token_exchanges += 1;
+    let access_token = format!("ya29.test-{}", inner.token_exchanges);
+    inner.issued_tokens.push(access_token.clone());
+    Json(json!({ "access_token": access_token, "expires_in": 3599, "token_type": "Bearer" }))
+        .into_response()
+}
+
+fn oauth_error(code: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": code, "error_description": description })),
+    )
+        .into_response()
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let inner = shared.inner.lock().expect("state");
+    presented.is_some_and(|t| inner.issued_tokens.iter().any(|issued| issued == t))
+}
+
+async fn jobs_query(
+    State(shared): State<Shared>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(
+            401,
+            "authError",
+            "Request had invalid authentication credentials.",
+        );
+    }
+    let mut inner = shared.inner.lock().expect("state");
+    inner.queries.push(RecordedQuery { body: body.clone() });
+    if let Some((status, reason, message)) = inner.faults.query_error.clone() {
+        return error(status, &reason, &message);
+    }
+    // Absent useLegacySql means legacy SQL, which cannot parse `@day` or backticks.
+    if body.get("useLegacySql") != Some(&Value::Bool(false)) {
+        return error(
+            400,
+            "invalidQuery",
+            "Encountered \" \"@\" \"@ \"\" (legacy SQL)",
+        );
+    }
+    let job = match plan(&inner, &body) {
+        Ok(job) => job,
+        Err(message) => return error(400, "invalidQuery", &message),
+    };
+    inner.next_job += 1;
+    let job_id = format!("job_test_{}", inner.next_job);
+    let polls = inner.faults.incomplete_polls;
+    inner.jobs.insert(
+        job_id.clone(),
+        Job {
+            polls_left: polls,
+            ..job
+        },
+    );
+    let max_results = body
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .map(|n| n as usize);
+    let int64 = body
+        .pointer("/formatOptions/useInt64Timestamp")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    respond_page(
+        &mut inner,
+        &project,
+        &job_id,
+        None,
+        max_results,
+        int64,
+        "bigquery#queryResponse",
+    )
+}
+
+#[derive(Deserialize)]
+struct PageParams {
+    #[serde(rename = "pageToken")]
+    page_token: Option<String>,
+    #[serde(rename = "maxResults")]
+    max_results: Option<usize>,
+    #[serde(rename = "formatOptions.useInt64Timestamp")]
+    use_int64_timestamp: Option<bool>,
+}
+
+async fn get_query_results(
+    State(shared): State<Shared>,
+    Path((project, job_id)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(
+            401,
+            "authError",
+            "Request had invalid authentication credentials.",
+        );
+    }
+    let params: PageParams = match serde_json::to_value(&raw).and_then(|v| {
+        // Query strings are text; coerce the typed ones.
+        let mut v = v;
+        if let Some(n) = raw.get("maxResults").and_then(|s| s.parse::<u64>().ok()) {
+            v["maxResults"] = json!(n);
+        }
+        if let Some(b) = raw.get("formatOptions.useInt64Timestamp") {
+            v["formatOptions.useInt64Timestamp"] = json!(b == "true");
+        }
+        serde_json::from_value(v)
+    }) {
+        Ok(p) => p,
+        Err(e) => return error(400, "invalid", &format!("bad parameters: {e}")),
+    };
+    let mut inner = shared.inner.lock().expect("state");
+    inner.page_requests.push(raw);
+    if !inner.jobs.contains_key(&job_id) {
+        return error(
+            404,
+            "notFound",
+            &format!("Not found: Job {project}:{job_id}"),
+        );
+    }
+    respond_page(
+        &mut inner,
+        &project,
+        &job_id,
+        params.page_token,
+        params.max_results,
+        params.use_int64_timestamp.unwrap_or(false),
+        "bigquery#getQueryResultsResponse",
+    )
+}
+
+/// Resolves a query to its rows.
+fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
+    let sql = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let day = body
+        .get("queryParameters")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some("day"))
+        })
+        .map(|p| {
+            let kind = p.pointer("/parameterType/type").and_then(Value::as_str);
+            let value = p.pointer("/parameterValue/value").and_then(Value::as_str);
+            match (kind, value) {
+                (Some("DATE"), Some(v)) => Ok(crate::fixtures::day_start_micros(v)),
+                _ => Err("Query parameter 'day' must be a DATE".to_string()),
+            }
+        })
+        .transpose()?;
+    if sql.contains("@day") && day.is_none() {
+        return Err("Query parameter 'day' not found".into());
+    }
+    let in_day =
+        |micros: i64| day.is_none_or(|start| micros >= start && micros < start + 86_400_000_000);
+    let counting = sql.contains("COUNT(*)");
+    let (schema, rows): (Vec<(&'static str, &'static str)>, Vec<Vec<Option<String>>>) =
+        if sql.contains(".token_transfers`") {
+            let rows = inner
+                .transfers
+                .iter()
+                .filter(|t| in_day(t.block_timestamp_micros))
+                .enumerate()
+                .map(|(i, t)| {
+                    let mut cells = vec![
+                        Some(t.token_address.clone()),
+                        t.from_address.clone(),
+                        t.to_address.clone(),
+                        t.value.clone(),
+                        Some(t.transaction_hash.clone()),
+                        Some(t.log_index.to_string()),
+                        Some(t.block_timestamp_micros.to_string()),
+                        Some(t.block_number.to_string()),
+                        Some(t.block_hash.clone()),
+                    ];
+                    if let Some((row, column, value)) = &inner.faults.corrupt_transfer_cell {
+                        if *row == i {
+                            cells[*column] = value.clone();
+                        }
+                    }
+                    cells
+                })
+                .collect();
+            (
+                vec![
+                    ("token_address", "STRING"),
+                    ("from_address", "STRING"),
+                    ("to_address", "STRING"),
+                    ("value", "STRING"),
+                    ("transaction_hash", "STRING"),
+                    ("log_index", "INTEGER"),
+                    ("block_timestamp", "TIMESTAMP"),
+                    ("block_number", "INTEGER"),
+                    ("block_hash", "STRING"),
+                ],
+                rows,
+            )
+        } else if sql.contains(".tokens`") {
+            let rows = inner
+                .tokens
+                .iter()
+                .filter(|t| in_day(t.block_timestamp_micros))
+                .map(|t| {
+                    vec![
+                        Some(t.address.clone()),
+                        t.symbol.clone(),
+                        t.name.clone(),
+                        t.decimals.clone(),
+                        t.total_supply.clone(),
+                        Some(t.block_timestamp_micros.to_string()),
+                        Some(t.block_number.to_string()),
+                        Some(t.block_hash.clone()),
+                    ]
+                })
+                .collect();
+            (
+                vec![
+                    ("address", "STRING"),
+                    ("symbol", "STRING"),
+                    ("name", "STRING"),
+                    ("decimals", "STRING"),
+                    ("total_supply", "STRING"),
+                    ("block_timestamp", "TIMESTAMP"),
+                    ("block_number", "INTEGER"),
+                    ("block_hash", "STRING"),
+                ],
+                rows,
+            )
+        } else {
+            return Err(format!("Not found: Table in query: {sql}"));
+        };
+    if counting {
+        return Ok(Job {
+            rows: vec![vec![Some(rows.len().to_string())]],
+            schema: vec![("row_count", "INTEGER")],
+            polls_left: 0,
+        });
+    }
+    Ok(Job {
+        rows,
+        schema,
+        polls_left: 0,
+    })
+}
+
+fn respond_page(
+    inner: &mut Inner,
+    project: &str,
+    job_id: &str,
+    page_token: Option<String>,
+    max_results: Option<usize>,
+    int64_timestamps: bool,
+    kind: &str,
+) -> Response {
+    let job_reference = json!({ "projectId": project, "jobId": job_id, "location": "US" });
+    let Some(job) = inner.jobs.get_mut(job_id) else {
+        return error(404, "notFound", "job not found");
+    };
+    if job.polls_left > 0 {
+        job.polls_left -= 1;
+        return Json(json!({ "kind": kind, "jobReference": job_reference, "jobComplete": false }))
+            .into_response();
+    }
+    let offset: usize = match page_token
+        .as_deref()
+        .map(|t| t.strip_prefix("offset-").and_then(|n| n.parse().ok()))
+    {
+        None => 0,
+        Some(Some(n)) => n,
+        Some(None) => return error(400, "invalid", "Invalid page token"),
+    };
+    let page_size = max_results
+        .unwrap_or(100_000)
+        .min(inner.faults.page_size_cap.unwrap_or(usize::MAX))
+        .max(1);
+    let page_number = offset / page_size + 1;
+    if let Some((page, status, times)) = inner.faults.status_on_page {
+        if page == page_number && times > 0 {
+            inner.faults.status_on_page = Some((page, status, times.saturating_sub(1)));
+            return error(
+                status,
+                if status == 429 {
+                    "rateLimitExceeded"
+                } else {
+                    "backendError"
+                },
+                "injected fault",
+            );
+        }
+    }
+    let drop_now = match inner.faults.drop_connection_on_page {
+        Some((page, times)) if page == page_number && times > 0 => {
+            inner.faults.drop_connection_on_page =
+                Some((page, if times == u32::MAX { times } else { times - 1 }));
+            true
+        }
+        _ => false,
+    };
+    let job = inner.jobs.get(job_id).expect("job exists");
+    let end = (offset + page_size).min(job.rows.len());
+    let timestamp_columns: Vec<bool> = job.schema.iter().map(|(_, t)| *t == "TIMESTAMP").collect();
+    let rows: Vec<Value> = job.rows[offset.min(end)..end]
+        .iter()
+        .map(|cells| {
+            let f: Vec<Value> = cells
+                .iter()
+                .zip(&timestamp_columns)
+                .map(|(cell, is_timestamp)| match cell {
+                    None => json!({ "v": null }),
+                    Some(v) if *is_timestamp && !int64_timestamps => {
+                        json!({ "v": float_seconds(v) })
+                    }
+                    Some(v) => json!({ "v": v }),
+                })
+                .collect();
+            json!({ "f": f })
+        })
+        .collect();
+    let mut body = json!({
+        "kind": kind,
+        "etag": "\"test\"",
+        "schema": { "fields": job.schema.iter().map(|(name, kind)| json!({ "name": name, "type": kind, "mode": "NULLABLE" })).collect::<Vec<_>>() },
+        "jobReference": job_reference,
+        "totalRows": job.rows.len().to_string(),
+        "rows": rows,
+        "totalBytesProcessed": "0",
+        "jobComplete": true,
+        "cacheHit": false,
+    });
+    if end < job.rows.len() {
+        body["pageToken"] = json!(format!("offset-{end}"));
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    if drop_now {
+        // Send part of the body, then fail the stream: the connection is cut mid-response.
+        let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        let stream = futures_util::stream::iter(vec![
+            Ok::<Bytes, std::io::Error>(half),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected drop",
+            )),
+        ]);
+        return Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| error(500, "internal", "response"));
+    }
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json; charset=UTF-8")
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| error(500, "internal", "response"))
+}
+
+/// BigQuery's legacy TIMESTAMP text: seconds as a float in E-notation.
+fn float_seconds(micros: &str) -> String {
+    let seconds = micros.parse::<i64>().unwrap_or(0) as f64 / 1e6;
+    format!("{seconds:E}")
+}

@@ -1,0 +1,134 @@
+//! Command-line arguments. Every global option has an `ETHPIPE_*` variable and
+//! a key in `ethpipe.toml`; precedence is flag > env > file > default, merged in
+//! `config.rs` (options here are `Option`s so "not given" is visible).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ethpipe_core::{Day, Pipeline};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ethpipe",
+    version,
+    about = "Ethereum token data (tokens, token_transfers) into a database you own",
+    long_about = "ethpipe loads BigQuery's crypto_ethereum tokens and token_transfers tables into PostgreSQL \
+                  or SQLite, one UTC day at a time, atomically and idempotently.\n\n\
+                  Options can also be set with ETHPIPE_* environment variables or in ethpipe.toml \
+                  (flag > env > file > default)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Database to load into: postgres://USER[:PASS]@HOST[:PORT]/DB or sqlite://PATH [default: sqlite://ethpipe.db]
+    #[arg(
+        long,
+        env = "ETHPIPE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Where rows come from: bigquery or rpc [default: bigquery]
+    #[arg(long, env = "ETHPIPE_SOURCE", global = true)]
+    pub source: Option<String>,
+
+    /// Ethereum JSON-RPC endpoint (with --source rpc)
+    #[arg(long, env = "ETHPIPE_RPC_URL", global = true, hide_env_values = true)]
+    pub rpc_url: Option<String>,
+
+    /// BigQuery project billed for queries [default: the credentials' project]
+    #[arg(long, env = "ETHPIPE_BIGQUERY_PROJECT", global = true)]
+    pub bigquery_project: Option<String>,
+
+    /// Dataset holding token_transfers and tokens [default: bigquery-public-data.crypto_ethereum]
+    #[arg(long, env = "ETHPIPE_BIGQUERY_DATASET", global = true)]
+    pub bigquery_dataset: Option<String>,
+
+    /// Base URL of a BigQuery-compatible API (emulators, tests) [default: Google's]
+    #[arg(long, env = "ETHPIPE_BIGQUERY_ENDPOINT", global = true)]
+    pub bigquery_endpoint: Option<String>,
+
+    /// Service-account key file [default: Application Default Credentials]
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
+    pub credentials: Option<PathBuf>,
+
+    /// Config file [default: ./ethpipe.toml if present]
+    #[arg(long, env = "ETHPIPE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load one UTC day of a pipeline (replacing that day atomically), or the whole tokens table
+    Run(RunArgs),
+    /// Create or upgrade the database schema (also done implicitly by every command)
+    Migrate,
+    /// Show pipelines, last runs and the days loaded, with gaps
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// token_transfers or tokens
+    #[arg(value_parser = parse_pipeline)]
+    pub pipeline: Pipeline,
+
+    /// The UTC day to load, YYYY-MM-DD
+    #[arg(long, value_parser = parse_day, required_unless_present = "full", conflicts_with = "full")]
+    pub date: Option<Day>,
+
+    /// Load the whole table (tokens only; the first tokens run does this by itself)
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_pipeline(text: &str) -> Result<Pipeline, String> {
+    text.parse()
+        .map_err(|e: ethpipe_core::pipeline::UnknownPipeline| e.to_string())
+}
+
+fn parse_day(text: &str) -> Result<Day, String> {
+    text.parse()
+        .map_err(|e: ethpipe_core::DayParseError| e.to_string())
+}
+
+/// Help and version go to stdout as usual; usage errors become one line on
+/// stderr with exit code 2.
+pub fn exit_on_clap_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(crate::EXIT_USAGE)
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("error: {first} (see ethpipe --help)");
+            ExitCode::from(crate::EXIT_USAGE)
+        }
+    }
+}
