@@ -41,7 +41,7 @@ impl SinkError {
 
 /// A database ethpipe loads into.
 pub enum Database {
-    Postgres(postgres::PgDatabase),
+    Postgres(Box<postgres::PgDatabase>),
     Sqlite(sqlite::SqliteDatabase),
 }
 
@@ -59,9 +59,9 @@ impl Database {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Database, SinkError> {
         let database = match url {
-            DatabaseUrl::Postgres { config, shown } => {
-                Database::Postgres(postgres::PgDatabase::connect(config.clone(), shown).await?)
-            }
+            DatabaseUrl::Postgres { config, shown } => Database::Postgres(Box::new(
+                postgres::PgDatabase::connect((**config).clone(), shown).await?,
+            )),
             DatabaseUrl::Sqlite { path } => Database::Sqlite(sqlite::SqliteDatabase::open(path)?),
         };
         database.migrate().await?;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
     Postgres {
-        config: tokio_postgres::Config,
+        config: Box<tokio_postgres::Config>,
         /// `postgres://user@host:port/db`, password removed, for messages.
         shown: String,
     },
@@ -81,7 +81,10 @@ impl FromStr for DatabaseUrl {
                     "no host (expected postgres://USER@HOST[:PORT]/DATABASE)",
                 ));
             }
-            return Ok(DatabaseUrl::Postgres { config, shown });
+            return Ok(DatabaseUrl::Postgres {
+                config: Box::new(config),
+                shown,
+            });
         }
         Err(problem(
             "unsupported scheme; use postgres://USER@HOST/DB or sqlite://PATH",

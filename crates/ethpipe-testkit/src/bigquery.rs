@@ -59,6 +59,9 @@ pub struct RecordedQuery {
     pub body: Value,
 }
 
+type Schema = Vec<(&'static str, &'static str)>;
+type Cells = Vec<Option<String>>;
+
 #[derive(Default)]
 struct Job {
     /// Rows as cells, already filtered; TIMESTAMP cells hold microseconds.
@@ -432,81 +435,80 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     let in_day =
         |micros: i64| day.is_none_or(|start| micros >= start && micros < start + 86_400_000_000);
     let counting = sql.contains("COUNT(*)");
-    let (schema, rows): (Vec<(&'static str, &'static str)>, Vec<Vec<Option<String>>>) =
-        if sql.contains(".token_transfers`") {
-            let rows = inner
-                .transfers
-                .iter()
-                .filter(|t| in_day(t.block_timestamp_micros))
-                .enumerate()
-                .map(|(i, t)| {
-                    let mut cells = vec![
-                        Some(t.token_address.clone()),
-                        t.from_address.clone(),
-                        t.to_address.clone(),
-                        t.value.clone(),
-                        Some(t.transaction_hash.clone()),
-                        Some(t.log_index.to_string()),
-                        Some(t.block_timestamp_micros.to_string()),
-                        Some(t.block_number.to_string()),
-                        Some(t.block_hash.clone()),
-                    ];
-                    if let Some((row, column, value)) = &inner.faults.corrupt_transfer_cell {
-                        if *row == i {
-                            cells[*column] = value.clone();
-                        }
+    let (schema, rows): (Schema, Vec<Cells>) = if sql.contains(".token_transfers`") {
+        let rows = inner
+            .transfers
+            .iter()
+            .filter(|t| in_day(t.block_timestamp_micros))
+            .enumerate()
+            .map(|(i, t)| {
+                let mut cells = vec![
+                    Some(t.token_address.clone()),
+                    t.from_address.clone(),
+                    t.to_address.clone(),
+                    t.value.clone(),
+                    Some(t.transaction_hash.clone()),
+                    Some(t.log_index.to_string()),
+                    Some(t.block_timestamp_micros.to_string()),
+                    Some(t.block_number.to_string()),
+                    Some(t.block_hash.clone()),
+                ];
+                if let Some((row, column, value)) = &inner.faults.corrupt_transfer_cell {
+                    if *row == i {
+                        cells[*column] = value.clone();
                     }
-                    cells
-                })
-                .collect();
-            (
+                }
+                cells
+            })
+            .collect();
+        (
+            vec![
+                ("token_address", "STRING"),
+                ("from_address", "STRING"),
+                ("to_address", "STRING"),
+                ("value", "STRING"),
+                ("transaction_hash", "STRING"),
+                ("log_index", "INTEGER"),
+                ("block_timestamp", "TIMESTAMP"),
+                ("block_number", "INTEGER"),
+                ("block_hash", "STRING"),
+            ],
+            rows,
+        )
+    } else if sql.contains(".tokens`") {
+        let rows = inner
+            .tokens
+            .iter()
+            .filter(|t| in_day(t.block_timestamp_micros))
+            .map(|t| {
                 vec![
-                    ("token_address", "STRING"),
-                    ("from_address", "STRING"),
-                    ("to_address", "STRING"),
-                    ("value", "STRING"),
-                    ("transaction_hash", "STRING"),
-                    ("log_index", "INTEGER"),
-                    ("block_timestamp", "TIMESTAMP"),
-                    ("block_number", "INTEGER"),
-                    ("block_hash", "STRING"),
-                ],
-                rows,
-            )
-        } else if sql.contains(".tokens`") {
-            let rows = inner
-                .tokens
-                .iter()
-                .filter(|t| in_day(t.block_timestamp_micros))
-                .map(|t| {
-                    vec![
-                        Some(t.address.clone()),
-                        t.symbol.clone(),
-                        t.name.clone(),
-                        t.decimals.clone(),
-                        t.total_supply.clone(),
-                        Some(t.block_timestamp_micros.to_string()),
-                        Some(t.block_number.to_string()),
-                        Some(t.block_hash.clone()),
-                    ]
-                })
-                .collect();
-            (
-                vec![
-                    ("address", "STRING"),
-                    ("symbol", "STRING"),
-                    ("name", "STRING"),
-                    ("decimals", "STRING"),
-                    ("total_supply", "STRING"),
-                    ("block_timestamp", "TIMESTAMP"),
-                    ("block_number", "INTEGER"),
-                    ("block_hash", "STRING"),
-                ],
-                rows,
-            )
-        } else {
-            return Err(format!("Not found: Table in query: {sql}"));
-        };
+                    Some(t.address.clone()),
+                    t.symbol.clone(),
+                    t.name.clone(),
+                    t.decimals.clone(),
+                    t.total_supply.clone(),
+                    Some(t.block_timestamp_micros.to_string()),
+                    Some(t.block_number.to_string()),
+                    Some(t.block_hash.clone()),
+                ]
+            })
+            .collect();
+        (
+            vec![
+                ("address", "STRING"),
+                ("symbol", "STRING"),
+                ("name", "STRING"),
+                ("decimals", "STRING"),
+                ("total_supply", "STRING"),
+                ("block_timestamp", "TIMESTAMP"),
+                ("block_number", "INTEGER"),
+                ("block_hash", "STRING"),
+            ],
+            rows,
+        )
+    } else {
+        return Err(format!("Not found: Table in query: {sql}"));
+    };
     if counting {
         return Ok(Job {
             rows: vec![vec![Some(rows.len().to_string())]],

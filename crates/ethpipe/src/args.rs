@@ -37,7 +37,7 @@ pub struct GlobalArgs {
     pub database_url: Option<String>,
 
     /// Where rows come from: bigquery or rpc [default: bigquery]
-    #[arg(long, env = "ETHPIPE_SOURCE", global = true)]
+    #[arg(long, env = "ETHPIPE_SOURCE", global = true, hide_env_values = true)]
     pub source: Option<String>,
 
     /// Ethereum JSON-RPC endpoint (with --source rpc)
@@ -45,23 +45,43 @@ pub struct GlobalArgs {
     pub rpc_url: Option<String>,
 
     /// BigQuery project billed for queries [default: the credentials' project]
-    #[arg(long, env = "ETHPIPE_BIGQUERY_PROJECT", global = true)]
+    #[arg(
+        long,
+        env = "ETHPIPE_BIGQUERY_PROJECT",
+        global = true,
+        hide_env_values = true
+    )]
     pub bigquery_project: Option<String>,
 
     /// Dataset holding token_transfers and tokens [default: bigquery-public-data.crypto_ethereum]
-    #[arg(long, env = "ETHPIPE_BIGQUERY_DATASET", global = true)]
+    #[arg(
+        long,
+        env = "ETHPIPE_BIGQUERY_DATASET",
+        global = true,
+        hide_env_values = true
+    )]
     pub bigquery_dataset: Option<String>,
 
     /// Base URL of a BigQuery-compatible API (emulators, tests) [default: Google's]
-    #[arg(long, env = "ETHPIPE_BIGQUERY_ENDPOINT", global = true)]
+    #[arg(
+        long,
+        env = "ETHPIPE_BIGQUERY_ENDPOINT",
+        global = true,
+        hide_env_values = true
+    )]
     pub bigquery_endpoint: Option<String>,
 
     /// Service-account key file [default: Application Default Credentials]
-    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true)]
+    #[arg(
+        long,
+        env = "GOOGLE_APPLICATION_CREDENTIALS",
+        global = true,
+        hide_env_values = true
+    )]
     pub credentials: Option<PathBuf>,
 
     /// Config file [default: ./ethpipe.toml if present]
-    #[arg(long, env = "ETHPIPE_CONFIG", global = true)]
+    #[arg(long, env = "ETHPIPE_CONFIG", global = true, hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -121,12 +141,16 @@ pub fn exit_on_clap_error(error: clap::Error) -> ExitCode {
             ExitCode::from(crate::EXIT_USAGE)
         }
         _ => {
+            // clap's message may span lines ("…not provided:\n  --date <DATE>"); fold it.
             let rendered = error.render().to_string();
             let first = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
             eprintln!("error: {first} (see ethpipe --help)");
             ExitCode::from(crate::EXIT_USAGE)
         }

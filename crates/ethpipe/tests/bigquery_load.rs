@@ -332,7 +332,7 @@ async fn tokens_load_the_whole_table_first_then_one_day_per_run() {
     assert!(harness.bigquery.queries()[0]
         .body
         .get("queryParameters")
-        .map_or(true, |p| p.as_array().is_some_and(|a| a.is_empty())));
+        .is_none_or(|p| p.as_array().is_some_and(|a| a.is_empty())));
 
     // A redeployed address keeps both rows; tokens_latest has one per address.
     let redeployed = &all[0].address;

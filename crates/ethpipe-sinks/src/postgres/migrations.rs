@@ -8,7 +8,7 @@ use super::describe;
 use crate::SinkError;
 
 /// Arbitrary constant naming ethpipe's migration lock.
-const MIGRATION_LOCK: i64 = 0x6574_6870_6970_65;
+const MIGRATION_LOCK: i64 = 0x0065_7468_7069_7065;
 
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "token tables and ledger", V1)];
 

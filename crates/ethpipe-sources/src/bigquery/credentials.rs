@@ -20,6 +20,8 @@ pub enum Credentials {
 pub(super) struct Loaded {
     key: Option<ServiceAccountKey>,
     pub project_id: Option<String>,
+    /// Whether gcloud's user credentials exist (Application Default Credentials).
+    pub has_gcloud_file: bool,
 }
 
 impl Credentials {
@@ -30,6 +32,7 @@ impl Credentials {
             Credentials::ApplicationDefault => Ok(Loaded {
                 key: None,
                 project_id: std::env::var("GOOGLE_CLOUD_PROJECT").ok(),
+                has_gcloud_file: gcloud_file().is_some(),
             }),
             Credentials::KeyFile(path) => {
                 let shown = path.display();
@@ -46,6 +49,7 @@ impl Credentials {
                 Ok(Loaded {
                     project_id: key.project_id.clone(),
                     key: Some(key),
+                    has_gcloud_file: false,
                 })
             }
         }
@@ -125,6 +129,12 @@ impl Loaded {
 pub(super) const NO_CREDENTIALS_HINT: &str =
     "pass --credentials KEY.json or set GOOGLE_APPLICATION_CREDENTIALS, \
      run `gcloud auth application-default login`, or use --source rpc --rpc-url URL";
+
+fn gcloud_file() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".config/gcloud/application_default_credentials.json"))
+        .filter(|path| path.is_file())
+}
 
 /// gcloud's user credentials file first, then the metadata server (GCE, GKE).
 async fn application_default() -> std::io::Result<yup_oauth2::authenticator::DefaultAuthenticator> {

@@ -100,6 +100,16 @@ impl BigQuerySource {
     pub async fn connect(config: BigQueryConfig) -> Result<Self, SourceError> {
         let dataset = query::Dataset::parse(&config.dataset)?;
         let loaded = config.credentials.load()?;
+        let nothing_configured = matches!(config.credentials, Credentials::ApplicationDefault)
+            && !loaded.has_gcloud_file
+            && config.project.is_none()
+            && loaded.project_id.is_none();
+        if nothing_configured {
+            return Err(SourceError::Config(format!(
+                "no BigQuery credentials found: {}",
+                credentials::NO_CREDENTIALS_HINT
+            )));
+        }
         let project = config
             .project
             .clone()

@@ -1,0 +1,32 @@
+# ethpipe — build, test and run recipes. `make help` lists them.
+
+SHELL := /bin/bash
+# Build output lives outside the checkout so fresh clones (and CI) reuse it.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/ethpipe-target
+export CARGO_TARGET_DIR
+ETHPIPE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export ETHPIPE_TEST_DATABASE_URL
+
+.PHONY: help build test lint unit postgres
+
+help: ## List the recipes
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## Build the release binary ($(CARGO_TARGET_DIR)/release/ethpipe)
+	cargo build --release --locked -p ethpipe
+
+test: postgres lint unit ## Everything CI runs: PostgreSQL up, fmt, clippy, all tests
+
+postgres: ## Start (or install) the PostgreSQL server the tests use
+	@scripts/ensure-postgres.sh
+
+lint: ## rustfmt and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+unit: postgres ## The test suites (real PostgreSQL, BigQuery-compatible server)
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --locked --workspace --no-fail-fast; \
+	else \
+		cargo test --locked --workspace --no-fail-fast; \
+	fi
