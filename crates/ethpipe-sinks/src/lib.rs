@@ -39,6 +39,24 @@ impl SinkError {
     }
 }
 
+/// A source must only send rows of the day it was asked for: a row outside it
+/// would be deleted by the next load of its own day, or duplicated.
+pub(crate) fn check_in_scope(
+    scope: Scope,
+    timestamp: chrono::DateTime<chrono::Utc>,
+    row_number: u64,
+) -> Result<(), SinkError> {
+    match scope.day() {
+        Some(day) if timestamp < day.start() || timestamp >= day.end() => {
+            Err(SinkError::Rejected(format!(
+            "source row {row_number} has block_timestamp {} outside the day being loaded ({scope})",
+            timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
+        )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A database ethpipe loads into.
 pub enum Database {
     Postgres(Box<postgres::PgDatabase>),
@@ -188,5 +206,24 @@ impl DayWriter {
             DayWriter::Postgres(w) => w.commit(commit).await,
             DayWriter::Sqlite(w) => w.commit(commit),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_outside_the_day_are_rejected_naming_the_row() {
+        let day: Day = "2024-03-01".parse().unwrap();
+        let scope = Scope::Day(day);
+        assert!(check_in_scope(scope, day.start(), 1).is_ok());
+        assert!(check_in_scope(scope, day.end() - chrono::Duration::microseconds(1), 2).is_ok());
+        let err = check_in_scope(scope, day.end(), 3).unwrap_err().to_string();
+        assert!(
+            err.starts_with("source row 3 has block_timestamp 2024-03-02 00:00:00.000000 UTC"),
+            "{err}"
+        );
+        assert!(check_in_scope(Scope::Full, day.end(), 4).is_ok());
     }
 }

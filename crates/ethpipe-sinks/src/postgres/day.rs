@@ -10,14 +10,13 @@
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
-use chrono::{DateTime, Utc};
 use ethpipe_core::{Pipeline, Rows, Scope};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
 use super::describe;
-use crate::{Commit, SinkError};
+use crate::{check_in_scope, Commit, SinkError};
 
 pub struct PgDayWriter {
     client: Client,
@@ -72,17 +71,16 @@ impl PgDayWriter {
     }
 
     pub async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        let bounds = self.scope.day().map(|d| (d.start(), d.end()));
         match (self.pipeline, rows) {
             (Pipeline::TokenTransfers, Rows::TokenTransfers(rows)) => {
                 for (i, row) in rows.iter().enumerate() {
-                    self.check_day(bounds, row.block_timestamp, i)?;
+                    check_in_scope(self.scope, row.block_timestamp, self.rows + i as u64 + 1)?;
                     copy::transfer(&mut self.buffer, row);
                 }
             }
             (Pipeline::Tokens, Rows::Tokens(rows)) => {
                 for (i, row) in rows.iter().enumerate() {
-                    self.check_day(bounds, row.block_timestamp, i)?;
+                    check_in_scope(self.scope, row.block_timestamp, self.rows + i as u64 + 1)?;
                     copy::token(&mut self.buffer, row);
                 }
             }
@@ -98,27 +96,6 @@ impl PgDayWriter {
             .send(chunk)
             .await
             .map_err(|e| SinkError::db("streaming rows with COPY", describe(&e)))
-    }
-
-    /// A source must only send rows of the day it was asked for; anything else
-    /// would be deleted by the next load of its own day, or duplicated.
-    fn check_day(
-        &self,
-        bounds: Option<(DateTime<Utc>, DateTime<Utc>)>,
-        timestamp: DateTime<Utc>,
-        index_in_batch: usize,
-    ) -> Result<(), SinkError> {
-        match bounds {
-            Some((start, end)) if timestamp < start || timestamp >= end => {
-                Err(SinkError::Rejected(format!(
-                    "source row {} has block_timestamp {} outside the day being loaded ({})",
-                    self.rows + index_in_batch as u64 + 1,
-                    timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
-                    self.scope
-                )))
-            }
-            _ => Ok(()),
-        }
     }
 
     pub async fn commit(mut self, commit: Commit) -> Result<(), SinkError> {

@@ -2,12 +2,11 @@
 //! batch, then one `BEGIN IMMEDIATE` transaction replaces the day and records
 //! the run's success.
 
-use chrono::{DateTime, Utc};
 use ethpipe_core::{Pipeline, Rows, Scope};
 use rusqlite::{params, Connection};
 
 use super::{ledger, timestamp_text};
-use crate::{Commit, SinkError};
+use crate::{check_in_scope, Commit, SinkError};
 
 pub struct SqliteDayWriter {
     connection: Connection,
@@ -52,7 +51,6 @@ impl SqliteDayWriter {
     }
 
     pub fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        let bounds = self.scope.day().map(|d| (d.start(), d.end()));
         let tx = self
             .connection
             .transaction()
@@ -63,12 +61,7 @@ impl SqliteDayWriter {
                     .prepare_cached("INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
                     .map_err(fail("staging rows"))?;
                 for (i, r) in rows.iter().enumerate() {
-                    check_day(
-                        bounds,
-                        r.block_timestamp,
-                        self.rows + i as u64 + 1,
-                        self.scope,
-                    )?;
+                    check_in_scope(self.scope, r.block_timestamp, self.rows + i as u64 + 1)?;
                     insert
                         .execute(params![
                             r.token_address,
@@ -91,12 +84,7 @@ impl SqliteDayWriter {
                     )
                     .map_err(fail("staging rows"))?;
                 for (i, r) in rows.iter().enumerate() {
-                    check_day(
-                        bounds,
-                        r.block_timestamp,
-                        self.rows + i as u64 + 1,
-                        self.scope,
-                    )?;
+                    check_in_scope(self.scope, r.block_timestamp, self.rows + i as u64 + 1)?;
                     insert
                         .execute(params![
                             r.address,
@@ -166,22 +154,5 @@ impl SqliteDayWriter {
                 Err(e)
             }
         }
-    }
-}
-
-fn check_day(
-    bounds: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    timestamp: DateTime<Utc>,
-    row: u64,
-    scope: Scope,
-) -> Result<(), SinkError> {
-    match bounds {
-        Some((start, end)) if timestamp < start || timestamp >= end => {
-            Err(SinkError::Rejected(format!(
-                "source row {row} has block_timestamp {} outside the day being loaded ({scope})",
-                timestamp.format("%Y-%m-%d %H:%M:%S%.6f UTC"),
-            )))
-        }
-        _ => Ok(()),
     }
 }
