@@ -10,6 +10,7 @@
 //!   never held in memory, and ends with the row count it promised.
 
 pub mod day;
+pub mod decimal;
 pub mod pipeline;
 pub mod rows;
 pub mod source;

@@ -2,7 +2,11 @@
 //! and keeps the ledger honest.
 //!
 //! - [`runner`]: one run — ledger start, stream, reconcile counts, commit or fail.
+//! - [`models`]: SQL model blocks run after a day loads.
 
+pub mod models;
 pub mod runner;
+
+pub use models::Model;
 
 pub use runner::{run, Progress, RunError, RunOutcome, RunRequest};

@@ -9,7 +9,9 @@
 use std::time::Instant;
 
 use ethpipe_core::{Pipeline, Scope, Source, SourceError, SourceEvent};
-use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError};
+use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError, StepReport};
+
+use crate::Model;
 
 /// The variable that records that the tokens full load has committed.
 pub const TOKENS_FULL_LOAD_DONE: &str = "full_load_done";
@@ -19,6 +21,8 @@ pub struct RunRequest {
     pub pipeline: Pipeline,
     pub scope: Scope,
     pub trigger: String,
+    /// SQL models to run after the day commits (day scopes only).
+    pub models: Vec<Model>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +97,15 @@ pub async fn run(
     .await
     {
         Ok(source_rows) => {
+            if let Err(message) = run_models(database, run, scope, &request.models).await {
+                return Err(RunError::Failed {
+                    run,
+                    pipeline: request.pipeline,
+                    scope,
+                    message,
+                    permanent: true,
+                });
+            }
             let outcome = RunOutcome {
                 run,
                 scope,
@@ -239,9 +252,65 @@ async fn load(
         set_variable: (pipeline == Pipeline::Tokens && scope == Scope::Full)
             .then(|| (Pipeline::Tokens, TOKENS_FULL_LOAD_DONE, "true".to_string())),
     };
-    writer.commit(commit).await.map_err(|e| Failure {
+    let steps = writer.commit(commit).await.map_err(|e| Failure {
         kind: FailureKind::Sink(e),
         source_rows: Some(source_rows),
     })?;
+    if let Err(e) = database.record_steps(run, &steps).await {
+        tracing::warn!("could not record the steps of run {run}: {e}");
+    }
     Ok(source_rows)
+}
+
+/// Runs the models in order, each in its own transaction and recorded as a
+/// step. The first failure rolls back that model only, marks the run failed
+/// and stops; the committed day stays.
+async fn run_models(
+    database: &Database,
+    run: RunId,
+    scope: Scope,
+    models: &[Model],
+) -> Result<(), String> {
+    let Some(day) = scope.day() else {
+        if !models.is_empty() {
+            let _ = database
+                .log(
+                    run,
+                    "info",
+                    "SQL models run after day loads, not after a full load",
+                )
+                .await;
+        }
+        return Ok(());
+    };
+    for model in models {
+        let started = chrono::Utc::now();
+        let result = database.run_model(&model.statements, day).await;
+        let mut step = StepReport::since(&model.name, *result.as_ref().unwrap_or(&0), started);
+        if let Err(e) = &result {
+            step.error = Some(e.to_string());
+        }
+        if let Err(e) = database
+            .record_steps(run, std::slice::from_ref(&step))
+            .await
+        {
+            tracing::warn!("could not record model step {}: {e}", model.name);
+        }
+        if let Err(e) = result {
+            let message = format!("model {} failed: {e}", model.name);
+            let _ = database.log(run, "error", &message).await;
+            if let Err(e) = database.fail_committed_run(run, &message).await {
+                tracing::warn!("could not record run {run} as failed: {e}");
+            }
+            return Err(message);
+        }
+        let _ = database
+            .log(
+                run,
+                "info",
+                &format!("model {} affected {} rows", model.name, step.rows),
+            )
+            .await;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 //! - [`ledger`]: the run records both databases keep.
 
 pub mod ledger;
+pub mod models;
 pub mod postgres;
 pub mod sqlite;
 mod url;
@@ -61,6 +62,29 @@ pub(crate) fn check_in_scope(
 pub enum Database {
     Postgres(Box<postgres::PgDatabase>),
     Sqlite(sqlite::SqliteDatabase),
+}
+
+/// A step of a run (the load itself, the daily statistics, a SQL model) as the
+/// ledger records it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub rows: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub error: Option<String>,
+}
+
+impl StepReport {
+    pub fn since(name: &str, rows: u64, started_at: chrono::DateTime<chrono::Utc>) -> StepReport {
+        StepReport {
+            name: name.to_string(),
+            rows,
+            started_at,
+            finished_at: chrono::Utc::now(),
+            error: None,
+        }
+    }
 }
 
 /// What a committed load also records, atomically with the rows.
@@ -128,6 +152,31 @@ impl Database {
             Database::Sqlite(db) => {
                 db.ledger(|l| l.fail_run(run, error, rows_written, source_rows))
             }
+        }
+    }
+
+    /// Appends steps to a run's record, after those already there.
+    pub async fn record_steps(&self, run: RunId, steps: &[StepReport]) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().record_steps(run, steps).await,
+            Database::Sqlite(db) => db.ledger(|l| l.record_steps(run, steps)),
+        }
+    }
+
+    /// Marks a committed run failed because a later step (a SQL model) failed.
+    pub async fn fail_committed_run(&self, run: RunId, error: &str) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().fail_committed_run(run, error).await,
+            Database::Sqlite(db) => db.ledger(|l| l.fail_committed_run(run, error)),
+        }
+    }
+
+    /// Runs one SQL model (its statements, in one transaction) with `day`
+    /// bound to every parameter. Returns the rows the statements affected.
+    pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
+        match self {
+            Database::Postgres(db) => db.run_model(statements, day).await,
+            Database::Sqlite(db) => db.run_model(statements, day),
         }
     }
 
@@ -199,9 +248,10 @@ impl DayWriter {
         }
     }
 
-    /// Replaces the day (or upserts a full load) and records the run's success,
-    /// all in one transaction.
-    pub async fn commit(self, commit: Commit) -> Result<(), SinkError> {
+    /// Replaces the day (or upserts a full load), rebuilds the day's statistics
+    /// and records the run's success, all in one transaction. Returns the steps
+    /// it performed, for the ledger.
+    pub async fn commit(self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
         match self {
             DayWriter::Postgres(w) => w.commit(commit).await,
             DayWriter::Sqlite(w) => w.commit(commit),

@@ -1,7 +1,10 @@
 //! Settings: command-line flags and `ETHPIPE_*` variables (already merged by
 //! clap) over `ethpipe.toml`, over defaults.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+use ethpipe_core::Pipeline;
 
 use ethpipe_sinks::DatabaseUrl;
 use ethpipe_sources::bigquery::{BigQueryConfig, Credentials, DEFAULT_DATASET};
@@ -25,6 +28,16 @@ pub struct FileConfig {
     pub bigquery_dataset: Option<String>,
     pub bigquery_endpoint: Option<String>,
     pub credentials: Option<PathBuf>,
+    /// `[pipelines.token_transfers]`, `[pipelines.tokens]`.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFileConfig {
+    /// Folder of `.sql` model files run after each day loads (relative to the config file).
+    pub models: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +53,22 @@ pub struct Settings {
     pub source: SourceKind,
     pub rpc_url: Option<String>,
     pub bigquery: BigQueryConfig,
+    /// Model folders per pipeline, resolved against the config file's folder.
+    pub model_folders: HashMap<Pipeline, PathBuf>,
 }
 
 impl Settings {
     pub fn resolve(args: &GlobalArgs) -> Result<Settings, Fatal> {
-        let file = load_file(args.config.as_deref())?;
+        let (file, config_dir) = load_file(args.config.as_deref())?;
+        let mut model_folders = HashMap::new();
+        for (name, pipeline_config) in &file.pipelines {
+            let pipeline: Pipeline = name.parse().map_err(|e| {
+                Fatal::usage(format!("in the config file: [pipelines.{name}]: {e}"))
+            })?;
+            if let Some(folder) = &pipeline_config.models {
+                model_folders.insert(pipeline, config_dir.join(folder));
+            }
+        }
         let database_url = args
             .database_url
             .clone()
@@ -92,23 +116,30 @@ impl Settings {
             source,
             rpc_url: args.rpc_url.clone().or(file.rpc_url),
             bigquery,
+            model_folders,
         })
     }
 }
 
-fn load_file(explicit: Option<&Path>) -> Result<FileConfig, Fatal> {
+/// The parsed file and the folder relative paths in it are resolved against.
+fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, PathBuf), Fatal> {
     let path = match explicit {
         Some(path) => path.to_path_buf(),
         None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
-        None => return Ok(FileConfig::default()),
+        None => return Ok((FileConfig::default(), PathBuf::from("."))),
     };
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Fatal::usage(format!(
             "cannot read the config file {}: {e}",
             path.display()
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
+    let parsed: FileConfig = toml::from_str(&text).map_err(|e| {
         let problem = e.message().to_string();
         let line = e
             .span()
@@ -119,5 +150,6 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, Fatal> {
             "invalid config file {}{line}: {problem}",
             path.display()
         ))
-    })
+    })?;
+    Ok((parsed, dir))
 }

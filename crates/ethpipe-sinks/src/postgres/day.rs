@@ -10,13 +10,14 @@
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
+use chrono::Utc;
 use ethpipe_core::{Pipeline, Rows, Scope};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
 use super::describe;
-use crate::{check_in_scope, Commit, SinkError};
+use crate::{check_in_scope, Commit, SinkError, StepReport};
 
 pub struct PgDayWriter {
     client: Client,
@@ -98,7 +99,8 @@ impl PgDayWriter {
             .map_err(|e| SinkError::db("streaming rows with COPY", describe(&e)))
     }
 
-    pub async fn commit(mut self, commit: Commit) -> Result<(), SinkError> {
+    pub async fn commit(mut self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+        let started = Utc::now();
         copy::trailer(&mut self.buffer);
         let tail = self.buffer.split().freeze();
         self.copy
@@ -118,6 +120,8 @@ impl PgDayWriter {
             )));
         }
         self.swap_in().await?;
+        let mut steps = vec![StepReport::since("load", self.rows, started)];
+        steps.push(self.refresh_statistics().await?);
         super::ledger::record_success(&self.client, &commit, self.rows).await?;
         if let Some((pipeline, name, value)) = &commit.set_variable {
             super::ledger::set_variable(&self.client, *pipeline, name, value).await?;
@@ -125,7 +129,57 @@ impl PgDayWriter {
         self.client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| SinkError::db("committing the day", describe(&e)))
+            .map_err(|e| SinkError::db("committing the day", describe(&e)))?;
+        Ok(steps)
+    }
+
+    /// Keeps `token_daily_stats` in step with what this transaction commits:
+    /// a transfers day rebuilds that day's rows; tokens refresh the scaled
+    /// volume of the addresses they touch (their decimals may have changed).
+    async fn refresh_statistics(&self) -> Result<StepReport, SinkError> {
+        let started = Utc::now();
+        let fail =
+            |e: tokio_postgres::Error| SinkError::db("rebuilding token_daily_stats", describe(&e));
+        let rows = match (self.pipeline, self.scope.day()) {
+            (Pipeline::TokenTransfers, Some(day)) => {
+                let day = day.naive();
+                self.client
+                    .execute("DELETE FROM ethereum.token_daily_stats WHERE day = $1", &[&day])
+                    .await
+                    .map_err(fail)?;
+                self.client
+                    .execute(
+                        "INSERT INTO ethereum.token_daily_stats
+                             (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
+                         SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
+                                s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
+                         FROM (SELECT token_address, count(*) AS transfer_count,
+                                      count(DISTINCT from_address) AS unique_senders,
+                                      count(DISTINCT to_address) AS unique_receivers,
+                                      coalesce(sum(value), 0) AS volume_raw
+                               FROM ethpipe_staging GROUP BY token_address) s
+                         LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address",
+                        &[&day],
+                    )
+                    .await
+                    .map_err(fail)?
+            }
+            (Pipeline::Tokens, _) => self
+                .client
+                .execute(
+                    "UPDATE ethereum.token_daily_stats s
+                     SET volume = ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
+                     FROM ethereum.tokens_latest tk
+                     WHERE tk.address = s.token_address
+                       AND s.token_address IN (SELECT address FROM ethpipe_staging)
+                       AND s.volume IS DISTINCT FROM ethereum.scale_by_decimals(s.volume_raw, tk.decimals)",
+                    &[],
+                )
+                .await
+                .map_err(fail)?,
+            (Pipeline::TokenTransfers, None) => 0,
+        };
+        Ok(StepReport::since("token_daily_stats", rows, started))
     }
 
     async fn swap_in(&self) -> Result<(), SinkError> {

@@ -7,7 +7,7 @@ use tokio_postgres::{Client, Row};
 
 use super::describe;
 use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
-use crate::{Commit, SinkError};
+use crate::{Commit, SinkError, StepReport};
 
 pub struct PgLedger<'a> {
     client: &'a Client,
@@ -59,6 +59,40 @@ impl<'a> PgLedger<'a> {
                     &(rows_written as i64),
                     &source_rows.map(|n| n as i64),
                 ],
+            )
+            .await
+            .map_err(fail("recording the run's failure"))?;
+        Ok(())
+    }
+
+    pub async fn record_steps(&self, run: RunId, steps: &[StepReport]) -> Result<(), SinkError> {
+        for step in steps {
+            self.client
+                .execute(
+                    "INSERT INTO ethpipe.run_steps (run_id, position, name, status, rows, started_at, finished_at, error)
+                     VALUES ($1, (SELECT coalesce(max(position), 0) + 1 FROM ethpipe.run_steps WHERE run_id = $1),
+                             $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &run.0,
+                        &step.name,
+                        &if step.error.is_some() { "failed" } else { "success" },
+                        &(step.rows as i64),
+                        &step.started_at,
+                        &step.finished_at,
+                        &step.error,
+                    ],
+                )
+                .await
+                .map_err(fail("recording a run step"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn fail_committed_run(&self, run: RunId, error: &str) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "UPDATE ethpipe.runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1",
+                &[&run.0, &error],
             )
             .await
             .map_err(fail("recording the run's failure"))?;

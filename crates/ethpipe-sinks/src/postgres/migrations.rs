@@ -10,7 +10,14 @@ use crate::SinkError;
 /// Arbitrary constant naming ethpipe's migration lock.
 const MIGRATION_LOCK: i64 = 0x0065_7468_7069_7065;
 
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "token tables and ledger", V1)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "token tables and ledger", V1),
+    (
+        2,
+        "transforms: enriched transfers, daily token statistics, run steps",
+        V2,
+    ),
+];
 
 const V1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS ethereum;
@@ -80,6 +87,50 @@ CREATE TABLE ethpipe.variables (
     value      text        NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (pipeline, name)
+);
+"#;
+
+const V2: &str = r#"
+-- raw / 10^decimals, exact: multiplying by the numeric literal 1e-N keeps every
+-- digit (numeric division would round to about 16 significant digits).
+-- NULL when decimals is unknown or beyond any real token (> 255).
+CREATE FUNCTION ethereum.scale_by_decimals(raw numeric, decimals numeric) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN raw IS NULL OR decimals IS NULL OR decimals > 255 THEN NULL
+            ELSE raw * ('1e-' || decimals::text)::numeric
+        END
+    $$;
+
+CREATE VIEW ethereum.token_transfers_enriched AS
+    SELECT t.*, tk.symbol, tk.decimals,
+           ethereum.scale_by_decimals(t.value, tk.decimals) AS amount
+    FROM ethereum.token_transfers t
+    LEFT JOIN ethereum.tokens_latest tk ON tk.address = t.token_address;
+
+-- Rebuilt for a day in the transaction that loads the day's transfers.
+CREATE TABLE ethereum.token_daily_stats (
+    day              date    NOT NULL,
+    token_address    text    NOT NULL,
+    transfer_count   bigint  NOT NULL,
+    unique_senders   bigint  NOT NULL,
+    unique_receivers bigint  NOT NULL,
+    volume_raw       numeric NOT NULL,
+    volume           numeric,
+    PRIMARY KEY (day, token_address)
+);
+CREATE INDEX token_daily_stats_token_idx ON ethereum.token_daily_stats (token_address, day);
+
+CREATE TABLE ethpipe.run_steps (
+    run_id      bigint      NOT NULL REFERENCES ethpipe.runs (id) ON DELETE CASCADE,
+    position    integer     NOT NULL,
+    name        text        NOT NULL,
+    status      text        NOT NULL CHECK (status IN ('success', 'failed')),
+    rows        bigint,
+    started_at  timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL,
+    error       text,
+    PRIMARY KEY (run_id, position)
 );
 "#;
 

@@ -71,6 +71,38 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// One model, one transaction. `:day` is rewritten to `$1`, which is
+    /// declared as a `date` parameter, so the day is always bound, never
+    /// formatted into the SQL.
+    pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
+        let client = open_client(&self.config, &self.shown).await?;
+        let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let mut rows = 0;
+        for statement in statements {
+            let sql = crate::models::day_placeholder_to_dollar(statement);
+            let prepared = client
+                .prepare_typed(&sql, &[tokio_postgres::types::Type::DATE])
+                .await
+                .map_err(fail)?;
+            let day_value = day.naive();
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match prepared.params().len() {
+                0 => Vec::new(),
+                1 => vec![&day_value],
+                n => {
+                    return Err(SinkError::Rejected(format!(
+                        "a model may use only the day parameter ($1 or :day), this statement has {n} parameters"
+                    )))
+                }
+            };
+            rows += client.execute(&prepared, &params).await.map_err(fail)?;
+        }
+        client.batch_execute("COMMIT").await.map_err(fail)?;
+        Ok(rows)
+    }
+}
+
 /// Opens one connection; its driver task runs until the client is dropped.
 pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, SinkError> {
     let (client, connection) = config

@@ -5,8 +5,10 @@
 use ethpipe_core::{Pipeline, Rows, Scope};
 use rusqlite::{params, Connection};
 
-use super::{ledger, timestamp_text};
-use crate::{check_in_scope, Commit, SinkError};
+use chrono::Utc;
+
+use super::{ledger, statistics, timestamp_text};
+use crate::{check_in_scope, Commit, SinkError, StepReport};
 
 pub struct SqliteDayWriter {
     connection: Connection,
@@ -110,13 +112,15 @@ impl SqliteDayWriter {
         Ok(())
     }
 
-    pub fn commit(self, commit: Commit) -> Result<(), SinkError> {
+    pub fn commit(self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+        let started = Utc::now();
+        let mut steps = Vec::new();
         let table = table(self.pipeline);
         let connection = &self.connection;
         connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(fail("locking the database for the day's swap"))?;
-        let swapped = (|| -> Result<(), SinkError> {
+        let mut swapped = || -> Result<(), SinkError> {
             if let Some(day) = self.scope.day() {
                 connection
                     .execute(
@@ -139,16 +143,21 @@ impl SqliteDayWriter {
             connection
                 .execute(&insert, [])
                 .map_err(fail("inserting the day"))?;
+            steps.push(StepReport::since("load", self.rows, started));
+            steps.push(statistics::refresh(connection, self.pipeline, self.scope)?);
             ledger::record_success(connection, &commit, self.rows)?;
             if let Some((pipeline, name, value)) = &commit.set_variable {
                 ledger::set_variable(connection, *pipeline, name, value)?;
             }
             Ok(())
-        })();
-        match swapped {
-            Ok(()) => connection
-                .execute_batch("COMMIT")
-                .map_err(fail("committing the day")),
+        };
+        match swapped() {
+            Ok(()) => {
+                connection
+                    .execute_batch("COMMIT")
+                    .map_err(fail("committing the day"))?;
+                Ok(steps)
+            }
             Err(e) => {
                 let _ = connection.execute_batch("ROLLBACK");
                 Err(e)

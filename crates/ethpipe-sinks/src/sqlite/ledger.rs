@@ -5,7 +5,7 @@ use ethpipe_core::Pipeline;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
-use crate::{Commit, SinkError};
+use crate::{Commit, SinkError, StepReport};
 
 pub struct SqliteLedger<'a> {
     connection: &'a Connection,
@@ -52,6 +52,39 @@ impl<'a> SqliteLedger<'a> {
                         finished_at = ?5
                  WHERE id = ?1 AND status = 'running'",
                 params![run.0, error, rows_written as i64, source_rows.map(|n| n as i64), now()],
+            )
+            .map_err(fail("recording the run's failure"))?;
+        Ok(())
+    }
+
+    pub fn record_steps(&self, run: RunId, steps: &[StepReport]) -> Result<(), SinkError> {
+        let micros = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        for step in steps {
+            self.connection
+                .execute(
+                    "INSERT INTO ethpipe_run_steps (run_id, position, name, status, rows, started_at, finished_at, error)
+                     VALUES (?1, (SELECT coalesce(max(position), 0) + 1 FROM ethpipe_run_steps WHERE run_id = ?1),
+                             ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        run.0,
+                        step.name,
+                        if step.error.is_some() { "failed" } else { "success" },
+                        step.rows as i64,
+                        micros(&step.started_at),
+                        micros(&step.finished_at),
+                        step.error
+                    ],
+                )
+                .map_err(fail("recording a run step"))?;
+        }
+        Ok(())
+    }
+
+    pub fn fail_committed_run(&self, run: RunId, error: &str) -> Result<(), SinkError> {
+        self.connection
+            .execute(
+                "UPDATE ethpipe_runs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run.0, error, now()],
             )
             .map_err(fail("recording the run's failure"))?;
         Ok(())

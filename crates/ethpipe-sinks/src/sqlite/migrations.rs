@@ -4,7 +4,14 @@ use rusqlite::Connection;
 
 use crate::SinkError;
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "token tables and ledger", V1)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "token tables and ledger", V1),
+    (
+        2,
+        "transforms: enriched transfers, daily token statistics, run steps",
+        V2,
+    ),
+];
 
 const V1: &str = r#"
 CREATE TABLE token_transfers (
@@ -69,6 +76,52 @@ CREATE TABLE ethpipe_variables (
     value      TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (pipeline, name)
+);
+"#;
+
+/// SQLite has no exact wide decimal type, so `amount` is computed as text:
+/// the raw value left-padded with zeros, a point inserted `decimals` places
+/// from the right, trailing zeros trimmed. NULL when decimals is unknown or > 255.
+const V2: &str = r#"
+CREATE VIEW token_transfers_enriched AS
+    SELECT token_address, from_address, to_address, value, transaction_hash, log_index,
+           block_timestamp, block_number, block_hash, symbol, decimals,
+           CASE
+               WHEN value IS NULL OR d IS NULL OR d > 255 THEN NULL
+               WHEN d = 0 THEN value
+               ELSE rtrim(rtrim(substr(p, 1, length(p) - d) || '.' || substr(p, length(p) - d + 1), '0'), '.')
+           END AS amount
+    FROM (
+        SELECT t.*, tk.symbol, tk.decimals,
+               CAST(tk.decimals AS INTEGER) AS d,
+               substr(hex(zeroblob(CAST(tk.decimals AS INTEGER) + 1)), 1,
+                      max(0, CAST(tk.decimals AS INTEGER) + 1 - length(t.value))) || t.value AS p
+        FROM token_transfers t
+        LEFT JOIN tokens_latest tk ON tk.address = t.token_address
+    );
+
+CREATE TABLE token_daily_stats (
+    day              TEXT    NOT NULL,
+    token_address    TEXT    NOT NULL,
+    transfer_count   INTEGER NOT NULL,
+    unique_senders   INTEGER NOT NULL,
+    unique_receivers INTEGER NOT NULL,
+    volume_raw       TEXT    NOT NULL,
+    volume           TEXT,
+    PRIMARY KEY (day, token_address)
+);
+CREATE INDEX token_daily_stats_token_idx ON token_daily_stats (token_address, day);
+
+CREATE TABLE ethpipe_run_steps (
+    run_id      INTEGER NOT NULL REFERENCES ethpipe_runs (id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    name        TEXT    NOT NULL,
+    status      TEXT    NOT NULL CHECK (status IN ('success', 'failed')),
+    rows        INTEGER,
+    started_at  TEXT    NOT NULL,
+    finished_at TEXT    NOT NULL,
+    error       TEXT,
+    PRIMARY KEY (run_id, position)
 );
 "#;
 

@@ -9,6 +9,7 @@
 pub mod day;
 pub mod ledger;
 mod migrations;
+mod statistics;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -100,6 +101,26 @@ impl SqliteDatabase {
             .map(|n| n as u64)
             .map_err(|e| SinkError::db("counting a day's rows", e))
         })
+    }
+
+    /// One model, one transaction; every parameter (`:day`, `$1`, `?1`) is the day.
+    pub fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
+        let mut connection = open_connection(&self.path)?;
+        let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
+        let tx = connection.transaction().map_err(fail)?;
+        let mut rows = 0;
+        for statement in statements {
+            let mut prepared = tx.prepare(statement).map_err(fail)?;
+            let day_text = day.to_string();
+            for index in 1..=prepared.parameter_count() {
+                prepared
+                    .raw_bind_parameter(index, &day_text)
+                    .map_err(fail)?;
+            }
+            rows += prepared.raw_execute().map_err(fail)? as u64;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(rows)
     }
 
     fn with_connection<T>(

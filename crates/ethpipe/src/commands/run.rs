@@ -20,6 +20,10 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         }
         _ => return Err(Fatal::usage("give either --date YYYY-MM-DD or --full")),
     };
+    let models = match settings.model_folders.get(&args.pipeline) {
+        Some(folder) => ethpipe_orch::models::load_folder(folder).map_err(Fatal::usage)?,
+        None => Vec::new(),
+    };
     // Source first: a bad key or endpoint must fail before anything is written.
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
@@ -28,6 +32,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         pipeline: args.pipeline,
         scope,
         trigger: "manual".to_string(),
+        models,
     };
     let result = ethpipe_orch::run(&database, source.as_ref(), request, &bar).await;
     bar.finish();

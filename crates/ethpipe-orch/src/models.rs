@@ -1,0 +1,50 @@
+//! SQL model blocks: a folder of `.sql` files run in name order after a day
+//! loads, each with the day bound as a parameter (`:day` or `$1`).
+
+use std::path::{Path, PathBuf};
+
+use ethpipe_sinks::models::split_statements;
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The file name, e.g. `010_daily_volume.sql`; names the step in the ledger.
+    pub name: String,
+    pub statements: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read SQL models from {path}: {problem}")]
+pub struct ModelError {
+    path: PathBuf,
+    problem: String,
+}
+
+/// Reads every `*.sql` file of `folder`, sorted by file name.
+pub fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
+    let error = |problem: String| ModelError {
+        path: folder.to_path_buf(),
+        problem,
+    };
+    let entries = std::fs::read_dir(folder).map_err(|e| error(e.to_string()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql") && path.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| error(format!("{}: {e}", path.display())))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let statements = split_statements(&text);
+            if statements.is_empty() {
+                return Err(error(format!("{name} holds no SQL statement")));
+            }
+            Ok(Model { name, statements })
+        })
+        .collect()
+}
