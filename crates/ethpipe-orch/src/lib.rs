@@ -4,9 +4,13 @@
 //! - [`runner`]: one run — ledger start, stream, reconcile counts, commit or fail.
 //! - [`models`]: SQL model blocks run after a day loads.
 
+pub mod backfill;
+pub mod cancel;
 pub mod models;
 pub mod runner;
+pub mod verify;
 
+pub use cancel::{Cancel, CancelHandle};
 pub use models::Model;
 
 pub use runner::{run, Progress, RunError, RunOutcome, RunRequest};

@@ -11,7 +11,7 @@ use std::time::Instant;
 use ethpipe_core::{Pipeline, Scope, Source, SourceError, SourceEvent};
 use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError, StepReport};
 
-use crate::Model;
+use crate::{Cancel, Model};
 
 /// The variable that records that the tokens full load has committed.
 pub const TOKENS_FULL_LOAD_DONE: &str = "full_load_done";
@@ -39,6 +39,9 @@ pub enum RunError {
     /// The run could not even be recorded (database unreachable or broken).
     #[error(transparent)]
     Ledger(SinkError),
+    /// Another process holds the (pipeline, day) lock.
+    #[error("another ethpipe process is loading {pipeline} {scope} right now; try again when it has finished")]
+    Busy { pipeline: Pipeline, scope: Scope },
     /// The run started and failed; the ledger says so.
     #[error("{pipeline} {scope} failed (run {run}): {message}")]
     Failed {
@@ -48,6 +51,8 @@ pub enum RunError {
         message: String,
         /// True when retrying cannot help (credentials, bad rows, configuration).
         permanent: bool,
+        /// Stopped by a shutdown request, not by a fault.
+        interrupted: bool,
     },
 }
 
@@ -59,14 +64,49 @@ pub trait Progress: Send + Sync {
 
 impl Progress for () {}
 
-/// Runs one pipeline for one scope, start to finish.
+/// Runs one pipeline for one scope, start to finish, holding the
+/// (pipeline, day) lock; fails with [`RunError::Busy`] if another process has it.
 pub async fn run(
     database: &Database,
     source: &dyn Source,
     request: RunRequest,
     progress: &dyn Progress,
+    cancel: &Cancel,
 ) -> Result<RunOutcome, RunError> {
     let scope = effective_scope(database, &request).await?;
+    let lock = database
+        .lock_day(request.pipeline, scope, false)
+        .await
+        .map_err(RunError::Ledger)?;
+    let Some(_lock) = lock else {
+        return Err(RunError::Busy {
+            pipeline: request.pipeline,
+            scope,
+        });
+    };
+    run_while_locked(database, source, request, progress, cancel).await
+}
+
+/// Like [`run`], for a caller that already holds the (pipeline, day) lock.
+pub async fn run_while_locked(
+    database: &Database,
+    source: &dyn Source,
+    request: RunRequest,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<RunOutcome, RunError> {
+    let scope = effective_scope(database, &request).await?;
+    // Holding the lock, any run of this day still marked `running` is dead.
+    let abandoned = database
+        .abandon_stale_runs(request.pipeline, scope)
+        .await
+        .map_err(RunError::Ledger)?;
+    if abandoned > 0 {
+        tracing::info!(
+            "{} {scope}: closed {abandoned} abandoned run(s)",
+            request.pipeline
+        );
+    }
     let run = database
         .start_run(&NewRun {
             pipeline: request.pipeline,
@@ -85,17 +125,13 @@ pub async fn run(
     progress.started(request.pipeline, scope);
     let started = Instant::now();
     let mut rows_written = 0;
-    match load(
-        database,
-        source,
-        request.pipeline,
-        scope,
-        run,
-        progress,
-        &mut rows_written,
-    )
-    .await
-    {
+    // On shutdown the load future is dropped mid-stream: its transaction never
+    // commits and the server rolls it back.
+    let loaded = tokio::select! {
+        result = load(database, source, request.pipeline, scope, run, progress, &mut rows_written) => result,
+        () = cancel.cancelled() => Err(Failure { kind: FailureKind::Interrupted, source_rows: None }),
+    };
+    match loaded {
         Ok(source_rows) => {
             if let Err(message) = run_models(database, run, scope, &request.models).await {
                 return Err(RunError::Failed {
@@ -104,6 +140,7 @@ pub async fn run(
                     scope,
                     message,
                     permanent: true,
+                    interrupted: false,
                 });
             }
             let outcome = RunOutcome {
@@ -139,6 +176,7 @@ pub async fn run(
                 scope,
                 message,
                 permanent: failure.permanent(),
+                interrupted: matches!(failure.kind, FailureKind::Interrupted),
             })
         }
     }
@@ -170,6 +208,7 @@ enum FailureKind {
     Source(SourceError),
     Sink(SinkError),
     Mismatch { written: u64, promised: u64 },
+    Interrupted,
 }
 
 impl Failure {
@@ -180,6 +219,9 @@ impl Failure {
             FailureKind::Mismatch { written, promised } => format!(
                 "the source reported {promised} rows but {written} arrived; nothing was committed"
             ),
+            FailureKind::Interrupted => {
+                "interrupted (shutdown requested) before commit; rolled back, the previous version of the day is intact".to_string()
+            }
         }
     }
 

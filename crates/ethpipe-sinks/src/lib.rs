@@ -11,6 +11,7 @@
 //! - [`ledger`]: the run records both databases keep.
 
 pub mod ledger;
+pub mod locks;
 pub mod models;
 pub mod postgres;
 pub mod sqlite;
@@ -152,6 +153,86 @@ impl Database {
             Database::Sqlite(db) => {
                 db.ledger(|l| l.fail_run(run, error, rows_written, source_rows))
             }
+        }
+    }
+
+    /// The one-writer lock for a (pipeline, scope). With `wait` false, `None`
+    /// means another process holds it. SQLite has one lock per file.
+    pub async fn lock_day(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+        wait: bool,
+    ) -> Result<Option<locks::Lock>, SinkError> {
+        match self {
+            Database::Postgres(db) => {
+                let client = db.new_client().await?;
+                locks::pg_lock(client, &locks::day_lock_name(pipeline, scope), wait).await
+            }
+            Database::Sqlite(db) => locks::sqlite_lock(db.path(), wait),
+        }
+    }
+
+    /// The scheduler's leader lock: only its holder runs triggers.
+    pub async fn lock_leader(&self, wait: bool) -> Result<Option<locks::Lock>, SinkError> {
+        match self {
+            Database::Postgres(db) => {
+                let client = db.new_client().await?;
+                locks::pg_lock(client, "ethpipe:scheduler-leader", wait).await
+            }
+            Database::Sqlite(db) => {
+                let mut path = db.path().as_os_str().to_owned();
+                path.push(".scheduler");
+                locks::sqlite_lock(std::path::Path::new(&path), wait)
+            }
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Database::Sqlite(_))
+    }
+
+    /// Marks runs of a (pipeline, scope) still `running` as failed: their
+    /// process died. Call only while holding that day's lock.
+    pub async fn abandon_stale_runs(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<u64, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().abandon_stale_runs(pipeline, scope).await,
+            Database::Sqlite(db) => db.ledger(|l| l.abandon_stale_runs(pipeline, scope)),
+        }
+    }
+
+    /// The latest run of each day in `[from, to]` (for backfill and verify).
+    pub async fn latest_runs(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<RunRecord>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().latest_runs(pipeline, from, to).await,
+            Database::Sqlite(db) => db.ledger(|l| l.latest_runs(pipeline, from, to)),
+        }
+    }
+
+    /// Days in `[from, to]` with a successful run (of `trigger`, if given).
+    pub async fn succeeded_days(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        trigger: Option<&str>,
+    ) -> Result<Vec<Day>, SinkError> {
+        match self {
+            Database::Postgres(db) => {
+                db.ledger()
+                    .succeeded_days(pipeline, from, to, trigger)
+                    .await
+            }
+            Database::Sqlite(db) => db.ledger(|l| l.succeeded_days(pipeline, from, to, trigger)),
         }
     }
 

@@ -52,6 +52,8 @@ pub struct Faults {
     pub query_error: Option<(u16, String, String)>,
     /// Replace a transfer cell (row index, column index, value) in results.
     pub corrupt_transfer_cell: Option<(usize, usize, Option<String>)>,
+    /// Wait this long before answering each page (a slow server).
+    pub page_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -387,6 +389,10 @@ async fn get_query_results(
         Ok(p) => p,
         Err(e) => return error(400, "invalid", &format!("bad parameters: {e}")),
     };
+    let delay = shared.inner.lock().expect("state").faults.page_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut inner = shared.inner.lock().expect("state");
     inner.page_requests.push(raw);
     if !inner.jobs.contains_key(&job_id) {

@@ -51,7 +51,8 @@ impl Ethpipe {
         self
     }
 
-    pub async fn run(&self, args: &[&str]) -> Output {
+    /// The configured command, for tests that need the child (to kill it).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.binary);
         command.args(args).stdin(Stdio::null()).kill_on_drop(true);
         // Tests must not pick up the developer's own settings.
@@ -67,7 +68,15 @@ impl Ethpipe {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
-        let output = command.output().await.expect("the ethpipe binary runs");
+        command
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let output = self
+            .command(args)
+            .output()
+            .await
+            .expect("the ethpipe binary runs");
         Output {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

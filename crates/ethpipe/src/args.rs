@@ -89,6 +89,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Load one UTC day of a pipeline (replacing that day atomically), or the whole tokens table
     Run(RunArgs),
+    /// Load a range of days in order, skipping days already loaded; resumable
+    Backfill(BackfillArgs),
+    /// Reconcile the database against the source for a range of days
+    Verify(VerifyArgs),
     /// Create or upgrade the database schema (also done implicitly by every command)
     Migrate,
     /// Show pipelines, last runs and the days loaded, with gaps
@@ -108,6 +112,67 @@ pub struct RunArgs {
     /// Load the whole table (tokens only; the first tokens run does this by itself)
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// token_transfers or tokens
+    #[arg(value_parser = parse_pipeline)]
+    pub pipeline: Pipeline,
+
+    /// First UTC day, YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub from: Day,
+
+    /// Last UTC day (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub to: Day,
+
+    /// Days in flight at once (PostgreSQL only; SQLite has one writer)
+    #[arg(long, default_value_t = 1, value_parser = parse_parallel, allow_hyphen_values = true)]
+    pub parallel: usize,
+
+    /// Re-load days that already succeeded
+    #[arg(long)]
+    pub force: bool,
+
+    /// Share the range with other processes started on it (e.g. Kubernetes Job pods):
+    /// each claims the next free day
+    #[arg(long)]
+    pub worker: bool,
+
+    /// With --worker --force: an id shared by the workers, so a day re-loaded by one counts for all
+    #[arg(long, requires = "worker")]
+    pub backfill_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// token_transfers or tokens [default: token_transfers]
+    #[arg(long, value_parser = parse_pipeline, default_value = "token_transfers")]
+    pub pipeline: Pipeline,
+
+    /// First UTC day, YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub from: Day,
+
+    /// Last UTC day (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub to: Day,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_parallel(text: &str) -> Result<usize, String> {
+    match text.parse::<i64>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n as usize),
+        Ok(n) => Err(format!("--parallel must be between 1 and 64, got {n}")),
+        Err(_) => Err(format!(
+            "--parallel must be a whole number between 1 and 64, got '{text}'"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

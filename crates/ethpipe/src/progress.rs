@@ -36,3 +36,65 @@ impl Progress for RowsBar {
         self.bar.set_position(total_so_far);
     }
 }
+
+/// Backfill progress: days done of total, rows, rows/s, ETA.
+pub struct BackfillBar {
+    bar: ProgressBar,
+    rows: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
+
+impl BackfillBar {
+    pub fn new(label: String) -> BackfillBar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} days, {msg}, ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label);
+        bar.enable_steady_tick(Duration::from_millis(500));
+        BackfillBar {
+            bar,
+            rows: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn add_rows(&self, rows: u64) {
+        let total = self
+            .rows
+            .fetch_add(rows, std::sync::atomic::Ordering::Relaxed)
+            + rows;
+        let per_second = total as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar
+            .set_message(format!("{total} rows ({per_second:.0} rows/s)"));
+    }
+}
+
+impl Progress for BackfillBar {}
+
+impl ethpipe_orch::backfill::BackfillProgress for BackfillBar {
+    fn planned(&self, total: usize, _skipped: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_message("0 rows");
+    }
+
+    fn day_done(&self, _day: ethpipe_core::Day, rows: u64) {
+        self.add_rows(rows);
+        self.bar.inc(1);
+    }
+
+    fn day_failed(&self, day: ethpipe_core::Day, message: &str) {
+        self.bar.println(format!("{day} failed: {message}"));
+        self.bar.inc(1);
+    }
+
+    fn day_skipped(&self, _day: ethpipe_core::Day) {
+        self.bar.inc(1);
+    }
+}

@@ -2,7 +2,7 @@
 //! pipeline variables such as the tokens first-run flag.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use ethpipe_core::Pipeline;
+use ethpipe_core::{Day, Pipeline, Scope};
 use tokio_postgres::{Client, Row};
 
 use super::describe;
@@ -97,6 +97,64 @@ impl<'a> PgLedger<'a> {
             .await
             .map_err(fail("recording the run's failure"))?;
         Ok(())
+    }
+
+    pub async fn abandon_stale_runs(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<u64, SinkError> {
+        let day: Option<NaiveDate> = scope_day(scope).map(|d| d.naive());
+        self.client
+            .execute(
+                "UPDATE ethpipe.runs SET status = 'failed', finished_at = now(),
+                        error = 'abandoned: the process running it stopped before finishing; nothing of it was committed'
+                 WHERE pipeline = $1 AND day IS NOT DISTINCT FROM $2 AND status = 'running'",
+                &[&pipeline.name(), &day],
+            )
+            .await
+            .map_err(fail("closing abandoned runs"))
+    }
+
+    pub async fn latest_runs(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<RunRecord>, SinkError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT ON (day) id, pipeline, day::text, trigger, source, status, attempt, rows_written,
+                        source_rows, skipped_rows, started_at, finished_at, error
+                 FROM ethpipe.runs WHERE pipeline = $1 AND day BETWEEN $2 AND $3
+                 ORDER BY day, id DESC",
+                &[&pipeline.name(), &from.naive(), &to.naive()],
+            )
+            .await
+            .map_err(fail("reading runs"))?;
+        Ok(rows.iter().map(run_record).collect())
+    }
+
+    pub async fn succeeded_days(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        trigger: Option<&str>,
+    ) -> Result<Vec<Day>, SinkError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT day FROM ethpipe.runs
+                 WHERE pipeline = $1 AND day BETWEEN $2 AND $3 AND status = 'success'
+                   AND ($4::text IS NULL OR trigger = $4)
+                 ORDER BY day",
+                &[&pipeline.name(), &from.naive(), &to.naive(), &trigger],
+            )
+            .await
+            .map_err(fail("reading succeeded days"))?;
+        Ok(rows.iter().map(|r| Day::from_naive(r.get(0))).collect())
     }
 
     pub async fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {

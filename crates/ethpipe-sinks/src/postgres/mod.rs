@@ -45,6 +45,10 @@ impl PgDatabase {
         day::PgDayWriter::begin(client, pipeline, scope).await
     }
 
+    pub async fn new_client(&self) -> Result<Client, SinkError> {
+        open_client(&self.config, &self.shown).await
+    }
+
     pub fn ledger(&self) -> ledger::PgLedger<'_> {
         ledger::PgLedger::new(&self.client)
     }

@@ -1,7 +1,7 @@
 //! The run ledger in SQLite (`ethpipe_runs`, `ethpipe_run_logs`, `ethpipe_variables`).
 
 use chrono::{DateTime, Utc};
-use ethpipe_core::Pipeline;
+use ethpipe_core::{Day, Pipeline, Scope};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
@@ -88,6 +88,77 @@ impl<'a> SqliteLedger<'a> {
             )
             .map_err(fail("recording the run's failure"))?;
         Ok(())
+    }
+
+    pub fn abandon_stale_runs(&self, pipeline: Pipeline, scope: Scope) -> Result<u64, SinkError> {
+        let day = scope_day(scope).map(|d| d.to_string());
+        self.connection
+            .execute(
+                "UPDATE ethpipe_runs SET status = 'failed', finished_at = ?3,
+                        error = 'abandoned: the process running it stopped before finishing; nothing of it was committed'
+                 WHERE pipeline = ?1 AND day IS ?2 AND status = 'running'",
+                params![pipeline.name(), day, now()],
+            )
+            .map(|n| n as u64)
+            .map_err(fail("closing abandoned runs"))
+    }
+
+    pub fn latest_runs(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<RunRecord>, SinkError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT id, pipeline, day, trigger, source, status, attempt, rows_written, source_rows,
+                        skipped_rows, started_at, finished_at, error
+                 FROM ethpipe_runs r
+                 WHERE pipeline = ?1 AND day BETWEEN ?2 AND ?3
+                   AND id = (SELECT max(id) FROM ethpipe_runs s WHERE s.pipeline = r.pipeline AND s.day = r.day)
+                 ORDER BY day",
+            )
+            .map_err(fail("reading runs"))?;
+        let rows = statement
+            .query_map(
+                params![pipeline.name(), from.to_string(), to.to_string()],
+                run_record,
+            )
+            .map_err(fail("reading runs"))?;
+        rows.collect::<Result<_, _>>().map_err(fail("reading runs"))
+    }
+
+    pub fn succeeded_days(
+        &self,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        trigger: Option<&str>,
+    ) -> Result<Vec<Day>, SinkError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT DISTINCT day FROM ethpipe_runs
+                 WHERE pipeline = ?1 AND day BETWEEN ?2 AND ?3 AND status = 'success'
+                   AND (?4 IS NULL OR trigger = ?4)
+                 ORDER BY day",
+            )
+            .map_err(fail("reading succeeded days"))?;
+        let rows = statement
+            .query_map(
+                params![pipeline.name(), from.to_string(), to.to_string(), trigger],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(fail("reading succeeded days"))?;
+        let mut days = Vec::new();
+        for row in rows {
+            let text = row.map_err(fail("reading succeeded days"))?;
+            if let Ok(day) = text.parse::<Day>() {
+                days.push(day);
+            }
+        }
+        Ok(days)
     }
 
     pub fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {

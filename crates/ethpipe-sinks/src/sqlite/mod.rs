@@ -66,6 +66,10 @@ impl SqliteDatabase {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn migrate(&self) -> Result<Vec<u32>, SinkError> {
         self.with_connection(migrations::apply)
     }

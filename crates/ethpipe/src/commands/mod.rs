@@ -1,9 +1,11 @@
 //! One module per subcommand; each turns resolved settings into calls on the
 //! library crates and prints the result.
 
+mod backfill;
 mod migrate;
 mod run;
 mod status;
+mod verify;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Fatal> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Run(args) => run::run(&settings, args).await,
+        Command::Backfill(args) => backfill::backfill(&settings, args).await,
+        Command::Verify(args) => verify::verify(&settings, args).await,
         Command::Migrate => migrate::migrate(&settings).await,
         Command::Status(args) => status::status(&settings, args).await,
     }
@@ -29,6 +33,59 @@ pub async fn open_database(settings: &Settings) -> Result<Database, Fatal> {
     Database::open(&settings.database_url)
         .await
         .map_err(Fatal::usage)
+}
+
+/// Ctrl-C / SIGTERM: the first asks running work to stop (in-flight days roll
+/// back and are marked failed), the second exits at once.
+pub fn shutdown_on_signals() -> ethpipe_orch::Cancel {
+    let (handle, cancel) = ethpipe_orch::Cancel::new();
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            wait_for_signal().await;
+            count += 1;
+            if count == 1 {
+                eprintln!("stopping: in-flight days roll back (press Ctrl-C again to exit now)");
+                handle.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reads a pipeline's SQL models, if it has a folder configured.
+pub fn load_models(
+    settings: &Settings,
+    pipeline: ethpipe_core::Pipeline,
+) -> Result<Vec<ethpipe_orch::Model>, Fatal> {
+    match settings.model_folders.get(&pipeline) {
+        Some(folder) => ethpipe_orch::models::load_folder(folder).map_err(Fatal::usage),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Builds the configured source. Nothing is sent over the network yet.

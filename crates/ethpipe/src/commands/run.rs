@@ -20,10 +20,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         }
         _ => return Err(Fatal::usage("give either --date YYYY-MM-DD or --full")),
     };
-    let models = match settings.model_folders.get(&args.pipeline) {
-        Some(folder) => ethpipe_orch::models::load_folder(folder).map_err(Fatal::usage)?,
-        None => Vec::new(),
-    };
+    let models = super::load_models(settings, args.pipeline)?;
     // Source first: a bad key or endpoint must fail before anything is written.
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
@@ -34,7 +31,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         trigger: "manual".to_string(),
         models,
     };
-    let result = ethpipe_orch::run(&database, source.as_ref(), request, &bar).await;
+    let cancel = super::shutdown_on_signals();
+    let result = ethpipe_orch::run(&database, source.as_ref(), request, &bar, &cancel).await;
     bar.finish();
     match result {
         Ok(outcome) => {
