@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod cancel;
 pub mod models;
 pub mod runner;
+pub mod scheduler;
 pub mod verify;
 
 pub use cancel::{Cancel, CancelHandle};

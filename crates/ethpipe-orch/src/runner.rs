@@ -129,7 +129,10 @@ pub async fn run_while_locked(
     // commits and the server rolls it back.
     let loaded = tokio::select! {
         result = load(database, source, request.pipeline, scope, run, progress, &mut rows_written) => result,
-        () = cancel.cancelled() => Err(Failure { kind: FailureKind::Interrupted, source_rows: None }),
+        () = cancel.cancelled() => Err(Failure {
+            kind: FailureKind::Interrupted(cancel.reason().unwrap_or_else(|| "stop requested".into())),
+            source_rows: None,
+        }),
     };
     match loaded {
         Ok(source_rows) => {
@@ -176,7 +179,7 @@ pub async fn run_while_locked(
                 scope,
                 message,
                 permanent: failure.permanent(),
-                interrupted: matches!(failure.kind, FailureKind::Interrupted),
+                interrupted: matches!(failure.kind, FailureKind::Interrupted(_)),
             })
         }
     }
@@ -208,7 +211,7 @@ enum FailureKind {
     Source(SourceError),
     Sink(SinkError),
     Mismatch { written: u64, promised: u64 },
-    Interrupted,
+    Interrupted(String),
 }
 
 impl Failure {
@@ -219,9 +222,9 @@ impl Failure {
             FailureKind::Mismatch { written, promised } => format!(
                 "the source reported {promised} rows but {written} arrived; nothing was committed"
             ),
-            FailureKind::Interrupted => {
-                "interrupted (shutdown requested) before commit; rolled back, the previous version of the day is intact".to_string()
-            }
+            FailureKind::Interrupted(reason) => format!(
+                "interrupted ({reason}) before commit; rolled back, the previous version of the day is intact"
+            ),
         }
     }
 

@@ -15,12 +15,14 @@ pub mod locks;
 pub mod models;
 pub mod postgres;
 pub mod sqlite;
+pub mod triggers;
 mod url;
 
 use ethpipe_core::{Day, Pipeline, Rows, Scope};
 
 pub use crate::url::{DatabaseUrl, UrlError};
 pub use ledger::{DayLoaded, NewRun, RunId, RunRecord, RunStatus};
+pub use triggers::{TriggerDef, TriggerState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -233,6 +235,54 @@ impl Database {
                     .await
             }
             Database::Sqlite(db) => db.ledger(|l| l.succeeded_days(pipeline, from, to, trigger)),
+        }
+    }
+
+    /// Creates or updates triggers from the config file. A trigger's `active`
+    /// toggle is kept unless the file's own value changed since the last sync.
+    pub async fn sync_triggers(&self, defs: &[TriggerDef]) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().sync_triggers(defs).await,
+            Database::Sqlite(db) => db.ledger(|l| l.sync_triggers(defs)),
+        }
+    }
+
+    pub async fn triggers(&self) -> Result<Vec<TriggerState>, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().triggers().await,
+            Database::Sqlite(db) => db.ledger(|l| l.triggers()),
+        }
+    }
+
+    /// Turns a trigger on or off; false when no such trigger exists.
+    pub async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().set_trigger_active(name, active).await,
+            Database::Sqlite(db) => db.ledger(|l| l.set_trigger_active(name, active)),
+        }
+    }
+
+    pub async fn set_last_slot(
+        &self,
+        name: &str,
+        slot: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().set_last_slot(name, slot).await,
+            Database::Sqlite(db) => db.ledger(|l| l.set_last_slot(name, slot)),
+        }
+    }
+
+    /// Records that `name` fires for `slot`; false if that slot already fired.
+    pub async fn claim_fire(
+        &self,
+        name: &str,
+        slot: chrono::DateTime<chrono::Utc>,
+        day: Day,
+    ) -> Result<bool, SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().claim_fire(name, slot, day).await,
+            Database::Sqlite(db) => db.ledger(|l| l.claim_fire(name, slot, day)),
         }
     }
 

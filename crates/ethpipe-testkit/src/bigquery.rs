@@ -54,6 +54,8 @@ pub struct Faults {
     pub corrupt_transfer_cell: Option<(usize, usize, Option<String>)>,
     /// Wait this long before answering each page (a slow server).
     pub page_delay: Option<std::time::Duration>,
+    /// Refuse queries on this table (`token_transfers`, `tokens`) with this HTTP status.
+    pub fail_table: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +312,15 @@ async fn jobs_query(
     inner.queries.push(RecordedQuery { body: body.clone() });
     if let Some((status, reason, message)) = inner.faults.query_error.clone() {
         return error(status, &reason, &message);
+    }
+    if let Some((table, status)) = inner.faults.fail_table.clone() {
+        let sql = body
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if sql.contains(&format!(".{table}`")) {
+            return error(status, "backendError", "injected table fault");
+        }
     }
     // Absent useLegacySql means legacy SQL, which cannot parse `@day` or backticks.
     if body.get("useLegacySql") != Some(&Value::Bool(false)) {

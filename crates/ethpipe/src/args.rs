@@ -93,6 +93,10 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Reconcile the database against the source for a range of days
     Verify(VerifyArgs),
+    /// Run the scheduler: due triggers, catch-up after downtime, retries (Ctrl-C/SIGTERM stops it)
+    Serve(ServeArgs),
+    /// List triggers, or turn one on or off (the toggle is stored in the database)
+    Trigger(TriggerArgs),
     /// Create or upgrade the database schema (also done implicitly by every command)
     Migrate,
     /// Show pipelines, last runs and the days loaded, with gaps
@@ -163,6 +167,34 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for the dashboard and API (served by later versions; the scheduler needs none)
+    #[arg(
+        long,
+        env = "ETHPIPE_BIND",
+        default_value = "127.0.0.1:6789",
+        hide_env_values = true
+    )]
+    pub bind: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    #[command(subcommand)]
+    pub action: TriggerAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerAction {
+    /// Show every trigger with its state and next run
+    List,
+    /// Turn a trigger on (it starts from now; the time it was off is not caught up)
+    Enable { name: String },
+    /// Turn a trigger off
+    Disable { name: String },
 }
 
 fn parse_parallel(text: &str) -> Result<usize, String> {

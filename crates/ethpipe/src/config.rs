@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ethpipe_core::Pipeline;
 
-use ethpipe_sinks::DatabaseUrl;
+use ethpipe_sinks::{DatabaseUrl, TriggerDef};
 use ethpipe_sources::bigquery::{BigQueryConfig, Credentials, DEFAULT_DATASET};
 use serde::Deserialize;
 
@@ -31,6 +31,48 @@ pub struct FileConfig {
     /// `[pipelines.token_transfers]`, `[pipelines.tokens]`.
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineFileConfig>,
+    /// `[[triggers]]`: schedules for `ethpipe serve`.
+    #[serde(default)]
+    pub triggers: Vec<TriggerFileConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerFileConfig {
+    pub name: String,
+    pub pipeline: String,
+    /// Cron (5 fields, or 6 with seconds first) or @hourly/@daily/…, UTC.
+    pub schedule: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default = "defaults::day_offset")]
+    pub day_offset: i32,
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: i32,
+    #[serde(default = "defaults::backoff_seconds")]
+    pub backoff_seconds: i32,
+    #[serde(default = "defaults::timeout_seconds")]
+    pub timeout_seconds: i32,
+    #[serde(default = "defaults::catchup_days")]
+    pub catchup_days: i32,
+}
+
+mod defaults {
+    pub fn day_offset() -> i32 {
+        1
+    }
+    pub fn max_attempts() -> i32 {
+        3
+    }
+    pub fn backoff_seconds() -> i32 {
+        60
+    }
+    pub fn timeout_seconds() -> i32 {
+        3600
+    }
+    pub fn catchup_days() -> i32 {
+        3
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +97,7 @@ pub struct Settings {
     pub bigquery: BigQueryConfig,
     /// Model folders per pipeline, resolved against the config file's folder.
     pub model_folders: HashMap<Pipeline, PathBuf>,
+    pub triggers: Vec<TriggerDef>,
 }
 
 impl Settings {
@@ -84,6 +127,18 @@ impl Settings {
                 )))
             }
         };
+        let triggers = file
+            .triggers
+            .iter()
+            .map(trigger_def)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(duplicate) = triggers.iter().find(|t| !names.insert(t.name.clone())) {
+            return Err(Fatal::usage(format!(
+                "in the config file: two triggers are named '{}'; names must be unique",
+                duplicate.name
+            )));
+        }
         let credentials = match args.credentials.clone().or(file.credentials) {
             Some(path) => Credentials::KeyFile(path),
             None => Credentials::ApplicationDefault,
@@ -117,8 +172,41 @@ impl Settings {
             rpc_url: args.rpc_url.clone().or(file.rpc_url),
             bigquery,
             model_folders,
+            triggers,
         })
     }
+}
+
+fn trigger_def(t: &TriggerFileConfig) -> Result<TriggerDef, Fatal> {
+    let problem =
+        |what: String| Fatal::usage(format!("in the config file: trigger '{}': {what}", t.name));
+    let pipeline: Pipeline = t
+        .pipeline
+        .parse()
+        .map_err(|e: ethpipe_core::pipeline::UnknownPipeline| problem(e.to_string()))?;
+    ethpipe_orch::scheduler::parse_schedule(&t.schedule).map_err(problem)?;
+    let checks = [
+        (t.name.trim().is_empty(), "name is empty"),
+        (t.day_offset < 0, "day_offset must be 0 or more"),
+        (t.max_attempts < 1, "max_attempts must be 1 or more"),
+        (t.backoff_seconds < 0, "backoff_seconds must be 0 or more"),
+        (t.timeout_seconds < 1, "timeout_seconds must be 1 or more"),
+        (t.catchup_days < 0, "catchup_days must be 0 or more"),
+    ];
+    if let Some((_, what)) = checks.iter().find(|(bad, _)| *bad) {
+        return Err(problem(what.to_string()));
+    }
+    Ok(TriggerDef {
+        name: t.name.clone(),
+        pipeline: pipeline.name().to_string(),
+        schedule: t.schedule.clone(),
+        active: t.active,
+        day_offset: t.day_offset,
+        max_attempts: t.max_attempts,
+        backoff_seconds: t.backoff_seconds,
+        timeout_seconds: t.timeout_seconds,
+        catchup_days: t.catchup_days,
+    })
 }
 
 /// The parsed file and the folder relative paths in it are resolved against.

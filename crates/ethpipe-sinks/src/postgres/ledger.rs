@@ -7,7 +7,7 @@ use tokio_postgres::{Client, Row};
 
 use super::describe;
 use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
-use crate::{Commit, SinkError, StepReport};
+use crate::{Commit, SinkError, StepReport, TriggerDef, TriggerState};
 
 pub struct PgLedger<'a> {
     client: &'a Client,
@@ -155,6 +155,106 @@ impl<'a> PgLedger<'a> {
             .await
             .map_err(fail("reading succeeded days"))?;
         Ok(rows.iter().map(|r| Day::from_naive(r.get(0))).collect())
+    }
+
+    pub async fn sync_triggers(&self, defs: &[TriggerDef]) -> Result<(), SinkError> {
+        for d in defs {
+            self.client
+                .execute(
+                    "INSERT INTO ethpipe.triggers (name, pipeline, schedule, active, config_active, day_offset,
+                                                   max_attempts, backoff_seconds, timeout_seconds, catchup_days)
+                     VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (name) DO UPDATE SET
+                         pipeline = EXCLUDED.pipeline, schedule = EXCLUDED.schedule,
+                         active = CASE WHEN ethpipe.triggers.config_active = EXCLUDED.config_active
+                                       THEN ethpipe.triggers.active ELSE EXCLUDED.active END,
+                         config_active = EXCLUDED.config_active, day_offset = EXCLUDED.day_offset,
+                         max_attempts = EXCLUDED.max_attempts, backoff_seconds = EXCLUDED.backoff_seconds,
+                         timeout_seconds = EXCLUDED.timeout_seconds, catchup_days = EXCLUDED.catchup_days,
+                         updated_at = now()",
+                    &[
+                        &d.name, &d.pipeline, &d.schedule, &d.active, &d.day_offset,
+                        &d.max_attempts, &d.backoff_seconds, &d.timeout_seconds, &d.catchup_days,
+                    ],
+                )
+                .await
+                .map_err(fail("saving a trigger"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn triggers(&self) -> Result<Vec<TriggerState>, SinkError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT name, pipeline, schedule, active, day_offset, max_attempts, backoff_seconds,
+                        timeout_seconds, catchup_days, last_slot
+                 FROM ethpipe.triggers ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(fail("reading triggers"))?;
+        Ok(rows
+            .iter()
+            .map(|r| TriggerState {
+                def: TriggerDef {
+                    name: r.get(0),
+                    pipeline: r.get(1),
+                    schedule: r.get(2),
+                    active: r.get(3),
+                    day_offset: r.get(4),
+                    max_attempts: r.get(5),
+                    backoff_seconds: r.get(6),
+                    timeout_seconds: r.get(7),
+                    catchup_days: r.get(8),
+                },
+                last_slot: r.get(9),
+            })
+            .collect())
+    }
+
+    pub async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, SinkError> {
+        let updated = self
+            .client
+            .execute(
+                // Turning a trigger on starts it from now: the time it was off is not downtime to catch up.
+                "UPDATE ethpipe.triggers SET active = $2, updated_at = now(),
+                        last_slot = CASE WHEN $2 AND NOT active THEN now() ELSE last_slot END
+                 WHERE name = $1",
+                &[&name, &active],
+            )
+            .await
+            .map_err(fail("toggling a trigger"))?;
+        Ok(updated == 1)
+    }
+
+    pub async fn set_last_slot(&self, name: &str, slot: DateTime<Utc>) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "UPDATE ethpipe.triggers SET last_slot = greatest(last_slot, $2) WHERE name = $1",
+                &[&name, &slot],
+            )
+            .await
+            .map_err(fail("recording a trigger's slot"))?;
+        Ok(())
+    }
+
+    pub async fn claim_fire(
+        &self,
+        name: &str,
+        slot: DateTime<Utc>,
+        day: Day,
+    ) -> Result<bool, SinkError> {
+        let inserted = self
+            .client
+            .execute(
+                "INSERT INTO ethpipe.trigger_fires (trigger, slot, day) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&name, &slot, &day.naive()],
+            )
+            .await
+            .map_err(fail("recording a trigger firing"))?;
+        Ok(inserted == 1)
     }
 
     pub async fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {

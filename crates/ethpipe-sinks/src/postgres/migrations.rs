@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "transforms: enriched transfers, daily token statistics, run steps",
         V2,
     ),
+    (3, "triggers and their fired slots", V3),
 ];
 
 const V1: &str = r#"
@@ -131,6 +132,35 @@ CREATE TABLE ethpipe.run_steps (
     finished_at timestamptz NOT NULL,
     error       text,
     PRIMARY KEY (run_id, position)
+);
+"#;
+
+const V3: &str = r#"
+CREATE TABLE ethpipe.triggers (
+    name            text        PRIMARY KEY,
+    pipeline        text        NOT NULL,
+    schedule        text        NOT NULL,
+    -- The toggle; config_active is the config file's value when last synced,
+    -- so a toggle persists until the file's own value changes.
+    active          boolean     NOT NULL,
+    config_active   boolean     NOT NULL,
+    day_offset      integer     NOT NULL,
+    max_attempts    integer     NOT NULL,
+    backoff_seconds integer     NOT NULL,
+    timeout_seconds integer     NOT NULL,
+    catchup_days    integer     NOT NULL,
+    last_slot       timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per slot a trigger fired for: the primary key makes a slot fire once,
+-- even if two schedulers ever acted at the same time.
+CREATE TABLE ethpipe.trigger_fires (
+    trigger  text        NOT NULL REFERENCES ethpipe.triggers (name) ON DELETE CASCADE,
+    slot     timestamptz NOT NULL,
+    day      date        NOT NULL,
+    fired_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (trigger, slot)
 );
 "#;
 

@@ -5,7 +5,7 @@ use ethpipe_core::{Day, Pipeline, Scope};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::ledger::{scope_day, DayLoaded, NewRun, RunId, RunRecord, RunStatus};
-use crate::{Commit, SinkError, StepReport};
+use crate::{Commit, SinkError, StepReport, TriggerDef, TriggerState};
 
 pub struct SqliteLedger<'a> {
     connection: &'a Connection,
@@ -159,6 +159,98 @@ impl<'a> SqliteLedger<'a> {
             }
         }
         Ok(days)
+    }
+
+    pub fn sync_triggers(&self, defs: &[TriggerDef]) -> Result<(), SinkError> {
+        for d in defs {
+            self.connection
+                .execute(
+                    "INSERT INTO ethpipe_triggers (name, pipeline, schedule, active, config_active, day_offset,
+                                                   max_attempts, backoff_seconds, timeout_seconds, catchup_days, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (name) DO UPDATE SET
+                         pipeline = excluded.pipeline, schedule = excluded.schedule,
+                         active = CASE WHEN ethpipe_triggers.config_active = excluded.config_active
+                                       THEN ethpipe_triggers.active ELSE excluded.active END,
+                         config_active = excluded.config_active, day_offset = excluded.day_offset,
+                         max_attempts = excluded.max_attempts, backoff_seconds = excluded.backoff_seconds,
+                         timeout_seconds = excluded.timeout_seconds, catchup_days = excluded.catchup_days,
+                         updated_at = excluded.updated_at",
+                    params![
+                        d.name, d.pipeline, d.schedule, d.active, d.day_offset, d.max_attempts,
+                        d.backoff_seconds, d.timeout_seconds, d.catchup_days, now()
+                    ],
+                )
+                .map_err(fail("saving a trigger"))?;
+        }
+        Ok(())
+    }
+
+    pub fn triggers(&self) -> Result<Vec<TriggerState>, SinkError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT name, pipeline, schedule, active, day_offset, max_attempts, backoff_seconds,
+                        timeout_seconds, catchup_days, last_slot
+                 FROM ethpipe_triggers ORDER BY name",
+            )
+            .map_err(fail("reading triggers"))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(TriggerState {
+                    def: TriggerDef {
+                        name: r.get(0)?,
+                        pipeline: r.get(1)?,
+                        schedule: r.get(2)?,
+                        active: r.get(3)?,
+                        day_offset: r.get(4)?,
+                        max_attempts: r.get(5)?,
+                        backoff_seconds: r.get(6)?,
+                        timeout_seconds: r.get(7)?,
+                        catchup_days: r.get(8)?,
+                    },
+                    last_slot: parse_time(r.get(9)?),
+                })
+            })
+            .map_err(fail("reading triggers"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(fail("reading triggers"))
+    }
+
+    pub fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, SinkError> {
+        let updated = self
+            .connection
+            .execute(
+                "UPDATE ethpipe_triggers SET active = ?2, updated_at = ?3,
+                        last_slot = CASE WHEN ?2 AND NOT active THEN ?3 ELSE last_slot END
+                 WHERE name = ?1",
+                params![name, active, now()],
+            )
+            .map_err(fail("toggling a trigger"))?;
+        Ok(updated == 1)
+    }
+
+    pub fn set_last_slot(&self, name: &str, slot: DateTime<Utc>) -> Result<(), SinkError> {
+        let slot = slot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.connection
+            .execute(
+                "UPDATE ethpipe_triggers SET last_slot = max(coalesce(last_slot, ''), ?2) WHERE name = ?1",
+                params![name, slot],
+            )
+            .map_err(fail("recording a trigger's slot"))?;
+        Ok(())
+    }
+
+    pub fn claim_fire(&self, name: &str, slot: DateTime<Utc>, day: Day) -> Result<bool, SinkError> {
+        let inserted = self
+            .connection
+            .execute(
+                "INSERT INTO ethpipe_trigger_fires (trigger, slot, day, fired_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![name, slot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), day.to_string(), now()],
+            )
+            .map_err(fail("recording a trigger firing"))?;
+        Ok(inserted == 1)
     }
 
     pub fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {

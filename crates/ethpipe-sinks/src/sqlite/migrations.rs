@@ -11,6 +11,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "transforms: enriched transfers, daily token statistics, run steps",
         V2,
     ),
+    (3, "triggers and their fired slots", V3),
 ];
 
 const V1: &str = r#"
@@ -122,6 +123,31 @@ CREATE TABLE ethpipe_run_steps (
     finished_at TEXT    NOT NULL,
     error       TEXT,
     PRIMARY KEY (run_id, position)
+);
+"#;
+
+const V3: &str = r#"
+CREATE TABLE ethpipe_triggers (
+    name            TEXT    PRIMARY KEY,
+    pipeline        TEXT    NOT NULL,
+    schedule        TEXT    NOT NULL,
+    active          INTEGER NOT NULL,
+    config_active   INTEGER NOT NULL,
+    day_offset      INTEGER NOT NULL,
+    max_attempts    INTEGER NOT NULL,
+    backoff_seconds INTEGER NOT NULL,
+    timeout_seconds INTEGER NOT NULL,
+    catchup_days    INTEGER NOT NULL,
+    last_slot       TEXT,
+    updated_at      TEXT    NOT NULL
+);
+
+CREATE TABLE ethpipe_trigger_fires (
+    trigger  TEXT NOT NULL REFERENCES ethpipe_triggers (name) ON DELETE CASCADE,
+    slot     TEXT NOT NULL,
+    day      TEXT NOT NULL,
+    fired_at TEXT NOT NULL,
+    PRIMARY KEY (trigger, slot)
 );
 "#;
 

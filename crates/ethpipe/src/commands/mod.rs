@@ -4,7 +4,9 @@
 mod backfill;
 mod migrate;
 mod run;
+mod serve;
 mod status;
+mod trigger;
 mod verify;
 
 use std::sync::Arc;
@@ -23,16 +25,26 @@ pub async fn dispatch(cli: Cli) -> Result<(), Fatal> {
         Command::Run(args) => run::run(&settings, args).await,
         Command::Backfill(args) => backfill::backfill(&settings, args).await,
         Command::Verify(args) => verify::verify(&settings, args).await,
+        Command::Serve(args) => serve::serve(&settings, args).await,
+        Command::Trigger(args) => trigger::trigger(&settings, args).await,
         Command::Migrate => migrate::migrate(&settings).await,
         Command::Status(args) => status::status(&settings, args).await,
     }
 }
 
-/// Connects to the database and applies migrations; failures are setup errors.
+/// Connects to the database, applies migrations and saves the configured
+/// triggers; failures are setup errors.
 pub async fn open_database(settings: &Settings) -> Result<Database, Fatal> {
-    Database::open(&settings.database_url)
+    let database = Database::open(&settings.database_url)
         .await
-        .map_err(Fatal::usage)
+        .map_err(Fatal::usage)?;
+    if !settings.triggers.is_empty() {
+        database
+            .sync_triggers(&settings.triggers)
+            .await
+            .map_err(Fatal::usage)?;
+    }
+    Ok(database)
 }
 
 /// Ctrl-C / SIGTERM: the first asks running work to stop (in-flight days roll
@@ -46,7 +58,7 @@ pub fn shutdown_on_signals() -> ethpipe_orch::Cancel {
             count += 1;
             if count == 1 {
                 eprintln!("stopping: in-flight days roll back (press Ctrl-C again to exit now)");
-                handle.cancel();
+                handle.cancel("shutdown requested");
             } else {
                 std::process::exit(130);
             }

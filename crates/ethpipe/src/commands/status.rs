@@ -39,15 +39,30 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
                 .map_err(Fatal::usage)?,
         );
     }
+    let triggers = database.triggers().await.map_err(Fatal::usage)?;
     if args.json {
-        let json =
-            serde_json::json!({ "database": settings.database_url.shown(), "pipelines": report });
+        let triggers: Vec<serde_json::Value> = triggers
+            .iter()
+            .map(|t| {
+                let mut value = serde_json::to_value(t).unwrap_or_default();
+                value["next_run"] = super::trigger::next_run(t).into();
+                value
+            })
+            .collect();
+        let json = serde_json::json!({
+            "database": settings.database_url.shown(),
+            "triggers": triggers,
+            "pipelines": report,
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&json).map_err(Fatal::usage)?
         );
     } else {
         print_table(&settings.database_url.shown(), &report);
+        println!();
+        println!("triggers");
+        super::trigger::print_triggers(&triggers, settings);
     }
     Ok(())
 }
