@@ -30,6 +30,9 @@ pub struct Token {
     pub block_timestamp: DateTime<Utc>,
     pub block_number: i64,
     pub block_hash: String,
+    /// The JSON-RPC source's row for a token address seen in transfers with
+    /// no creation row: its block is where it was first seen, not created.
+    pub found_in_transfers: bool,
 }
 
 /// A batch of rows of one pipeline, the unit that flows from source to sink.

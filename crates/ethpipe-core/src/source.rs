@@ -20,9 +20,12 @@ pub enum SourceEvent {
     Rows(Rows),
     /// A note for the run log (e.g. a log skipped by the decoding rules).
     Warning(String),
-    /// The stream is complete. `source_rows` is the source's own count for the scope.
+    /// The stream is complete. `source_rows` is the source's own count for the
+    /// scope; `skipped_rows` counts source records the decoding rules left
+    /// out (each reported in a warning), never silently.
     End {
         source_rows: u64,
+        skipped_rows: u64,
     },
 }
 
@@ -73,6 +76,12 @@ pub trait Source: Send + Sync {
     fn name(&self) -> &'static str;
 
     fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream;
+
+    /// Whether the source can read the whole tokens table at once (BigQuery
+    /// can; a node has no such table, so tokens load day by day).
+    fn supports_full_load(&self) -> bool {
+        true
+    }
 
     /// The number of rows the source holds for a day, without extracting them
     /// (used by `verify`).

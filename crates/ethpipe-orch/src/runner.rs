@@ -73,7 +73,7 @@ pub async fn run(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RunOutcome, RunError> {
-    let scope = effective_scope(database, &request).await?;
+    let scope = effective_scope(database, source, &request).await?;
     let lock = database
         .lock_day(request.pipeline, scope, false)
         .await
@@ -95,7 +95,7 @@ pub async fn run_while_locked(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RunOutcome, RunError> {
-    let scope = effective_scope(database, &request).await?;
+    let scope = effective_scope(database, source, &request).await?;
     // Holding the lock, any run of this day still marked `running` is dead.
     let abandoned = database
         .abandon_stale_runs(request.pipeline, scope)
@@ -187,8 +187,13 @@ pub async fn run_while_locked(
 
 /// The tokens pipeline does its full load first, whatever day was asked for,
 /// until a full load has committed.
-async fn effective_scope(database: &Database, request: &RunRequest) -> Result<Scope, RunError> {
-    if request.pipeline != Pipeline::Tokens || request.scope == Scope::Full {
+async fn effective_scope(
+    database: &Database,
+    source: &dyn Source,
+    request: &RunRequest,
+) -> Result<Scope, RunError> {
+    let whole_table = request.pipeline == Pipeline::Tokens && source.supports_full_load();
+    if !whole_table || request.scope == Scope::Full {
         return Ok(request.scope);
     }
     let done = database
@@ -267,7 +272,7 @@ async fn load(
 ) -> Result<u64, Failure> {
     let mut writer = database.begin_load(pipeline, scope).await?;
     let mut stream = source.extract(pipeline, scope);
-    let source_rows = loop {
+    let (source_rows, skipped) = loop {
         match stream.next().await? {
             SourceEvent::Rows(rows) => {
                 writer.write(&rows).await?;
@@ -278,7 +283,10 @@ async fn load(
                 tracing::warn!("{message}");
                 database.log(run, "warn", &message).await?;
             }
-            SourceEvent::End { source_rows } => break source_rows,
+            SourceEvent::End {
+                source_rows,
+                skipped_rows,
+            } => break (source_rows, skipped_rows),
         }
     };
     if source_rows != *rows_written {
@@ -293,7 +301,7 @@ async fn load(
     let commit = Commit {
         run,
         source_rows,
-        skipped_rows: 0,
+        skipped_rows: skipped,
         set_variable: (pipeline == Pipeline::Tokens && scope == Scope::Full)
             .then(|| (Pipeline::Tokens, TOKENS_FULL_LOAD_DONE, "true".to_string())),
     };

@@ -7,6 +7,7 @@
 //!   BigQuery-compatible REST endpoint).
 
 pub mod bigquery;
-mod retry;
+pub mod retry;
+pub mod rpc;
 
 pub use bigquery::{BigQueryConfig, BigQuerySource, Credentials};

@@ -14,7 +14,8 @@ use ethpipe_core::{Day, Pipeline};
     version,
     about = "Ethereum token data (tokens, token_transfers) into a database you own",
     long_about = "ethpipe loads BigQuery's crypto_ethereum tokens and token_transfers tables into PostgreSQL \
-                  or SQLite, one UTC day at a time, atomically and idempotently.\n\n\
+                  or SQLite, one UTC day at a time, atomically and idempotently; or, with --source rpc, \
+                  builds the same rows from any Ethereum JSON-RPC node with ethereum-etl's rules.\n\n\
                   Options can also be set with ETHPIPE_* environment variables or in ethpipe.toml \
                   (flag > env > file > default)."
 )]
@@ -43,6 +44,18 @@ pub struct GlobalArgs {
     /// Ethereum JSON-RPC endpoint (with --source rpc)
     #[arg(long, env = "ETHPIPE_RPC_URL", global = true, hide_env_values = true)]
     pub rpc_url: Option<String>,
+
+    /// JSON-RPC requests in flight at once (with --source rpc) [default: 8]
+    #[arg(long, env = "ETHPIPE_RPC_CONCURRENCY", global = true)]
+    pub rpc_concurrency: Option<usize>,
+
+    /// At most this many JSON-RPC requests per second (with --source rpc) [default: no limit]
+    #[arg(long, env = "ETHPIPE_RPC_RPS", global = true)]
+    pub rpc_rps: Option<f64>,
+
+    /// Calls per JSON-RPC batch; many nodes cap it at 100 (with --source rpc) [default: 100]
+    #[arg(long, env = "ETHPIPE_RPC_BATCH_SIZE", global = true)]
+    pub rpc_batch_size: Option<usize>,
 
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(

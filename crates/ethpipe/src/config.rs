@@ -8,6 +8,7 @@ use ethpipe_core::Pipeline;
 
 use ethpipe_sinks::{DatabaseUrl, TriggerDef};
 use ethpipe_sources::bigquery::{BigQueryConfig, Credentials, DEFAULT_DATASET};
+use ethpipe_sources::rpc::client::RpcClientConfig;
 use serde::Deserialize;
 
 use crate::args::GlobalArgs;
@@ -24,6 +25,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub source: Option<String>,
     pub rpc_url: Option<String>,
+    pub rpc_concurrency: Option<usize>,
+    pub rpc_rps: Option<f64>,
+    pub rpc_batch_size: Option<usize>,
     pub bigquery_project: Option<String>,
     pub bigquery_dataset: Option<String>,
     pub bigquery_endpoint: Option<String>,
@@ -94,6 +98,8 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub source: SourceKind,
     pub rpc_url: Option<String>,
+    /// Client settings for `--source rpc` (the URL is `rpc_url`).
+    pub rpc: RpcClientConfig,
     pub bigquery: BigQueryConfig,
     /// Model folders per pipeline, resolved against the config file's folder.
     pub model_folders: HashMap<Pipeline, PathBuf>,
@@ -103,6 +109,7 @@ pub struct Settings {
 impl Settings {
     pub fn resolve(args: &GlobalArgs) -> Result<Settings, Fatal> {
         let (file, config_dir) = load_file(args.config.as_deref())?;
+        let rpc = rpc_client_config(args, &file)?;
         let mut model_folders = HashMap::new();
         for (name, pipeline_config) in &file.pipelines {
             let pipeline: Pipeline = name.parse().map_err(|e| {
@@ -166,15 +173,47 @@ impl Settings {
                     ))
                 })?;
         }
+        let mut rpc = rpc;
+        rpc.retry.attempts = bigquery.retry.attempts;
         Ok(Settings {
             database_url,
             source,
+            rpc,
             rpc_url: args.rpc_url.clone().or(file.rpc_url),
             bigquery,
             model_folders,
             triggers,
         })
     }
+}
+
+fn rpc_client_config(args: &GlobalArgs, file: &FileConfig) -> Result<RpcClientConfig, Fatal> {
+    let mut config = RpcClientConfig::default();
+    if let Some(n) = args.rpc_concurrency.or(file.rpc_concurrency) {
+        if n == 0 {
+            return Err(Fatal::usage(
+                "invalid --rpc-concurrency 0: expected 1 or more requests in flight",
+            ));
+        }
+        config.concurrency = n;
+    }
+    if let Some(n) = args.rpc_batch_size.or(file.rpc_batch_size) {
+        if n == 0 {
+            return Err(Fatal::usage(
+                "invalid --rpc-batch-size 0: expected 1 or more calls per batch",
+            ));
+        }
+        config.batch_size = n;
+    }
+    if let Some(rps) = args.rpc_rps.or(file.rpc_rps) {
+        if !(rps.is_finite() && rps > 0.0) {
+            return Err(Fatal::usage(format!(
+                "invalid --rpc-rps {rps}: expected a positive number of requests per second"
+            )));
+        }
+        config.requests_per_second = Some(rps);
+    }
+    Ok(config)
 }
 
 fn trigger_def(t: &TriggerFileConfig) -> Result<TriggerDef, Fatal> {

@@ -12,8 +12,7 @@ const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
 /// Column lists, in the order the encoders write fields.
 pub const TRANSFER_COLUMNS: &str = "token_address, from_address, to_address, value, transaction_hash, log_index, block_timestamp, block_number, block_hash";
-pub const TOKEN_COLUMNS: &str =
-    "address, symbol, name, decimals, total_supply, block_timestamp, block_number, block_hash";
+pub const TOKEN_COLUMNS: &str = "address, symbol, name, decimals, total_supply, block_timestamp, block_number, block_hash, found_in_transfers";
 
 pub fn header(buf: &mut BytesMut) {
     buf.put_slice(SIGNATURE);
@@ -39,7 +38,7 @@ pub fn transfer(buf: &mut BytesMut, row: &TokenTransfer) {
 }
 
 pub fn token(buf: &mut BytesMut, row: &Token) {
-    buf.put_i16(8);
+    buf.put_i16(9);
     text(buf, Some(&row.address));
     text(buf, row.symbol.as_deref());
     text(buf, row.name.as_deref());
@@ -48,6 +47,12 @@ pub fn token(buf: &mut BytesMut, row: &Token) {
     timestamptz(buf, row.block_timestamp);
     int8(buf, row.block_number);
     text(buf, Some(&row.block_hash));
+    boolean(buf, row.found_in_transfers);
+}
+
+fn boolean(buf: &mut BytesMut, value: bool) {
+    buf.put_i32(1);
+    buf.put_u8(u8::from(value));
 }
 
 fn null(buf: &mut BytesMut) {

@@ -197,27 +197,46 @@ impl PgDayWriter {
                     SinkError::db(format!("replacing {} in {table}", self.scope), describe(&e))
                 })?;
         }
-        let insert = match self.pipeline {
+        let statements: &[&str] = match self.pipeline {
             Pipeline::TokenTransfers => {
-                "INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging"
+                &["INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging"]
             }
-            // BigQuery's tokens table has exact duplicate rows; keep one per key.
-            Pipeline::Tokens => {
-                "INSERT INTO ethereum.tokens
-                 SELECT DISTINCT ON (address, block_number) * FROM ethpipe_staging
-                 ORDER BY address, block_number, symbol NULLS LAST, name NULLS LAST
-                 ON CONFLICT (address, block_number) DO UPDATE SET
-                     symbol = EXCLUDED.symbol, name = EXCLUDED.name,
-                     decimals = EXCLUDED.decimals, total_supply = EXCLUDED.total_supply,
-                     block_timestamp = EXCLUDED.block_timestamp, block_hash = EXCLUDED.block_hash"
-            }
+            Pipeline::Tokens => TOKEN_SWAP,
         };
-        self.client.execute(insert, &[]).await.map_err(|e| {
-            SinkError::db(
-                format!("inserting {} into {table}", self.scope),
-                describe(&e),
-            )
-        })?;
+        for statement in statements {
+            self.client.execute(*statement, &[]).await.map_err(|e| {
+                SinkError::db(
+                    format!("inserting {} into {table}", self.scope),
+                    describe(&e),
+                )
+            })?;
+        }
         Ok(())
     }
 }
+
+/// Created tokens are upserted (BigQuery's tokens table has exact duplicate
+/// rows: one per key is kept); a creation row replaces any row found in
+/// transfers for the same address; a row found in transfers goes in only for
+/// an address with no row at all, and moves to the earliest day it was seen.
+const TOKEN_SWAP: &[&str] = &[
+    "INSERT INTO ethereum.tokens
+     SELECT DISTINCT ON (address, block_number) * FROM ethpipe_staging
+     WHERE NOT found_in_transfers
+     ORDER BY address, block_number, symbol NULLS LAST, name NULLS LAST
+     ON CONFLICT (address, block_number) DO UPDATE SET
+         symbol = EXCLUDED.symbol, name = EXCLUDED.name,
+         decimals = EXCLUDED.decimals, total_supply = EXCLUDED.total_supply,
+         block_timestamp = EXCLUDED.block_timestamp, block_hash = EXCLUDED.block_hash,
+         found_in_transfers = EXCLUDED.found_in_transfers",
+    "DELETE FROM ethereum.tokens t USING ethpipe_staging s
+     WHERE t.found_in_transfers AND NOT s.found_in_transfers AND t.address = s.address",
+    "DELETE FROM ethereum.tokens t USING ethpipe_staging s
+     WHERE t.found_in_transfers AND s.found_in_transfers
+       AND t.address = s.address AND s.block_number < t.block_number",
+    "INSERT INTO ethereum.tokens
+     SELECT DISTINCT ON (address) * FROM ethpipe_staging s
+     WHERE s.found_in_transfers
+       AND NOT EXISTS (SELECT 1 FROM ethereum.tokens t WHERE t.address = s.address)
+     ORDER BY address, block_number",
+];

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         V2,
     ),
     (3, "triggers and their fired slots", V3),
+    (4, "tokens found in transfers (JSON-RPC source)", V4),
 ];
 
 const V1: &str = r#"
@@ -162,6 +163,17 @@ CREATE TABLE ethpipe.trigger_fires (
     fired_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (trigger, slot)
 );
+"#;
+
+/// The JSON-RPC source adds a token row for each token address seen in
+/// transfers that has no creation row (docs/rpc-semantics.md, "Tokens found in
+/// transfers"); this flag tells those rows apart.
+const V4: &str = r#"
+ALTER TABLE ethereum.tokens ADD COLUMN found_in_transfers boolean NOT NULL DEFAULT false;
+CREATE OR REPLACE VIEW ethereum.tokens_latest AS
+    SELECT DISTINCT ON (address) *
+    FROM ethereum.tokens
+    ORDER BY address, block_number DESC;
 "#;
 
 /// Applies pending migrations; returns the versions applied now.

@@ -82,7 +82,7 @@ impl SqliteDayWriter {
             (Pipeline::Tokens, Rows::Tokens(rows)) => {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )
                     .map_err(fail("staging rows"))?;
                 for (i, r) in rows.iter().enumerate() {
@@ -96,7 +96,8 @@ impl SqliteDayWriter {
                             r.total_supply.as_ref().map(|v| v.as_str()),
                             timestamp_text(r.block_timestamp),
                             r.block_number,
-                            r.block_hash
+                            r.block_hash,
+                            r.found_in_transfers
                         ])
                         .map_err(fail("staging rows"))?;
                 }
@@ -129,20 +130,17 @@ impl SqliteDayWriter {
                     )
                     .map_err(fail("replacing the day"))?;
             }
-            let insert = match self.pipeline {
+            let statements: &[&str] = match self.pipeline {
                 Pipeline::TokenTransfers => {
-                    "INSERT INTO main.token_transfers SELECT * FROM temp.ethpipe_staging".to_string()
+                    &["INSERT INTO main.token_transfers SELECT * FROM temp.ethpipe_staging"]
                 }
-                Pipeline::Tokens => "INSERT INTO main.tokens SELECT * FROM temp.ethpipe_staging WHERE true
-                     ON CONFLICT (address, block_number) DO UPDATE SET
-                         symbol = excluded.symbol, name = excluded.name, decimals = excluded.decimals,
-                         total_supply = excluded.total_supply, block_timestamp = excluded.block_timestamp,
-                         block_hash = excluded.block_hash"
-                    .to_string(),
+                Pipeline::Tokens => TOKEN_SWAP,
             };
-            connection
-                .execute(&insert, [])
-                .map_err(fail("inserting the day"))?;
+            for statement in statements {
+                connection
+                    .execute(statement, [])
+                    .map_err(fail("inserting the day"))?;
+            }
             steps.push(StepReport::since("load", self.rows, started));
             steps.push(statistics::refresh(connection, self.pipeline, self.scope)?);
             ledger::record_success(connection, &commit, self.rows)?;
@@ -165,3 +163,21 @@ impl SqliteDayWriter {
         }
     }
 }
+
+/// Created tokens are upserted; a creation row replaces any row found in
+/// transfers for the same address; a row found in transfers goes in only for
+/// an address with no row at all, and moves to the earliest day it was seen.
+const TOKEN_SWAP: &[&str] = &[
+    "INSERT INTO main.tokens SELECT * FROM temp.ethpipe_staging WHERE NOT found_in_transfers
+     ON CONFLICT (address, block_number) DO UPDATE SET
+         symbol = excluded.symbol, name = excluded.name, decimals = excluded.decimals,
+         total_supply = excluded.total_supply, block_timestamp = excluded.block_timestamp,
+         block_hash = excluded.block_hash, found_in_transfers = excluded.found_in_transfers",
+    "DELETE FROM main.tokens WHERE found_in_transfers AND address IN
+         (SELECT address FROM temp.ethpipe_staging WHERE NOT found_in_transfers)",
+    "DELETE FROM main.tokens WHERE found_in_transfers AND EXISTS
+         (SELECT 1 FROM temp.ethpipe_staging s WHERE s.found_in_transfers
+             AND s.address = main.tokens.address AND s.block_number < main.tokens.block_number)",
+    "INSERT INTO main.tokens SELECT * FROM temp.ethpipe_staging s WHERE s.found_in_transfers
+         AND NOT EXISTS (SELECT 1 FROM main.tokens t WHERE t.address = s.address)",
+];

@@ -12,7 +12,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         V2,
     ),
     (3, "triggers and their fired slots", V3),
+    (4, "tokens found in transfers (JSON-RPC source)", V4),
 ];
+
+/// See the PostgreSQL migration of the same number.
+const V4: &str = "ALTER TABLE tokens ADD COLUMN found_in_transfers INTEGER NOT NULL DEFAULT 0;";
 
 const V1: &str = r#"
 CREATE TABLE token_transfers (

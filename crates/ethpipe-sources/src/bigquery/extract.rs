@@ -89,7 +89,12 @@ pub(super) async fn run(
         page_number += 1;
         page = fetch_page(shared, &job, Some(token), page_number).await?;
     }
-    let _ = sender.send(Ok(SourceEvent::End { source_rows })).await;
+    let _ = sender
+        .send(Ok(SourceEvent::End {
+            source_rows,
+            skipped_rows: 0,
+        }))
+        .await;
     Ok(())
 }
 

@@ -111,6 +111,7 @@ pub fn token(cells: &[Option<&str>], row: u64) -> Result<Token, RowError> {
         block_timestamp: timestamp(row, "block_timestamp", cells[5])?,
         block_number: validate::int64(row, "block_number", cells[6])?,
         block_hash: validate::hash(row, "block_hash", cells[7])?,
+        found_in_transfers: false,
     })
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ethpipe_core::Source;
 use ethpipe_sinks::Database;
+use ethpipe_sources::rpc::{RpcConfig, RpcSource};
 use ethpipe_sources::BigQuerySource;
 
 use crate::args::{Cli, Command};
@@ -109,11 +110,13 @@ pub async fn open_source(settings: &Settings) -> Result<Arc<dyn Source>, Fatal> 
                 .map_err(Fatal::usage)?;
             Ok(Arc::new(source))
         }
-        SourceKind::Rpc if settings.rpc_url.is_none() => Err(Fatal::usage(
-            "--source rpc needs --rpc-url URL (or ETHPIPE_RPC_URL)",
-        )),
-        SourceKind::Rpc => Err(Fatal::usage(
-            "--source rpc is not available in this version yet; use --source bigquery",
-        )),
+        SourceKind::Rpc => {
+            let url = settings.rpc_url.as_deref().ok_or_else(|| {
+                Fatal::usage("--source rpc needs --rpc-url URL (or ETHPIPE_RPC_URL)")
+            })?;
+            let mut config = RpcConfig::new(url);
+            config.client = settings.rpc.clone();
+            Ok(Arc::new(RpcSource::connect(config).map_err(Fatal::usage)?))
+        }
     }
 }

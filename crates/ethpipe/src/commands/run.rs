@@ -23,6 +23,9 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
     let models = super::load_models(settings, args.pipeline)?;
     // Source first: a bad key or endpoint must fail before anything is written.
     let source = super::open_source(settings).await?;
+    if scope == Scope::Full && !source.supports_full_load() {
+        return Err(Fatal::usage(ethpipe_sources::rpc::FULL_LOAD_UNSUPPORTED));
+    }
     let database = super::open_database(settings).await?;
     let bar = RowsBar::new();
     let request = RunRequest {

@@ -1,0 +1,429 @@
+//! A JSON-RPC 2.0 client for Ethereum nodes: batches, bounded concurrency, an
+//! optional request rate, and retries of transient faults.
+//!
+//! Faults are sorted once, here, so the layers above only see three kinds:
+//! transient (timeouts, dropped connections, HTTP 429/5xx, cut-off bodies,
+//! JSON-RPC rate-limit errors — retried, never turned into a value), "too many
+//! results" (the caller splits its request), and a node error object (an
+//! answer: for `eth_call` it means the call failed).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ethpipe_core::SourceError;
+use serde_json::{json, Value};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::retry::RetryPolicy;
+
+/// How the client talks to the node; every knob has a CLI flag.
+#[derive(Debug, Clone)]
+pub struct RpcClientConfig {
+    /// Requests in flight at once (`--rpc-concurrency`).
+    pub concurrency: usize,
+    /// Requests per second, if the node's plan limits it (`--rpc-rps`).
+    pub requests_per_second: Option<f64>,
+    /// Calls per JSON-RPC batch (`--rpc-batch-size`); many nodes cap it at 100.
+    pub batch_size: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for RpcClientConfig {
+    fn default() -> Self {
+        RpcClientConfig {
+            concurrency: 8,
+            requests_per_second: None,
+            batch_size: 100,
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A JSON-RPC error object the node answered with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl NodeError {
+    /// Providers word rate limits many ways; all of them mean "ask again later".
+    fn is_rate_limit(&self) -> bool {
+        let message = self.message.to_ascii_lowercase();
+        self.code == 429
+            || message.contains("rate limit")
+            || message.contains("too many requests")
+            || message.contains("exceeded its compute units")
+            || message.contains("capacity exceeded")
+    }
+
+    /// `eth_getLogs` over a range the node refuses to answer in one go.
+    pub fn is_too_many_results(&self) -> bool {
+        let message = self.message.to_ascii_lowercase();
+        message.contains("more than")
+            || message.contains("too many")
+            || message.contains("response size")
+            || message.contains("size exceeded")
+            || message.contains("block range")
+            || message.contains("range is too large")
+            || message.contains("limit exceeded")
+    }
+
+    /// The method does not exist on this node (e.g. `trace_block` on a node
+    /// without the trace API).
+    pub fn is_unsupported_method(&self) -> bool {
+        let message = self.message.to_ascii_lowercase();
+        self.code == -32601
+            || message.contains("method not found")
+            || message.contains("not supported")
+            || message.contains("not available")
+            || message.contains("does not exist")
+    }
+}
+
+/// One call's answer: the `result`, or the node's error object.
+pub type CallResult = Result<Value, NodeError>;
+
+#[derive(Clone)]
+pub struct RpcClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    url: String,
+    /// The URL as it may be shown: no credentials, no path (API keys live there).
+    shown_url: String,
+    in_flight: Semaphore,
+    pacing: Option<Mutex<Pacing>>,
+    batch_size: usize,
+    retry: RetryPolicy,
+}
+
+/// Spaces requests evenly to honour `--rpc-rps`.
+struct Pacing {
+    interval: Duration,
+    next_slot: Instant,
+}
+
+impl RpcClient {
+    pub fn new(url: &str, config: RpcClientConfig) -> Result<RpcClient, SourceError> {
+        let shown_url = shown_url(url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let pacing = config
+            .requests_per_second
+            .filter(|rps| *rps > 0.0)
+            .map(|rps| {
+                Mutex::new(Pacing {
+                    interval: Duration::from_secs_f64(1.0 / rps),
+                    next_slot: Instant::now(),
+                })
+            });
+        Ok(RpcClient {
+            inner: Arc::new(Inner {
+                http,
+                url: url.to_string(),
+                shown_url,
+                in_flight: Semaphore::new(config.concurrency.max(1)),
+                pacing,
+                batch_size: config.batch_size.max(1),
+                retry: config.retry,
+            }),
+        })
+    }
+
+    /// The endpoint as it may appear in messages.
+    pub fn shown_url(&self) -> &str {
+        &self.inner.shown_url
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.inner.batch_size
+    }
+
+    /// One call; a node error object is returned as `Ok(Err(..))` so callers
+    /// decide what it means, transient faults are retried.
+    pub async fn call(&self, method: &str, params: Value) -> Result<CallResult, SourceError> {
+        let mut results = self.batch(&[(method, params)]).await?;
+        results.pop().ok_or_else(|| {
+            SourceError::Transient(format!("{}: empty answer to {method}", self.shown_url()))
+        })
+    }
+
+    /// Like [`call`](Self::call), with a node error turned into a failure.
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, SourceError> {
+        self.call(method, params).await?.map_err(|error| {
+            SourceError::Transient(format!(
+                "{} answered {method} with {error}",
+                self.shown_url()
+            ))
+        })
+    }
+
+    /// Many calls, sent as JSON-RPC batches of at most `batch_size`, run
+    /// concurrently within the client's limits. Answers come back in the order
+    /// of `calls`. A rate-limited element is re-sent (with the rest of its
+    /// batch), never returned as an error.
+    pub async fn batch(&self, calls: &[(&str, Value)]) -> Result<Vec<CallResult>, SourceError> {
+        let chunks = calls
+            .chunks(self.inner.batch_size)
+            .map(|chunk| async move { self.inner.retry.run(|| self.send_batch(chunk)).await });
+        let answers = futures_util::future::try_join_all(chunks).await?;
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    async fn send_batch(&self, calls: &[(&str, Value)]) -> Result<Vec<CallResult>, SourceError> {
+        let body: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(id, (method, params))| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+            .collect();
+        let method = calls.first().map(|(m, _)| *m).unwrap_or("batch");
+        let answer = self.post(method, &Value::Array(body)).await?;
+        let results = self.match_answers(method, calls.len(), answer)?;
+        if let Some(limited) = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .find(|e| e.is_rate_limit())
+        {
+            return Err(SourceError::Transient(format!(
+                "{} is rate-limiting {method}: {limited}",
+                self.shown_url()
+            )));
+        }
+        Ok(results)
+    }
+
+    /// Puts a batch answer back in request order by `id`.
+    fn match_answers(
+        &self,
+        method: &str,
+        expected: usize,
+        answer: Value,
+    ) -> Result<Vec<CallResult>, SourceError> {
+        let bad = |what: &str| {
+            SourceError::Transient(format!(
+                "{} sent a malformed answer to {method}: {what}",
+                self.shown_url()
+            ))
+        };
+        let items = match answer {
+            Value::Array(items) => items,
+            // Some nodes answer a whole batch with one error object (e.g. a
+            // rate limit, or "batch too large").
+            Value::Object(_) => match node_error(&answer) {
+                Some(error) if error.is_rate_limit() => {
+                    return Err(SourceError::Transient(format!(
+                        "{} is rate-limiting {method}: {error}",
+                        self.shown_url()
+                    )))
+                }
+                Some(error) => {
+                    return Err(SourceError::Config(format!(
+                        "{} refused a batch of {expected} {method} calls: {error} (lower --rpc-batch-size)",
+                        self.shown_url()
+                    )))
+                }
+                None => return Err(bad("expected a JSON array")),
+            },
+            _ => return Err(bad("expected a JSON array")),
+        };
+        let mut slots: Vec<Option<CallResult>> = vec![None; expected];
+        for item in items {
+            let id = item
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|id| usize::try_from(id).ok())
+                .filter(|id| *id < expected)
+                .ok_or_else(|| bad("an answer with an unknown id"))?;
+            slots[id] = Some(match node_error(&item) {
+                Some(error) => Err(error),
+                None => Ok(item.get("result").cloned().unwrap_or(Value::Null)),
+            });
+        }
+        slots
+            .into_iter()
+            .map(|slot| slot.ok_or_else(|| bad("an answer is missing from the batch")))
+            .collect()
+    }
+
+    /// One HTTP round trip within the concurrency and rate limits.
+    async fn post(&self, method: &str, body: &Value) -> Result<Value, SourceError> {
+        let _permit = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| SourceError::Transient("the RPC client was shut down".into()))?;
+        self.wait_for_slot().await;
+        let transient =
+            |what: String| SourceError::Transient(format!("{} {method}: {what}", self.shown_url()));
+        let response = self
+            .inner
+            .http
+            .post(&self.inner.url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| transient(describe_http_error(&e)))?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            if let Some(wait) = retry_after(&response) {
+                tokio::time::sleep(wait).await;
+            }
+            return Err(transient(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(SourceError::Config(format!(
+                "{} answered {method} with HTTP {status} (check --rpc-url and its access key)",
+                self.shown_url()
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transient(describe_http_error(&e)))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| transient("the answer was cut off or is not JSON".to_string()))
+    }
+
+    async fn wait_for_slot(&self) {
+        let Some(pacing) = &self.inner.pacing else {
+            return;
+        };
+        let slot = {
+            let mut pacing = pacing.lock().await;
+            let now = Instant::now();
+            let slot = pacing.next_slot.max(now);
+            pacing.next_slot = slot + pacing.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+fn node_error(item: &Value) -> Option<NodeError> {
+    let error = item.get("error").filter(|e| !e.is_null())?;
+    Some(NodeError {
+        code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+        message: error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+/// `Retry-After` in seconds, capped so a hostile value cannot stall a run.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let seconds: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds.min(30)))
+}
+
+/// reqwest's messages embed the URL, which may carry an API key: say what
+/// happened without it.
+fn describe_http_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "the request timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else if error.is_body() || error.is_decode() {
+        "the answer was cut off".to_string()
+    } else {
+        "the connection failed".to_string()
+    }
+}
+
+/// Validates an RPC URL and gives the form safe to print: scheme, host and
+/// port only, since providers put API keys in the path or the user info.
+fn shown_url(url: &str) -> Result<String, SourceError> {
+    let invalid = || {
+        SourceError::Config(
+            "invalid --rpc-url: expected an http(s) URL such as http://127.0.0.1:8545".to_string(),
+        )
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid());
+    }
+    let host = parsed.host_str().ok_or_else(invalid)?;
+    Ok(match parsed.port() {
+        Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
+        None => format!("{}://{host}", parsed.scheme()),
+    })
+}
+
+/// `0x`-prefixed hex quantity → u64.
+pub fn parse_quantity(value: &Value) -> Option<u64> {
+    let text = value.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// u64 → `0x`-prefixed hex quantity.
+pub fn quantity(n: u64) -> String {
+    format!("{n:#x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_url_hides_keys_in_path_and_userinfo() {
+        assert_eq!(
+            shown_url("https://user:secret@mainnet.example.io/v3/abcdef").unwrap(),
+            "https://mainnet.example.io"
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:8545").unwrap(),
+            "http://127.0.0.1:8545"
+        );
+        assert!(shown_url("ws://127.0.0.1:8546").is_err());
+        assert!(shown_url("not a url").is_err());
+    }
+
+    #[test]
+    fn sorts_node_errors() {
+        let error = |code, message: &str| NodeError {
+            code,
+            message: message.to_string(),
+        };
+        assert!(error(-32005, "rate limit exceeded").is_rate_limit());
+        assert!(error(429, "slow down").is_rate_limit());
+        assert!(!error(3, "execution reverted").is_rate_limit());
+        assert!(error(-32005, "query returned more than 10000 results").is_too_many_results());
+        assert!(error(-32602, "Log response size exceeded.").is_too_many_results());
+        assert!(!error(3, "execution reverted").is_too_many_results());
+        assert!(error(-32601, "the method trace_block does not exist").is_unsupported_method());
+    }
+
+    #[test]
+    fn quantities_round_trip() {
+        assert_eq!(quantity(0), "0x0");
+        assert_eq!(quantity(483920), "0x76250");
+        assert_eq!(parse_quantity(&json!("0x76250")), Some(483920));
+        assert_eq!(parse_quantity(&json!("76250")), None);
+    }
+}

@@ -1,0 +1,681 @@
+//! Turns a log into the parts of a `token_transfers` row the way ethereum-etl's
+//! `extract_transfer_from_log` does (docs/rpc-semantics.md, rules 7–14).
+
+use ethpipe_core::Uint;
+use ruint::aliases::U256;
+use serde::{Deserialize, Deserializer};
+
+/// `keccak256("Transfer(address,address,uint256)")`.
+pub const TRANSFER_TOPIC: &str =
+    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+
+/// A log as `eth_getLogs`, `eth_getFilterLogs` and receipts return it.
+/// Quantities stay hex text: they are only checked for logs that matter.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcLog {
+    pub address: String,
+    /// ethereum-etl treats `null` topics like no topics.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+    pub block_number: String,
+    pub transaction_hash: String,
+    pub log_index: String,
+}
+
+/// Everything a `token_transfers` row takes from its log; the block's
+/// timestamp and hash are joined later (rule 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferParts {
+    pub token_address: String,
+    pub from_address: String,
+    pub to_address: String,
+    pub value: Uint,
+    pub transaction_hash: String,
+    pub log_index: i64,
+    pub block_number: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Transfer(TransferParts),
+    /// topic0 is not Transfer (or there are no topics): dropped silently.
+    NotTransfer,
+    /// Transfer topic, but topics and data words are not 4 parts: skipped,
+    /// with ethereum-etl's warning text.
+    Skipped(String),
+}
+
+/// The node sent a log field that no node should send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the node sent a log whose {field} is {value:?}, which is not {expected}")]
+pub struct DecodeError {
+    pub field: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// One log's fate under rules 7–9. Fields are checked only once the log is
+/// known to be a Transfer: ethereum-etl never reads the others.
+pub fn decode_transfer(log: &RpcLog) -> Result<Decoded, DecodeError> {
+    if !log.topics.first().is_some_and(|t| is_transfer_topic(t)) {
+        return Ok(Decoded::NotTransfer);
+    }
+    let transaction_hash = hash("transactionHash", &log.transaction_hash)?;
+    let log_index = quantity("logIndex", &log.log_index)?;
+    let mut parts = log.topics.clone();
+    parts.extend(split_to_words(log.data.as_deref()));
+    let [_, from, to, value] = parts.as_slice() else {
+        return Ok(Decoded::Skipped(format!(
+            "The number of topics and data parts is not equal to 4 in log {log_index} of transaction {transaction_hash}"
+        )));
+    };
+    Ok(Decoded::Transfer(TransferParts {
+        token_address: log.address.to_lowercase(),
+        from_address: word_to_address(from),
+        to_address: word_to_address(to),
+        value: hex_to_uint("value", value)?,
+        transaction_hash,
+        log_index,
+        block_number: quantity("blockNumber", &log.block_number)?,
+    }))
+}
+
+/// `data` minus its first two characters, in 64-character words each given
+/// back a `0x`; the last word keeps what is left, however short. Like
+/// ethereum-etl, the first two characters are dropped without looking at them.
+pub fn split_to_words(data: Option<&str>) -> Vec<String> {
+    let body: Vec<char> = data.unwrap_or("").chars().skip(2).collect();
+    body.chunks(64)
+        .map(|word| format!("0x{}", word.iter().collect::<String>()))
+        .collect()
+}
+
+/// Python's `casefold()` also folds the `0X` prefix; for hex that is ASCII
+/// case folding.
+fn is_transfer_topic(topic: &str) -> bool {
+    topic.eq_ignore_ascii_case(TRANSFER_TOPIC)
+}
+
+/// ethereum-etl's `word_to_address`: its length test counts the whole part,
+/// `0x` included, so a part of 38 or 39 hex digits is cut too (rule 11).
+fn word_to_address(part: &str) -> String {
+    match part.char_indices().rev().nth(39) {
+        Some((start, _)) => format!("0x{}", part[start..].to_lowercase()),
+        None => part.to_lowercase(),
+    }
+}
+
+fn hex_digits(text: &str) -> Option<&str> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then_some(digits)
+}
+
+fn hex_to_uint(field: &'static str, part: &str) -> Result<Uint, DecodeError> {
+    let invalid = || bad(field, part, "a hex uint256");
+    let digits = hex_digits(part).ok_or_else(invalid)?;
+    let number = U256::from_str_radix(digits, 16).map_err(|_| invalid())?;
+    Uint::parse_decimal(&number.to_string()).ok_or_else(invalid)
+}
+
+fn quantity(field: &'static str, text: &str) -> Result<i64, DecodeError> {
+    hex_digits(text)
+        .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+        .and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(|| bad(field, text, "a hex quantity below 2^63"))
+}
+
+fn hash(field: &'static str, text: &str) -> Result<String, DecodeError> {
+    match hex_digits(text) {
+        Some(digits) if digits.len() == 64 && text.len() == 66 => Ok(text.to_ascii_lowercase()),
+        _ => Err(bad(field, text, "0x followed by 64 hex digits")),
+    }
+}
+
+fn bad(field: &'static str, value: &str, expected: &'static str) -> DecodeError {
+    DecodeError {
+        field,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/ethereum-etl"
+    );
+    const TX: &str = "0x5cb4fc2e3d217f3c286358d6bc042259c8befb0dabe450567a987f5770043157";
+    const FROM: &str = "0x9f73bc871764c879fd9e0f524278373fa7875068";
+    const TO: &str = "0xf51bc4633f5924465c8c6317169faf3e4312e82f";
+
+    fn fixture(path: &str) -> String {
+        let full = format!("{FIXTURES}/{path}");
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    fn word(hex_tail: &str) -> String {
+        format!("0x{hex_tail:0>64}")
+    }
+
+    fn log(topics: &[&str], data: &str) -> RpcLog {
+        RpcLog {
+            address: "0xC66EA802717bfb9833400264dd12c2bceaa34a6d".to_string(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            data: Some(data.to_string()),
+            block_number: "0x162a25".to_string(),
+            transaction_hash: TX.to_string(),
+            log_index: "0x3".to_string(),
+        }
+    }
+
+    fn transfer(log: &RpcLog) -> TransferParts {
+        match decode_transfer(log) {
+            Ok(Decoded::Transfer(parts)) => parts,
+            other => panic!("expected a transfer, got {other:?}"),
+        }
+    }
+
+    fn uint(text: &str) -> Uint {
+        Uint::parse_decimal(text).expect("a decimal uint256")
+    }
+
+    // ---- rule 7 ----
+
+    #[test]
+    fn transfer_topic_is_matched_ignoring_case_and_other_events_are_dropped() {
+        let (from, to) = (word(&FROM[2..]), word(&TO[2..]));
+        let standard = log(&[TRANSFER_TOPIC, &from, &to], &word("5e8adca7e45940000"));
+        let upper = TRANSFER_TOPIC.to_uppercase();
+        assert!(upper.starts_with("0XDDF2"));
+        let shouting = log(&[&upper, &from, &to], &word("5e8adca7e45940000"));
+        assert_eq!(transfer(&shouting), transfer(&standard));
+        assert_eq!(transfer(&standard).value, uint("109000000000000000000"));
+
+        let other = "0xde857d2761836ca6234345c7f7f4c783271ed7d1aedf9268b3fe32800d186fde";
+        let approval = log(&[other, &from, &to], &word("46"));
+        assert_eq!(decode_transfer(&approval), Ok(Decoded::NotTransfer));
+        let anonymous = log(&[], &word("46"));
+        assert_eq!(decode_transfer(&anonymous), Ok(Decoded::NotTransfer));
+    }
+
+    #[test]
+    fn null_or_missing_topics_and_data_read_as_none() {
+        let raw = json!({"address": "0x01", "topics": null, "blockNumber": "0x1",
+            "transactionHash": TX, "logIndex": "0x0"});
+        let parsed: RpcLog = serde_json::from_value(raw).expect("a log");
+        assert!(parsed.topics.is_empty() && parsed.data.is_none());
+        assert_eq!(decode_transfer(&parsed), Ok(Decoded::NotTransfer));
+    }
+
+    #[test]
+    fn other_logs_are_not_checked() {
+        let mut weird = log(&["0x01"], "0x");
+        weird.transaction_hash = "nonsense".to_string();
+        weird.log_index = "nonsense".to_string();
+        assert_eq!(decode_transfer(&weird), Ok(Decoded::NotTransfer));
+    }
+
+    // ---- rule 8 ----
+
+    #[test]
+    fn data_is_cut_into_words_with_a_short_last_one() {
+        assert!(split_to_words(None).is_empty());
+        assert!(split_to_words(Some("")).is_empty());
+        assert!(split_to_words(Some("0x")).is_empty());
+        let full = "ab".repeat(32);
+        assert_eq!(
+            split_to_words(Some(&format!("0x{full}"))),
+            vec![format!("0x{full}")]
+        );
+        let forty = format!("0x{}{}", "ab".repeat(32), "cd".repeat(8));
+        assert_eq!(
+            split_to_words(Some(&forty)),
+            vec![
+                format!("0x{}", "ab".repeat(32)),
+                format!("0x{}", "cd".repeat(8))
+            ]
+        );
+        let twenty = format!("0x{}", "ef".repeat(20));
+        assert_eq!(split_to_words(Some(&twenty)), vec![twenty.clone()]);
+        assert_eq!(split_to_words(Some("0x1")), vec!["0x1".to_string()]);
+    }
+
+    // ---- rules 9 and 10 ----
+
+    #[test]
+    fn standard_erc20_shape_gives_a_row() {
+        let row = transfer(&log(
+            &[TRANSFER_TOPIC, &word(&FROM[2..]), &word(&TO[2..])],
+            &word("9502f9000"),
+        ));
+        assert_eq!(row.from_address, FROM);
+        assert_eq!(row.to_address, TO);
+        assert_eq!(row.value, uint("40000000000"));
+    }
+
+    #[test]
+    fn erc721_shape_takes_the_token_id_from_topic_3() {
+        let topics = [
+            TRANSFER_TOPIC,
+            &word(&FROM[2..]),
+            &word(&TO[2..]),
+            &word("1f"),
+        ];
+        for data in ["0x", ""] {
+            let row = transfer(&log(&topics, data));
+            assert_eq!(
+                (row.from_address.as_str(), row.value.clone()),
+                (FROM, uint("31"))
+            );
+        }
+        let mut no_data = log(&topics, "");
+        no_data.data = None;
+        assert_eq!(transfer(&no_data).value, uint("31"));
+    }
+
+    #[test]
+    fn two_topics_and_two_words_take_to_and_value_from_data() {
+        let data = format!("0x{}{}", &word(&TO[2..])[2..], &word("7")[2..]);
+        let row = transfer(&log(&[TRANSFER_TOPIC, &word(&FROM[2..])], &data));
+        assert_eq!(row.from_address, FROM);
+        assert_eq!(row.to_address, TO);
+        assert_eq!(row.value, uint("7"));
+    }
+
+    #[test]
+    fn unindexed_parameters_give_the_same_row_as_indexed_ones() {
+        let data = format!(
+            "0x{}{}{}",
+            &word(&FROM[2..])[2..],
+            &word(&TO[2..])[2..],
+            &word("7")[2..]
+        );
+        let unindexed = transfer(&log(&[TRANSFER_TOPIC], &data));
+        let indexed = transfer(&log(
+            &[TRANSFER_TOPIC, &word(&FROM[2..]), &word(&TO[2..])],
+            &word("7"),
+        ));
+        assert_eq!(unindexed, indexed);
+    }
+
+    #[test]
+    fn any_other_number_of_parts_is_skipped_with_ethereum_etls_warning() {
+        let w = &word("1")[2..];
+        let t = word("1");
+        let shapes: [(Vec<&str>, String); 6] = [
+            (vec![TRANSFER_TOPIC, &t, &t], "0x".to_string()),
+            (vec![TRANSFER_TOPIC, &t, &t], format!("0x{w}{w}")),
+            (vec![TRANSFER_TOPIC, &t, &t, &t], format!("0x{w}")),
+            (vec![TRANSFER_TOPIC, &t], format!("0x{w}")),
+            (vec![TRANSFER_TOPIC], "0x".to_string()),
+            (vec![TRANSFER_TOPIC, &t, &t, &t, &t], "0x".to_string()),
+        ];
+        let warning = format!(
+            "The number of topics and data parts is not equal to 4 in log 3 of transaction {TX}"
+        );
+        for (topics, data) in shapes {
+            let decoded = decode_transfer(&log(&topics, &data));
+            assert_eq!(
+                decoded,
+                Ok(Decoded::Skipped(warning.clone())),
+                "{topics:?} + {data}"
+            );
+        }
+    }
+
+    #[test]
+    fn forty_bytes_of_data_is_two_words_and_skipped() {
+        let data = format!("0x{}{}", "00".repeat(32), "11".repeat(8));
+        let decoded = decode_transfer(&log(&[TRANSFER_TOPIC, &word("1"), &word("2")], &data));
+        assert!(matches!(decoded, Ok(Decoded::Skipped(_))), "{decoded:?}");
+    }
+
+    #[test]
+    fn twenty_bytes_of_data_is_read_as_the_number_it_spells() {
+        let data = format!("0x{}", "01".repeat(20));
+        let row = transfer(&log(&[TRANSFER_TOPIC, &word("1"), &word("2")], &data));
+        let expected = U256::from_str_radix(&"01".repeat(20), 16).expect("hex");
+        assert_eq!(row.value, uint(&expected.to_string()));
+    }
+
+    // ---- rule 11 ----
+
+    #[test]
+    fn addresses_are_the_last_20_bytes_lowercased() {
+        let dirty = format!("0x{}{}", "ff".repeat(12), "ab".repeat(20));
+        let mixed = format!("0x{:0>64}", "AbCdEf0123456789ABCDEF0123456789abcdef01");
+        let row = transfer(&log(&[TRANSFER_TOPIC, &dirty, &mixed], &word("1")));
+        assert_eq!(row.from_address, format!("0x{}", "ab".repeat(20)));
+        assert_eq!(row.to_address, "0xabcdef0123456789abcdef0123456789abcdef01");
+        assert_eq!(
+            row.token_address,
+            "0xc66ea802717bfb9833400264dd12c2bceaa34a6d"
+        );
+    }
+
+    #[test]
+    fn short_parts_follow_ethereum_etls_length_test() {
+        assert_eq!(word_to_address("0xABC"), "0xabc");
+        let thirty_nine = format!("0x{}", "A".repeat(37));
+        assert_eq!(word_to_address(&thirty_nine), thirty_nine.to_lowercase());
+        // 40 characters including `0x`: Python's `param[-40:]` keeps the prefix.
+        let forty = format!("0x{}", "A".repeat(38));
+        assert_eq!(word_to_address(&forty), format!("0x0x{}", "a".repeat(38)));
+        let exact = "B".repeat(40);
+        assert_eq!(word_to_address(&exact), format!("0x{}", "b".repeat(40)));
+    }
+
+    // ---- rule 12 ----
+
+    #[test]
+    fn value_is_the_exact_unsigned_integer() {
+        let zero = word("0");
+        let minus_thousand = format!("0x{}fc18", "f".repeat(60));
+        let data = format!("0x{}{}", &zero[2..], &minus_thousand[2..]);
+        let from = word("e9eeaec75883f0e389a78e2260bfac1776df2f1d");
+        let row = transfer(&log(&[TRANSFER_TOPIC, &from], &data));
+        assert_eq!(row.to_address, format!("0x{}", "0".repeat(40)));
+        assert_eq!(
+            row.value,
+            uint("115792089237316195423570985008687907853269984665640564039457584007913129638936")
+        );
+        let max = transfer(&log(
+            &[TRANSFER_TOPIC, &from, &zero],
+            &format!("0x{}", "f".repeat(64)),
+        ));
+        assert_eq!(
+            max.value,
+            uint("115792089237316195423570985008687907853269984665640564039457584007913129639935")
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_hex_or_too_big_is_an_error() {
+        for topic3 in ["0x", "0xzz", &format!("0x1{}", "0".repeat(64))] {
+            let topics = [TRANSFER_TOPIC, &word("1"), &word("2"), topic3];
+            let error = decode_transfer(&log(&topics, "0x")).expect_err(topic3);
+            assert_eq!((error.field, error.value.as_str()), ("value", topic3));
+        }
+        let long_but_small = format!("0x{}5", "0".repeat(70));
+        let topics = [TRANSFER_TOPIC, &word("1"), &word("2"), &long_but_small];
+        assert_eq!(transfer(&log(&topics, "0x")).value, uint("5"));
+    }
+
+    // ---- rule 13 ----
+
+    #[test]
+    fn quantities_and_hash_are_parsed_and_checked() {
+        let mut shouting = log(&[TRANSFER_TOPIC, &word("1"), &word("2")], &word("3"));
+        shouting.transaction_hash = TX.to_uppercase().replacen("0X", "0x", 1);
+        let row = transfer(&shouting);
+        assert_eq!(
+            (
+                row.transaction_hash.as_str(),
+                row.log_index,
+                row.block_number
+            ),
+            (TX, 3, 1452581)
+        );
+
+        let cases = [
+            ("logIndex", "0x3g"),
+            ("logIndex", "0x"),
+            ("blockNumber", "0x-1"),
+            ("blockNumber", "0x8000000000000000"),
+            ("transactionHash", "0x1234"),
+            ("transactionHash", &TX[2..]),
+        ];
+        for (field, value) in cases {
+            let mut broken = log(&[TRANSFER_TOPIC, &word("1"), &word("2")], &word("3"));
+            match field {
+                "logIndex" => broken.log_index = value.to_string(),
+                "blockNumber" => broken.block_number = value.to_string(),
+                _ => broken.transaction_hash = value.to_string(),
+            }
+            let error = decode_transfer(&broken).expect_err(value);
+            assert_eq!((error.field, error.value.as_str()), (field, value));
+            assert!(error.to_string().contains(field), "{error}");
+        }
+    }
+
+    // ---- fixtures ----
+
+    /// Python's `csv` quoting, enough for ethereum-etl's logs.csv.
+    fn csv_fields(line: &str) -> Vec<String> {
+        let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                _ => field.push(c),
+            }
+        }
+        fields.push(field);
+        fields
+    }
+
+    fn csv_rows(path: &str) -> Vec<Vec<String>> {
+        fixture(path)
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(csv_fields)
+            .collect()
+    }
+
+    fn as_csv_row(parts: &TransferParts) -> Vec<String> {
+        vec![
+            parts.token_address.clone(),
+            parts.from_address.clone(),
+            parts.to_address.clone(),
+            parts.value.to_string(),
+            parts.transaction_hash.clone(),
+            parts.log_index.to_string(),
+            parts.block_number.to_string(),
+        ]
+    }
+
+    fn transfers(logs: &[RpcLog]) -> Vec<TransferParts> {
+        let decoded = logs
+            .iter()
+            .map(|l| decode_transfer(l).expect("well-formed"));
+        let mut rows: Vec<_> = decoded
+            .filter_map(|d| match d {
+                Decoded::Transfer(parts) => Some(parts),
+                _ => None,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.transaction_hash, a.log_index).cmp(&(&b.transaction_hash, b.log_index))
+        });
+        rows
+    }
+
+    /// A log as ethereum-etl writes it (decimal numbers) turned back into what
+    /// the node sent.
+    fn rpc_log_from_etl(
+        address: &str,
+        topics: Vec<String>,
+        data: &str,
+        tx: &str,
+        index: u64,
+        block: u64,
+    ) -> RpcLog {
+        RpcLog {
+            address: address.to_string(),
+            topics,
+            data: Some(data.to_string()),
+            block_number: format!("{block:#x}"),
+            transaction_hash: tx.to_string(),
+            log_index: format!("{index:#x}"),
+        }
+    }
+
+    #[test]
+    fn fixture_extract_token_transfers_from_logs_csv() {
+        let logs: Vec<RpcLog> = csv_rows("test_extract_token_transfers_job/logs/logs.csv")
+            .into_iter()
+            .map(|f| {
+                let topics = f[7].split(',').map(str::to_string).collect();
+                let (index, block) = (f[0].parse().expect("index"), f[4].parse().expect("block"));
+                rpc_log_from_etl(&f[5], topics, &f[6], &f[1], index, block)
+            })
+            .collect();
+        assert_eq!(logs.len(), 3);
+        let rows: Vec<_> = transfers(&logs).iter().map(as_csv_row).collect();
+        let expected =
+            csv_rows("test_extract_token_transfers_job/logs/expected_token_transfers.csv");
+        assert_eq!(rows, expected);
+
+        let mut shouting = logs[0].clone();
+        shouting.topics[0] = shouting.topics[0].to_uppercase();
+        assert_eq!(transfer(&shouting), transfer(&logs[0]));
+    }
+
+    fn rpc_result(path: &str) -> Value {
+        let answer: Value = serde_json::from_str(&fixture(path)).expect("JSON");
+        answer["result"].clone()
+    }
+
+    #[test]
+    fn fixture_export_token_transfers_filter_logs() {
+        let dir = "test_export_token_transfers_job/block_with_transfers";
+        let result = rpc_result(&format!("{dir}/web3_response.eth_getFilterLogs_0x0.json"));
+        let logs: Vec<RpcLog> = serde_json::from_value(result).expect("logs");
+        let rows: Vec<_> = transfers(&logs).iter().map(as_csv_row).collect();
+        assert_eq!(
+            rows,
+            csv_rows(&format!("{dir}/expected_token_transfers.csv"))
+        );
+    }
+
+    fn receipt_logs(dir: &str) -> Vec<RpcLog> {
+        let mut names: Vec<_> = std::fs::read_dir(format!("{FIXTURES}/{dir}"))
+            .expect("fixture directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("web3_response.eth_getTransactionReceipt_"))
+            .collect();
+        names.sort();
+        assert!(!names.is_empty());
+        names
+            .iter()
+            .flat_map(|name| {
+                let result = rpc_result(&format!("{dir}/{name}"));
+                serde_json::from_value::<Vec<RpcLog>>(result["logs"].clone()).expect("logs")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixture_receipt_logs_give_the_same_rows_as_the_filter() {
+        let logs = receipt_logs("test_export_receipts_job/receipts_with_logs");
+        let rows: Vec<_> = transfers(&logs).iter().map(as_csv_row).collect();
+        let expected =
+            "test_export_token_transfers_job/block_with_transfers/expected_token_transfers.csv";
+        assert_eq!(rows, csv_rows(expected));
+    }
+
+    /// A JSON number's digits as written: the fixture's values exceed u64 and
+    /// serde_json would round them through f64.
+    fn raw_number(line: &str, key: &str) -> String {
+        let marker = format!("\"{key}\": ");
+        let start = line.find(&marker).map(|i| i + marker.len()).expect("key");
+        line[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect()
+    }
+
+    fn expected_transfers(path: &str) -> Vec<TransferParts> {
+        let text = fixture(path);
+        let mut rows: Vec<_> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let row: Value = serde_json::from_str(line).expect("JSON");
+                let text_of = |key: &str| row[key].as_str().expect(key).to_string();
+                let int_of = |key: &str| row[key].as_i64().expect(key);
+                TransferParts {
+                    token_address: text_of("token_address"),
+                    from_address: text_of("from_address"),
+                    to_address: text_of("to_address"),
+                    value: uint(&raw_number(line, "value")),
+                    transaction_hash: text_of("transaction_hash"),
+                    log_index: int_of("log_index"),
+                    block_number: int_of("block_number"),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.transaction_hash, a.log_index).cmp(&(&b.transaction_hash, b.log_index))
+        });
+        rows
+    }
+
+    #[test]
+    fn fixture_stream_1755634_receipts() {
+        let dir = "test_stream/blocks_1755634_1755635";
+        let rows = transfers(&receipt_logs(dir));
+        let expected = expected_transfers(&format!("{dir}/expected_token_transfers.json"));
+        assert_eq!(rows, expected);
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].log_index, rows[0].block_number), (0, 1755635));
+        assert_eq!(rows[0].value, uint("5000000000000000000"));
+    }
+
+    #[test]
+    fn fixture_stream_17173049_gives_exactly_291_rows() {
+        let dir = "test_stream/blocks_17173049_17173050";
+        let logs: Vec<RpcLog> = fixture(&format!("{dir}/expected_logs.json"))
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let l: Value = serde_json::from_str(line).expect("JSON");
+                let text_of = |key: &str| l[key].as_str().expect(key).to_string();
+                let topics = serde_json::from_value(l["topics"].clone()).expect("topics");
+                let (index, block) = (l["log_index"].as_u64(), l["block_number"].as_u64());
+                let (index, block) = (index.expect("log_index"), block.expect("block_number"));
+                rpc_log_from_etl(
+                    &text_of("address"),
+                    topics,
+                    &text_of("data"),
+                    &text_of("transaction_hash"),
+                    index,
+                    block,
+                )
+            })
+            .collect();
+        assert_eq!(logs.len(), 681);
+        let rows = transfers(&logs);
+        let expected = expected_transfers(&format!("{dir}/expected_token_transfers.json"));
+        assert_eq!(rows.len(), 291);
+        assert_eq!(rows, expected);
+        assert!(rows
+            .iter()
+            .any(|r| r.value == uint("7786596450288373164569331648084")));
+
+        let shape = |l: &RpcLog| (l.topics.len(), split_to_words(l.data.as_deref()).len());
+        let matched: Vec<_> = logs
+            .iter()
+            .filter(|l| l.topics.first().is_some_and(|t| is_transfer_topic(t)))
+            .map(shape)
+            .collect();
+        assert_eq!(matched.iter().filter(|s| **s == (3, 1)).count(), 282);
+        assert_eq!(matched.iter().filter(|s| **s == (4, 0)).count(), 9);
+    }
+}
