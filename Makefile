@@ -6,6 +6,8 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/ethpipe-target
 export CARGO_TARGET_DIR
 ETHPIPE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export ETHPIPE_TEST_DATABASE_URL
+ETHPIPE_TOOLS_DIR ?= $(HOME)/.cache/ethpipe-tools
+export ETHPIPE_TOOLS_DIR
 
 .PHONY: help build test lint unit postgres
 
@@ -20,11 +22,15 @@ test: postgres lint unit ## Everything CI runs: PostgreSQL up, fmt, clippy, all 
 postgres: ## Start (or install) the PostgreSQL server the tests use
 	@scripts/ensure-postgres.sh
 
+.PHONY: tools
+tools: ## Install anvil and solc locally, compile the test contracts
+	@scripts/ensure-node-tools.sh
+
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-unit: postgres ## The test suites (real PostgreSQL, BigQuery-compatible server)
+unit: postgres tools ## The test suites (real PostgreSQL, BigQuery-compatible server)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --workspace --no-fail-fast; \
 	else \

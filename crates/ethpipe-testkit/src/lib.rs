@@ -1,15 +1,25 @@
 //! Test support shared by every ethpipe test: real PostgreSQL databases per
 //! test, a BigQuery-compatible REST server, service-account keys, fixture rows,
-//! and a runner for the real `ethpipe` binary.
+//! a runner for the real `ethpipe` binary, and for the JSON-RPC source: a real
+//! anvil node with the test contracts, a replay server for ethereum-etl's
+//! recorded mainnet responses, and a fault-injecting JSON-RPC proxy.
 
+pub mod anvil;
 pub mod bigquery;
+pub mod chain;
 pub mod cli;
 pub mod fixtures;
 pub mod keys;
 pub mod pg;
+pub mod rpc_proxy;
+pub mod rpc_replay;
 
+pub use anvil::{Anvil, AnvilOptions};
 pub use bigquery::{FakeBigQuery, Faults};
+pub use chain::{Arg, Artifact, Chain, Sent, Tx, TRANSFER_TOPIC};
 pub use cli::{Ethpipe, Output};
 pub use fixtures::{FixtureToken, FixtureTransfer};
 pub use keys::ServiceAccount;
 pub use pg::TestDatabase;
+pub use rpc_proxy::{Fault, LogLimitWording, Match, RpcProxy};
+pub use rpc_replay::{ReplayOptions, RpcReplay};
