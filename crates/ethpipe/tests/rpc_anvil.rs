@@ -693,3 +693,128 @@ async fn transfer_shapes_follow_the_four_part_rule() {
         assert_eq!(row.token_address, shapes);
     }
 }
+
+/// A node without `trace_block` (geth) is asked with the call tracer, and one
+/// with neither gets receipts (rules 34 and 37); a token destroyed in its
+/// creation transaction is still found from its trace (rule 18).
+#[tokio::test]
+async fn contracts_are_found_with_whatever_the_node_offers() {
+    use ethpipe_testkit::{Fault, Match, RpcProxy};
+
+    let node = Node::start().await;
+    node.at(DAY, 8, 0, 0).await;
+    let direct = node.deploy_standard("DIR", 18, 1000).await;
+    let factory = node
+        .chain
+        .deploy("TokenFactory", &[])
+        .await
+        .expect("deploy factory");
+    let initcode = |symbol: &str| {
+        ethpipe_testkit::Artifact::load("StandardToken")
+            .expect("artifact")
+            .creation_code(&[
+                Arg::string("Made"),
+                Arg::string(symbol),
+                Arg::uint(6),
+                Arg::uint(100),
+            ])
+    };
+    let both = node
+        .chain
+        .send(
+            &factory,
+            &encode_call(
+                "deployBoth(bytes,bytes32)",
+                &[Arg::bytes(&initcode("MADE")), Arg::bytes32(&[9u8; 32])],
+            ),
+        )
+        .await
+        .expect("deployBoth");
+    let made = both.logged_addresses(&factory);
+    let destroyed_code = ethpipe_testkit::Artifact::load("SelfDestructToken")
+        .expect("artifact")
+        .creation_code(&[
+            Arg::string("Gone"),
+            Arg::string("GONE"),
+            Arg::uint(18),
+            Arg::uint(0),
+        ]);
+    let gone = node
+        .chain
+        .send(
+            &factory,
+            &encode_call("deployAndDestroy(bytes)", &[Arg::bytes(&destroyed_code)]),
+        )
+        .await
+        .expect("deployAndDestroy")
+        .logged_addresses(&factory);
+    assert_eq!(gone.len(), 1);
+    node.close_day(DAY).await;
+
+    let mut all = vec![direct.clone(), made[0].clone(), made[1].clone(), gone[0].clone()];
+    all.sort();
+    let created = |rows: &[TokenRow]| {
+        let mut addresses: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.found_in_transfers)
+            .map(|r| r.address.clone())
+            .collect();
+        addresses.sort();
+        addresses
+    };
+    let not_found = || Fault::RpcError {
+        code: -32601,
+        message: "the method does not exist/is not available".into(),
+    };
+
+    // Parity traces.
+    node.run("tokens", DAY).await;
+    let client = node.client().await;
+    let traced = tokens(&client).await;
+    assert_eq!(created(&traced), all);
+    // Its code is gone by the end of the day: every metadata call fails.
+    let destroyed = token(&traced, &gone[0]);
+    assert_eq!(
+        (&destroyed.symbol, &destroyed.decimals, &destroyed.total_supply),
+        (&None, &None, &None)
+    );
+
+    // geth's call tracer gives the same contracts.
+    let proxy = RpcProxy::start(node.anvil.url()).await.expect("proxy");
+    proxy.fail_always(Match::method("trace_block"), not_found());
+    let geth = node.ethpipe().env("ETHPIPE_RPC_URL", proxy.url());
+    let second = TestDatabase::create().await.expect("database");
+    geth.env("ETHPIPE_DATABASE_URL", second.url.clone())
+        .run(&["run", "tokens", "--date", DAY])
+        .await
+        .assert_success();
+    assert!(proxy.method_count("debug_traceBlockByNumber") > 0);
+    let second_client = second.client().await.expect("client");
+    assert_eq!(tokens(&second_client).await, traced);
+
+    // Receipts only: direct deployments are created rows; factory tokens with
+    // a mint are found in transfers; the run log says why.
+    proxy.fail_always(Match::method("debug_traceBlockByNumber"), not_found());
+    let third = TestDatabase::create().await.expect("database");
+    node.ethpipe()
+        .env("ETHPIPE_RPC_URL", proxy.url())
+        .env("ETHPIPE_DATABASE_URL", third.url.clone())
+        .run(&["run", "tokens", "--date", DAY])
+        .await
+        .assert_success();
+    let third_client = third.client().await.expect("client");
+    let from_receipts = tokens(&third_client).await;
+    assert_eq!(created(&from_receipts), vec![direct.clone()]);
+    for address in &made {
+        assert!(token(&from_receipts, address).found_in_transfers);
+    }
+    let warned: i64 = third_client
+        .query_one(
+            "SELECT count(*) FROM ethpipe.run_logs WHERE message LIKE '%contractAddress%'",
+            &[],
+        )
+        .await
+        .expect("logs")
+        .get(0);
+    assert_eq!(warned, 1);
+}
