@@ -22,6 +22,10 @@ test: postgres lint unit ## Everything CI runs: PostgreSQL up, fmt, clippy, all 
 postgres: ## Start (or install) the PostgreSQL server the tests use
 	@scripts/ensure-postgres.sh
 
+.PHONY: demo
+demo: ## No account needed: a local anvil chain with a few days of tokens, loaded into demo/ethpipe.db, then the dashboard
+	@scripts/demo.sh
+
 .PHONY: tools
 tools: ## Install anvil and solc locally, compile the test contracts
 	@scripts/ensure-node-tools.sh
