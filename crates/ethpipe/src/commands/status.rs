@@ -59,7 +59,11 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
             serde_json::to_string_pretty(&json).map_err(Fatal::usage)?
         );
     } else {
-        print_table(&settings.database_url.shown(), &report);
+        print_table(
+            &settings.database_url.shown(),
+            &report,
+            settings.source == crate::config::SourceKind::Rpc,
+        );
         println!();
         println!("triggers");
         super::trigger::print_triggers(&triggers, settings);
@@ -117,7 +121,7 @@ fn ranges_and_gaps(days: &[DayLoaded]) -> (Vec<DayRange>, Vec<DayRange>) {
     (ranges.into_iter().map(|(a, b)| range(a, b)).collect(), gaps)
 }
 
-fn print_table(database: &str, report: &[PipelineStatus]) {
+fn print_table(database: &str, report: &[PipelineStatus], rpc_source: bool) {
     println!("database: {database}");
     for status in report {
         println!();
@@ -125,10 +129,10 @@ fn print_table(database: &str, report: &[PipelineStatus]) {
         if let Some(done) = status.full_load_done {
             println!(
                 "  full load:   {}",
-                if done {
-                    "done"
-                } else {
-                    "not yet (the first tokens run does it)"
+                match (done, rpc_source) {
+                    (true, _) => "done",
+                    (false, false) => "not yet (the first tokens run does it)",
+                    (false, true) => "none with --source rpc (tokens load day by day)",
                 }
             );
         }
