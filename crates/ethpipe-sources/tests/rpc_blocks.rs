@@ -34,7 +34,10 @@ async fn midnight_chain() -> Anvil {
         ("2024-03-01", 23, 59, 59),
         ("2024-03-02", 0, 0, 0),
     ] {
-        chain.mine(utc_timestamp(date(d), h, m, s)).await.expect("mine");
+        chain
+            .mine(utc_timestamp(date(d), h, m, s))
+            .await
+            .expect("mine");
     }
     anvil
 }
@@ -104,12 +107,17 @@ async fn the_search_takes_few_calls_on_a_long_chain() {
         .request("anvil_mine", serde_json::json!(["0xbb8", "0x3c"]))
         .await
         .expect("anvil_mine");
-    let proxy = ethpipe_testkit::RpcProxy::start(anvil.url()).await.expect("proxy");
+    let proxy = ethpipe_testkit::RpcProxy::start(anvil.url())
+        .await
+        .expect("proxy");
     let blocks =
         Blocks::new(RpcClient::new(&proxy.url(), RpcClientConfig::default()).expect("client"));
     let range = blocks.day_blocks(day("2024-03-01")).await.expect("range");
     let calls = proxy.method_count("eth_getBlockByNumber");
-    assert!(calls <= 30, "{calls} header requests for a 3,000-block search");
+    assert!(
+        calls <= 30,
+        "{calls} header requests for a 3,000-block search"
+    );
     // Asking again is answered from the cache.
     blocks.day_blocks(day("2024-03-01")).await.expect("range");
     assert!(proxy.method_count("eth_getBlockByNumber") <= calls + 1);

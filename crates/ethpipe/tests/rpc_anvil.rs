@@ -276,17 +276,43 @@ async fn transfers_of_each_day_land_in_their_day() {
     node.chain.set_automine(true).await.expect("automine on");
     node.at(NEXT_DAY, 12, 0, 0).await;
     node.transfer(&token, &to[9], 9).await;
+    // ERC-721: the token id is topic 3.
+    let nft = node
+        .chain
+        .deploy("Erc721Token", &[Arg::string("Kitties"), Arg::string("CK")])
+        .await
+        .expect("deploy erc721");
+    node.chain
+        .send(
+            &nft,
+            &encode_call(
+                "mint(address,uint256)",
+                &[Arg::address(&me), Arg::uint(1 << 100)],
+            ),
+        )
+        .await
+        .expect("mint nft");
+    node.chain
+        .send(
+            &nft,
+            &encode_call(
+                "transferFrom(address,address,uint256)",
+                &[Arg::address(&me), Arg::address(&to[1]), Arg::uint(1 << 100)],
+            ),
+        )
+        .await
+        .expect("transfer nft");
     node.close_day(NEXT_DAY).await;
 
     node.run("token_transfers", DAY).await;
     node.run("token_transfers", NEXT_DAY).await;
 
     let expected = node.expected_transfers().await;
-    assert_eq!(expected.len(), 1 + 40 + 3 + 3 + 2 + 1);
+    assert_eq!(expected.len(), 1 + 40 + 3 + 3 + 2 + 1 + 2);
     let client = node.client().await;
     let loaded = common::pg_transfers(&client, "").await;
     assert_eq!(loaded, expected, "every transfer exactly once");
-    for (date, count) in [(DAY, 1 + 40 + 3 + 3), (NEXT_DAY, 2 + 1)] {
+    for (date, count) in [(DAY, 1 + 40 + 3 + 3), (NEXT_DAY, 2 + 1 + 2)] {
         let on_day = common::on_day(&loaded, date);
         assert_eq!(on_day.len(), count, "transfers on {date}");
         assert_eq!(on_day, common::on_day(&expected, date));
@@ -316,6 +342,28 @@ async fn transfers_of_each_day_land_in_their_day() {
     )
     .await;
     assert_eq!(before, after);
+
+    // verify counts the node's Transfer logs for each day.
+    let verify = node
+        .ethpipe()
+        .run(&["verify", "--from", DAY, "--to", NEXT_DAY])
+        .await;
+    assert_eq!(verify.code, 0, "{}", verify.all());
+    client
+        .execute(
+            "DELETE FROM ethereum.token_transfers WHERE block_timestamp >= $1::date::timestamptz
+               AND block_timestamp < $1::date::timestamptz + interval '1 day' AND log_index = 0
+               AND value = 0",
+            &[&day(DAY)],
+        )
+        .await
+        .expect("tamper");
+    let verify = node
+        .ethpipe()
+        .run(&["verify", "--from", DAY, "--to", NEXT_DAY])
+        .await;
+    assert_eq!(verify.code, 1, "a missing row is a gap: {}", verify.all());
+    assert!(verify.stdout.contains(DAY), "{}", verify.stdout);
 }
 
 #[tokio::test]
@@ -751,7 +799,12 @@ async fn contracts_are_found_with_whatever_the_node_offers() {
     assert_eq!(gone.len(), 1);
     node.close_day(DAY).await;
 
-    let mut all = vec![direct.clone(), made[0].clone(), made[1].clone(), gone[0].clone()];
+    let mut all = vec![
+        direct.clone(),
+        made[0].clone(),
+        made[1].clone(),
+        gone[0].clone(),
+    ];
     all.sort();
     let created = |rows: &[TokenRow]| {
         let mut addresses: Vec<String> = rows
@@ -775,7 +828,11 @@ async fn contracts_are_found_with_whatever_the_node_offers() {
     // Its code is gone by the end of the day: every metadata call fails.
     let destroyed = token(&traced, &gone[0]);
     assert_eq!(
-        (&destroyed.symbol, &destroyed.decimals, &destroyed.total_supply),
+        (
+            &destroyed.symbol,
+            &destroyed.decimals,
+            &destroyed.total_supply
+        ),
         (&None, &None, &None)
     );
 

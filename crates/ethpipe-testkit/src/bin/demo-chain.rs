@@ -67,7 +67,9 @@ async fn main() -> anyhow::Result<()> {
         .context("--from must be YYYY-MM-DD")?;
     let days: u32 = arg(&args, "--days", "3").parse().context("--days")?;
     let mut rng = Rng(arg(&args, "--seed", "7").parse().context("--seed")?);
-    let chain = Chain::connect(&url).await.context("connecting to the node")?;
+    let chain = Chain::connect(&url)
+        .await
+        .context("connecting to the node")?;
 
     chain
         .set_next_block_timestamp(utc_timestamp(from, 0, 5, 0))
@@ -118,13 +120,33 @@ async fn deploy_tokens(chain: &Chain) -> anyhow::Result<Vec<DemoToken>> {
     };
     let mut tokens = Vec::new();
     for (contract, args, unit) in [
-        ("StandardToken", standard("Demo Dollar", "DUSD", 6, 10_000_000), 10u128.pow(6)),
-        ("StandardToken", standard("Wrapped Demo Ether", "WDETH", 18, 1_000_000), 10u128.pow(18)),
-        ("ModernToken", standard("Modern Token", "MODRN", 18, 5_000_000), 10u128.pow(18)),
-        ("StandardToken", standard("Whole Points", "PTS", 0, 1_000_000_000), 1),
+        (
+            "StandardToken",
+            standard("Demo Dollar", "DUSD", 6, 10_000_000),
+            10u128.pow(6),
+        ),
+        (
+            "StandardToken",
+            standard("Wrapped Demo Ether", "WDETH", 18, 1_000_000),
+            10u128.pow(18),
+        ),
+        (
+            "ModernToken",
+            standard("Modern Token", "MODRN", 18, 5_000_000),
+            10u128.pow(18),
+        ),
+        (
+            "StandardToken",
+            standard("Whole Points", "PTS", 0, 1_000_000_000),
+            1,
+        ),
     ] {
         let address = chain.deploy(contract, &args).await.context(contract)?;
-        tokens.push(DemoToken { address, unit, nft: false });
+        tokens.push(DemoToken {
+            address,
+            unit,
+            nft: false,
+        });
     }
     let mut name = [0u8; 32];
     name[..10].copy_from_slice(b"Demo Maker");
@@ -133,21 +155,41 @@ async fn deploy_tokens(chain: &Chain) -> anyhow::Result<Vec<DemoToken>> {
     let address = chain
         .deploy(
             "Bytes32Token",
-            &[Arg::bytes32(&name), Arg::bytes32(&symbol), Arg::uint(18), Arg::uint(10u128.pow(24))],
+            &[
+                Arg::bytes32(&name),
+                Arg::bytes32(&symbol),
+                Arg::uint(18),
+                Arg::uint(10u128.pow(24)),
+            ],
         )
         .await
         .context("Bytes32Token")?;
-    tokens.push(DemoToken { address, unit: 10u128.pow(18), nft: false });
+    tokens.push(DemoToken {
+        address,
+        unit: 10u128.pow(18),
+        nft: false,
+    });
     let address = chain
-        .deploy("Erc721Token", &[Arg::string("Demo Kitties"), Arg::string("DKITTY")])
+        .deploy(
+            "Erc721Token",
+            &[Arg::string("Demo Kitties"), Arg::string("DKITTY")],
+        )
         .await
         .context("Erc721Token")?;
-    tokens.push(DemoToken { address, unit: 1, nft: true });
+    tokens.push(DemoToken {
+        address,
+        unit: 1,
+        nft: true,
+    });
     Ok(tokens)
 }
 
 /// Spreads each fungible token from the deployer to the other holders.
-async fn seed_balances(chain: &Chain, tokens: &[DemoToken], holders: &[String]) -> anyhow::Result<()> {
+async fn seed_balances(
+    chain: &Chain,
+    tokens: &[DemoToken],
+    holders: &[String],
+) -> anyhow::Result<()> {
     let others: Vec<&str> = holders.iter().skip(1).map(String::as_str).collect();
     for token in tokens.iter().filter(|t| !t.nft) {
         let values = vec![token.unit * 50_000; others.len()];
@@ -178,7 +220,10 @@ fn activity(
     let (data, gas) = if token.nft {
         *nft_id += 1;
         (
-            encode_call("mint(address,uint256)", &[Arg::address(&to), Arg::uint(*nft_id)]),
+            encode_call(
+                "mint(address,uint256)",
+                &[Arg::address(&to), Arg::uint(*nft_id)],
+            ),
             200_000,
         )
     } else {
@@ -187,7 +232,10 @@ fn activity(
                 let picked: Vec<&str> = (0..12)
                     .map(|_| recipients[rng.below(recipients.len() as u64) as usize].as_str())
                     .collect();
-                let values: Vec<u128> = picked.iter().map(|_| token.unit * (1 + u128::from(rng.below(5)))).collect();
+                let values: Vec<u128> = picked
+                    .iter()
+                    .map(|_| token.unit * (1 + u128::from(rng.below(5))))
+                    .collect();
                 (
                     encode_call(
                         "batchTransfer(address[],uint256[])",
@@ -196,12 +244,19 @@ fn activity(
                     1_000_000,
                 )
             }
-            1 => (encode_call("burn(uint256)", &[Arg::uint(token.unit)]), 200_000),
+            1 => (
+                encode_call("burn(uint256)", &[Arg::uint(token.unit)]),
+                200_000,
+            ),
             _ => {
                 // Amounts from dust to a few hundred tokens.
-                let value = token.unit / 100 * u128::from(1 + rng.below(30_000)) + u128::from(rng.below(1000));
+                let value = token.unit / 100 * u128::from(1 + rng.below(30_000))
+                    + u128::from(rng.below(1000));
                 (
-                    encode_call("transfer(address,uint256)", &[Arg::address(&to), Arg::uint(value)]),
+                    encode_call(
+                        "transfer(address,uint256)",
+                        &[Arg::address(&to), Arg::uint(value)],
+                    ),
                     200_000,
                 )
             }

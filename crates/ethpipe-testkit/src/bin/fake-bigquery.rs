@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let from: chrono::NaiveDate = arg(&args, "--from", "2024-03-01").parse()?;
     let days: u32 = arg(&args, "--days", "1").parse()?;
     let per_day: usize = arg(&args, "--rows-per-day", "100000").parse()?;
-    let email = "bench@ethpipe-bench.iam.gserviceaccount.com";
+    // The address ServiceAccount::write puts in the key, so the token exchange accepts it.
+    let email = "ethpipe-test@test-project.iam.gserviceaccount.com";
     let server = FakeBigQuery::start(email).await?;
     let account = ServiceAccount::write(&dir, &server.token_url())?;
     let mut rows = Vec::with_capacity(per_day * days as usize);
