@@ -709,7 +709,8 @@ async fn transfer_shapes_follow_the_four_part_rule() {
     // Shapes 0-3 and 9 of TransferShapes.emitAllShapes are rows, all with
     // from, to and value in parts 1, 2, 3; the 20-byte word of shape 9 is
     // read as the number it spells (77).
-    let by_index: Vec<(i64, Option<&str>, Option<&str>, Option<&str>)> = loaded
+    type Parts<'a> = (i64, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let by_index: Vec<Parts> = loaded
         .iter()
         .map(|r| {
             (
