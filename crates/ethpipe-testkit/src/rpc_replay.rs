@@ -45,7 +45,7 @@ const EMPTY_UNCLES_HASH: &str =
 
 /// `shared/fixtures/ethereum-etl`, beside the checkout.
 pub fn ethereum_etl_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ethereum-etl")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ethereum-etl")
 }
 
 /// One case folder, e.g. `fixture_dir("test_stream/blocks_1755634_1755635")`.

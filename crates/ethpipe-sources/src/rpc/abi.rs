@@ -248,7 +248,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/ethereum-etl"
+        "/../../fixtures/ethereum-etl"
     );
     const MAX: &str =
         "115792089237316195423570985008687907853269984665640564039457584007913129639935";

@@ -115,7 +115,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/ethereum-etl"
+        "/../../fixtures/ethereum-etl"
     );
 
     fn fixture_json(path: &str) -> Value {

@@ -157,7 +157,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/ethereum-etl"
+        "/../../fixtures/ethereum-etl"
     );
     const TX: &str = "0x5cb4fc2e3d217f3c286358d6bc042259c8befb0dabe450567a987f5770043157";
     const FROM: &str = "0x9f73bc871764c879fd9e0f524278373fa7875068";
