@@ -1,5 +1,5 @@
 //! A JSON-RPC server that replays ethereum-etl's recorded mainnet responses
-//! (`shared/fixtures/ethereum-etl/<test>/<case>/web3_response.*.json`).
+//! (`fixtures/ethereum-etl/<test>/<case>/web3_response.*.json` in the repository).
 //!
 //! Lookup is ethereum-etl's own (`tests/ethereumetl/job/mock_web3_provider.py`):
 //! a request maps to the file `web3_response.<method>_<params>.json`, see
@@ -43,7 +43,7 @@ use serde_json::{json, Map, Value};
 const EMPTY_UNCLES_HASH: &str =
     "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347";
 
-/// `shared/fixtures/ethereum-etl`, beside the checkout.
+/// `fixtures/ethereum-etl` at the root of the repository.
 pub fn ethereum_etl_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ethereum-etl")
 }
