@@ -246,10 +246,7 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/ethereum-etl"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/ethereum-etl");
     const MAX: &str =
         "115792089237316195423570985008687907853269984665640564039457584007913129639935";
 

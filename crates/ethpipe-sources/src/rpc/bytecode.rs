@@ -113,10 +113,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/ethereum-etl"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/ethereum-etl");
 
     fn fixture_json(path: &str) -> Value {
         let full = format!("{FIXTURES}/{path}");

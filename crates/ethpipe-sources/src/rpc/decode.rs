@@ -155,10 +155,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/ethereum-etl"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/ethereum-etl");
     const TX: &str = "0x5cb4fc2e3d217f3c286358d6bc042259c8befb0dabe450567a987f5770043157";
     const FROM: &str = "0x9f73bc871764c879fd9e0f524278373fa7875068";
     const TO: &str = "0xf51bc4633f5924465c8c6317169faf3e4312e82f";
