@@ -47,6 +47,27 @@ async fn wait_until(client: &Client, sql: &str, at_least: i64) {
 }
 
 /// Every day complete exactly once; the ledger has one success per day and no run left `running`.
+/// Waits until this client is the only session on its database.
+async fn wait_for_other_sessions_to_end(client: &Client) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let others = count(
+            client,
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await;
+        if others == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{others} sessions of a killed process are still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn assert_all_days_loaded_once(client: &Client, rows: &[FixtureTransfer], context: &str) {
     assert_eq!(
         pg_transfers(client, "").await,
@@ -119,6 +140,9 @@ async fn a_backfill_killed_at_random_points_resumes_without_redoing_or_duplicati
         tokio::time::sleep(Duration::from_millis(extra)).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
+        // A COMMIT the process sent just before dying still completes on the
+        // server: read the ledger once its sessions are gone.
+        wait_for_other_sessions_to_end(&client).await;
         let done_before: Vec<String> = client
             .query(
                 "SELECT day::text FROM ethpipe.runs WHERE status = 'success' ORDER BY day",
