@@ -13,6 +13,7 @@ pub mod keys;
 pub mod pg;
 pub mod rpc_proxy;
 pub mod rpc_replay;
+pub mod tcp_proxy;
 
 pub use anvil::{Anvil, AnvilOptions};
 pub use bigquery::{FakeBigQuery, Faults};
@@ -23,3 +24,4 @@ pub use keys::ServiceAccount;
 pub use pg::TestDatabase;
 pub use rpc_proxy::{Fault, LogLimitWording, Match, RpcProxy};
 pub use rpc_replay::{ReplayOptions, RpcReplay};
+pub use tcp_proxy::{CutPoint, TcpProxy};

@@ -46,7 +46,6 @@ async fn wait_until(client: &Client, sql: &str, at_least: i64) {
     panic!("timed out waiting for {sql} >= {at_least}");
 }
 
-/// Every day complete exactly once; the ledger has one success per day and no run left `running`.
 /// Waits until this client is the only session on its database.
 async fn wait_for_other_sessions_to_end(client: &Client) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -68,6 +67,7 @@ async fn wait_for_other_sessions_to_end(client: &Client) {
     }
 }
 
+/// Every day complete exactly once; the ledger has one success per day and no run left `running`.
 async fn assert_all_days_loaded_once(client: &Client, rows: &[FixtureTransfer], context: &str) {
     assert_eq!(
         pg_transfers(client, "").await,

@@ -51,7 +51,13 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
     let summary =
         ethpipe_orch::backfill::backfill(Arc::new(database), source, request, bar.clone(), cancel)
             .await
-            .map_err(Fatal::usage)?;
+            // The database answered at the start: losing it now is a failed
+            // run (exit 1), not a setup problem; days already committed stay.
+            .map_err(|e| {
+                Fatal::run_failed(format!(
+                    "backfill stopped: {e}; re-run the same command to resume"
+                ))
+            })?;
     bar.finish();
     report(&args, &summary)
 }
