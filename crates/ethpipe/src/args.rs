@@ -57,6 +57,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "ETHPIPE_RPC_BATCH_SIZE", global = true)]
     pub rpc_batch_size: Option<usize>,
 
+    /// Seconds before a JSON-RPC request times out (then it is retried) [default: 60]
+    #[arg(long, env = "ETHPIPE_RPC_TIMEOUT", global = true)]
+    pub rpc_timeout: Option<f64>,
+
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(
         long,

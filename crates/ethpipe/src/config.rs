@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub rpc_concurrency: Option<usize>,
     pub rpc_rps: Option<f64>,
     pub rpc_batch_size: Option<usize>,
+    pub rpc_timeout: Option<f64>,
     pub bigquery_project: Option<String>,
     pub bigquery_dataset: Option<String>,
     pub bigquery_endpoint: Option<String>,
@@ -204,6 +205,14 @@ fn rpc_client_config(args: &GlobalArgs, file: &FileConfig) -> Result<RpcClientCo
             ));
         }
         config.batch_size = n;
+    }
+    if let Some(seconds) = args.rpc_timeout.or(file.rpc_timeout) {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            return Err(Fatal::usage(format!(
+                "invalid --rpc-timeout {seconds}: expected a positive number of seconds"
+            )));
+        }
+        config.timeout = std::time::Duration::from_secs_f64(seconds);
     }
     if let Some(rps) = args.rpc_rps.or(file.rpc_rps) {
         if !(rps.is_finite() && rps > 0.0) {

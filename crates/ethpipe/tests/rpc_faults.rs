@@ -232,3 +232,42 @@ async fn a_node_that_stays_down_fails_cleanly() {
     let runs = common::pg_runs(&client).await;
     assert_eq!(runs.last().map(|r| r.0.as_str()), Some("failed"));
 }
+
+#[tokio::test]
+async fn answers_slower_than_the_timeout_are_retried_then_fail_clearly() {
+    let anvil = busy_chain(1).await;
+    let expected = reference(&anvil).await;
+    let proxy = RpcProxy::start(anvil.url()).await.expect("proxy");
+    proxy.fail_next(2, Fault::Delay(std::time::Duration::from_secs(3)));
+    let target = Target::new().await;
+    target
+        .ethpipe(&proxy.url())
+        .env("ETHPIPE_RPC_TIMEOUT", "0.5")
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await
+        .assert_success();
+    assert_eq!(target.transfers().await, expected);
+    assert_eq!(
+        proxy.pending_faults(),
+        0,
+        "both slow answers were waited out"
+    );
+
+    // Always slow: the bounded retries end in one clear line, nothing written.
+    proxy.stay_down(Fault::Delay(std::time::Duration::from_secs(3)));
+    let fresh = Target::new().await;
+    let out = fresh
+        .ethpipe(&proxy.url())
+        .env("ETHPIPE_RPC_TIMEOUT", "0.5")
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(errors[0].contains("timed out"), "{}", out.stderr);
+    assert!(fresh.transfers().await.is_empty());
+}
