@@ -418,6 +418,47 @@ async fn run_failures_name_the_cause_and_commit_nothing() {
     let out = harness.ethpipe(&db.url).run(&bad_row.args).await;
     assert_one_clear_line(&bad_row, &out);
 
+    // Every other kind of malformed cell fails the day the same way, naming
+    // the row and the column (columns in BigQuery's order).
+    let malformed: [(usize, Option<&str>, &str); 6] = [
+        (0, Some("0x12"), "token_address '0x12'"),
+        (3, Some("12.5"), "value '12.5'"),
+        (3, Some("-7"), "value '-7'"),
+        (4, Some("0xabc"), "transaction_hash '0xabc'"),
+        (5, Some("one"), "log_index 'one'"),
+        (6, Some("yesterday"), "block_timestamp 'yesterday'"),
+    ];
+    for (column, value, says) in malformed {
+        harness.bigquery.set_faults(Faults {
+            corrupt_transfer_cell: Some((40, column, value.map(str::to_string))),
+            ..Faults::default()
+        });
+        let out = harness
+            .ethpipe(&db.url)
+            .run(&["run", "token_transfers", "--date", DAY])
+            .await;
+        assert_eq!(out.code, 1, "{says}: {}", out.all());
+        let line = out.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{says}: {line}");
+        assert!(line.contains("source row 41"), "{says}: {line}");
+        assert!(line.contains(says), "{says}: {line}");
+    }
+    // A NULL where the table has NOT NULL.
+    harness.bigquery.set_faults(Faults {
+        corrupt_transfer_cell: Some((40, 4, None)),
+        ..Faults::default()
+    });
+    let out = harness
+        .ethpipe(&db.url)
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("source row 41: transaction_hash NULL"),
+        "{}",
+        out.stderr
+    );
+
     // A key the token endpoint does not accept (signed by another key).
     let other_key = harness.dir.path().join("other.json");
     let mut key: serde_json::Value =
@@ -446,7 +487,7 @@ async fn run_failures_name_the_cause_and_commit_nothing() {
         "nothing of the day may be committed"
     );
     let runs = pg_runs(&client).await;
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 10);
     assert!(
         runs.iter().all(|r| r.0 == "failed" && r.3.is_some()),
         "{runs:?}"
@@ -499,6 +540,26 @@ async fn secrets_never_appear_in_output_or_the_ledger() {
             .await,
     );
 
+    // A node URL with credentials in the user info and an API key in the path.
+    let rpc_url = "http://rpcuser:rpc-password-5150@127.0.0.1:9/v3/rpc-api-key-0123456789";
+    outputs.push(
+        ethpipe()
+            .env("ETHPIPE_SOURCE", "rpc")
+            .env("ETHPIPE_RPC_URL", rpc_url)
+            .run(&["run", "token_transfers", "--date", DAY])
+            .await,
+    );
+    assert_eq!(outputs.last().unwrap().code, 1, "{:?}", outputs.last());
+    assert!(
+        outputs
+            .last()
+            .unwrap()
+            .stderr
+            .contains("http://127.0.0.1:9"),
+        "the node is named by host and port: {:?}",
+        outputs.last()
+    );
+
     let client = db.client().await.unwrap();
     let mut ledger_text = String::new();
     for row in client
@@ -517,6 +578,8 @@ async fn secrets_never_appear_in_output_or_the_ledger() {
     }
     let secrets = [
         PASSWORD,
+        "rpc-password-5150",
+        "rpc-api-key-0123456789",
         harness.account.private_key_marker.as_str(),
         "ya29.test-",
     ];
