@@ -26,6 +26,10 @@ postgres: ## Start (or install) the PostgreSQL server the tests use
 demo: ## No account needed: a local anvil chain with a few days of tokens, loaded into demo/ethpipe.db, then the dashboard
 	@scripts/demo.sh
 
+.PHONY: browser
+browser: ## Install Debian's chromium and playwright-core for the dashboard's browser test
+	@scripts/ensure-browser.sh
+
 .PHONY: tools
 tools: ## Install anvil and solc locally, compile the test contracts
 	@scripts/ensure-node-tools.sh
@@ -34,7 +38,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-unit: postgres tools ## The test suites (real PostgreSQL, BigQuery-compatible server)
+unit: postgres tools browser ## The test suites (real PostgreSQL, BigQuery-compatible server)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --workspace --no-fail-fast; \
 	else \

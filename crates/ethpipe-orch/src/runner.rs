@@ -59,8 +59,14 @@ pub enum RunError {
 /// Observes a run's progress (rows so far), e.g. to draw a progress bar.
 pub trait Progress: Send + Sync {
     fn started(&self, _pipeline: Pipeline, _scope: Scope) {}
+    /// The run now has a ledger id (the dashboard links to it at once).
+    fn recorded(&self, _run: RunId) {}
     fn rows(&self, _total_so_far: u64) {}
 }
+
+/// How often a running run's rows so far are written to the ledger, so any
+/// reader (the dashboard, `status`, another process) sees it advance.
+const LEDGER_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Progress for () {}
 
@@ -123,6 +129,7 @@ pub async fn run_while_locked(
         let _ = database.log(run, "info", note).await;
     }
     progress.started(request.pipeline, scope);
+    progress.recorded(run);
     let started = Instant::now();
     let mut rows_written = 0;
     // On shutdown the load future is dropped mid-stream: its transaction never
@@ -272,12 +279,20 @@ async fn load(
 ) -> Result<u64, Failure> {
     let mut writer = database.begin_load(pipeline, scope).await?;
     let mut stream = source.extract(pipeline, scope);
+    let mut last_recorded = Instant::now();
     let (source_rows, skipped) = loop {
         match stream.next().await? {
             SourceEvent::Rows(rows) => {
                 writer.write(&rows).await?;
                 *rows_written = writer.rows_written();
                 progress.rows(*rows_written);
+                if last_recorded.elapsed() >= LEDGER_PROGRESS_EVERY {
+                    last_recorded = Instant::now();
+                    // Best effort: a missed update only delays the live count.
+                    if let Err(e) = database.record_progress(run, *rows_written).await {
+                        tracing::debug!("could not record the progress of run {run}: {e}");
+                    }
+                }
             }
             SourceEvent::Warning(message) => {
                 tracing::warn!("{message}");

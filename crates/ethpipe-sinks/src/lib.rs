@@ -139,6 +139,15 @@ impl Database {
         }
     }
 
+    /// Rows staged so far by a run still `running` (the ledger's live count;
+    /// the final count is written with the commit or the failure).
+    pub async fn record_progress(&self, run: RunId, rows_so_far: u64) -> Result<(), SinkError> {
+        match self {
+            Database::Postgres(db) => db.ledger().record_progress(run, rows_so_far).await,
+            Database::Sqlite(db) => db.ledger(|l| l.record_progress(run, rows_so_far)),
+        }
+    }
+
     pub async fn fail_run(
         &self,
         run: RunId,

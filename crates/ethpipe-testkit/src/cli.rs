@@ -62,6 +62,9 @@ impl Ethpipe {
             }
         }
         command.env("ETHPIPE_RETRY_ATTEMPTS", "3");
+        // `serve` listens for its dashboard; a free port each, so tests running
+        // in parallel never fight over the default 6789.
+        command.env("ETHPIPE_BIND", "127.0.0.1:0");
         for (key, value) in &self.envs {
             command.env(key, value);
         }

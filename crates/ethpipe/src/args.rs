@@ -110,7 +110,7 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Reconcile the database against the source for a range of days
     Verify(VerifyArgs),
-    /// Run the scheduler: due triggers, catch-up after downtime, retries (Ctrl-C/SIGTERM stops it)
+    /// Run the dashboard, the serving API and the scheduler (Ctrl-C/SIGTERM stops them)
     Serve(ServeArgs),
     /// List triggers, or turn one on or off (the toggle is stored in the database)
     Trigger(TriggerArgs),
@@ -188,7 +188,8 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address for the dashboard and API (served by later versions; the scheduler needs none)
+    /// Address for the dashboard and API (HOST:PORT; port 0 picks a free one).
+    /// Beyond loopback, ETHPIPE_API_TOKEN is required
     #[arg(
         long,
         env = "ETHPIPE_BIND",
@@ -196,6 +197,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub bind: String,
+
+    /// Bearer token required by mutating API calls (run, backfill, trigger toggle);
+    /// prefer the environment variable, which `ps` does not show
+    #[arg(long, env = "ETHPIPE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }
 
 #[derive(Debug, Args)]

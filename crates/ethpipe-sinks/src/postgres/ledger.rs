@@ -39,6 +39,17 @@ impl<'a> PgLedger<'a> {
         Ok(RunId(row.get(0)))
     }
 
+    pub async fn record_progress(&self, run: RunId, rows_so_far: u64) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "UPDATE ethpipe.runs SET rows_written = $2 WHERE id = $1 AND status = 'running'",
+                &[&run.0, &(rows_so_far as i64)],
+            )
+            .await
+            .map_err(fail("recording the run's progress"))?;
+        Ok(())
+    }
+
     /// Marks a run failed unless it already committed (a lost COMMIT
     /// acknowledgement must not turn a real success into a failure).
     pub async fn fail_run(
@@ -349,8 +360,10 @@ pub(super) async fn record_success(
 ) -> Result<(), SinkError> {
     let updated = client
         .execute(
+            // clock_timestamp(): now() would be the start of the day's
+            // transaction, making every run look instantaneous.
             "UPDATE ethpipe.runs SET status = 'success', rows_written = $2, source_rows = $3,
-                    skipped_rows = $4, finished_at = now(), error = NULL
+                    skipped_rows = $4, finished_at = clock_timestamp(), error = NULL
              WHERE id = $1 AND status = 'running'",
             &[
                 &commit.run.0,

@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (3, "triggers and their fired slots", V3),
     (4, "tokens found in transfers (JSON-RPC source)", V4),
+    (
+        5,
+        "indexes for the serving API (address and token pages)",
+        V5,
+    ),
 ];
 
 const V1: &str = r#"
@@ -174,6 +179,15 @@ CREATE OR REPLACE VIEW ethereum.tokens_latest AS
     SELECT DISTINCT ON (address) *
     FROM ethereum.tokens
     ORDER BY address, block_number DESC;
+"#;
+
+/// The serving API's reads: an address's transfers newest first (in and out
+/// separately, merged by the query), and one token's transfers of one day
+/// (top senders and receivers).
+const V5: &str = r#"
+CREATE INDEX token_transfers_from_idx ON ethereum.token_transfers (from_address, block_number);
+CREATE INDEX token_transfers_to_idx ON ethereum.token_transfers (to_address, block_number);
+CREATE INDEX token_transfers_token_time_idx ON ethereum.token_transfers (token_address, block_timestamp);
 "#;
 
 /// Applies pending migrations; returns the versions applied now.

@@ -39,6 +39,16 @@ impl<'a> SqliteLedger<'a> {
             .map_err(fail("recording the run's start"))
     }
 
+    pub fn record_progress(&self, run: RunId, rows_so_far: u64) -> Result<(), SinkError> {
+        self.connection
+            .execute(
+                "UPDATE ethpipe_runs SET rows_written = ?2 WHERE id = ?1 AND status = 'running'",
+                params![run.0, rows_so_far as i64],
+            )
+            .map_err(fail("recording the run's progress"))?;
+        Ok(())
+    }
+
     pub fn fail_run(
         &self,
         run: RunId,

@@ -13,7 +13,19 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (3, "triggers and their fired slots", V3),
     (4, "tokens found in transfers (JSON-RPC source)", V4),
+    (
+        5,
+        "indexes for the serving API (address and token pages)",
+        V5,
+    ),
 ];
+
+/// See the PostgreSQL migration of the same number.
+const V5: &str = "
+CREATE INDEX token_transfers_from_idx ON token_transfers (from_address, block_number);
+CREATE INDEX token_transfers_to_idx ON token_transfers (to_address, block_number);
+CREATE INDEX token_transfers_token_time_idx ON token_transfers (token_address, block_timestamp);
+";
 
 /// See the PostgreSQL migration of the same number.
 const V4: &str = "ALTER TABLE tokens ADD COLUMN found_in_transfers INTEGER NOT NULL DEFAULT 0;";
