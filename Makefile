@@ -112,3 +112,11 @@ backfill: ## A backfill as an Indexed Job: FROM=YYYY-MM-DD TO=YYYY-MM-DD [PIPELI
 
 chart-check: ## Helm chart checks: lint, render, kubernetes-validate, yamllint, manifest properties
 	@scripts/chart-check.sh
+
+# --- Fuzzing: cargo fuzz on the decoders, bounded (docs/reliability.md) ---
+# Not part of `make test`. make fuzz FUZZ_SECONDS=300 FUZZ_TARGETS=decode_transfer
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+.PHONY: fuzz
+fuzz: ## Fuzz each decoder for FUZZ_SECONDS (60) s, one at a time; installs cargo-fuzz if missing
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh

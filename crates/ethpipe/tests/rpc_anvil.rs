@@ -108,6 +108,23 @@ impl Node {
         assert!(sent.succeeded());
     }
 
+    /// Queues a transfer for the next mined block (automine off).
+    async fn submit_transfer(&self, token: &str, to: &str, value: u128) {
+        let data = encode_call(
+            "transfer(address,uint256)",
+            &[Arg::address(to), Arg::uint(value)],
+        );
+        self.chain
+            .submit(Tx {
+                to: Some(token.to_string()),
+                data,
+                gas: Some(200_000),
+                ..Tx::default()
+            })
+            .await
+            .expect("submit");
+    }
+
     /// Every standard Transfer log the node has, as rows, derived here from
     /// `eth_getLogs` independently of ethpipe's decoder.
     async fn expected_transfers(&self) -> Vec<FixtureTransfer> {
@@ -236,38 +253,15 @@ async fn transfers_of_each_day_land_in_their_day() {
     // Blocks at exactly 23:59:59 and 00:00:00 with transfers in both.
     node.chain.set_automine(false).await.expect("automine off");
     for (i, recipient) in to.iter().take(3).enumerate() {
-        let data = encode_call(
-            "transfer(address,uint256)",
-            &[Arg::address(recipient), Arg::uint(100 + i as u128)],
-        );
-        node.chain
-            .submit(Tx {
-                to: Some(token.clone()),
-                data,
-                gas: Some(200_000),
-                ..Tx::default()
-            })
-            .await
-            .expect("submit");
+        node.submit_transfer(&token, recipient, 100 + i as u128)
+            .await;
     }
     node.chain
         .mine(utc_timestamp(day(DAY), 23, 59, 59))
         .await
         .expect("mine 23:59:59");
     for recipient in to.iter().skip(3).take(2) {
-        let data = encode_call(
-            "transfer(address,uint256)",
-            &[Arg::address(recipient), Arg::uint(1)],
-        );
-        node.chain
-            .submit(Tx {
-                to: Some(token.clone()),
-                data,
-                gas: Some(200_000),
-                ..Tx::default()
-            })
-            .await
-            .expect("submit");
+        node.submit_transfer(&token, recipient, 1).await;
     }
     node.chain
         .mine(utc_timestamp(day(NEXT_DAY), 0, 0, 0))

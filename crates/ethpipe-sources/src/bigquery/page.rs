@@ -157,11 +157,14 @@ fn decimal_seconds_to_micros(text: &str) -> Option<i64> {
     }
     let mut value: i128 = digits.parse().ok()?;
     // value * 10^(exponent - fraction_len) seconds, scaled to microseconds, rounded half up.
-    let shift = exponent - fraction.len() as i32 + 6;
+    // Checked: an exponent near i32::MAX or i32::MIN is text, not a timestamp.
+    let shift = exponent
+        .checked_sub(fraction.len() as i32)?
+        .checked_add(6)?;
     if shift >= 0 {
-        value = value.checked_mul(10i128.checked_pow(shift as u32)?)?;
+        value = value.checked_mul(10i128.checked_pow(shift.unsigned_abs())?)?;
     } else {
-        let divisor = 10i128.checked_pow((-shift) as u32)?;
+        let divisor = 10i128.checked_pow(shift.unsigned_abs())?;
         value = (value + divisor / 2) / divisor;
     }
     let value = if negative { -value } else { value };
@@ -192,6 +195,29 @@ mod tests {
         for bad in ["", "abc", "1.2.3", "1e", "E9", "1.0E99"] {
             assert_eq!(parse_micros(bad), None, "{bad}");
         }
+    }
+
+    /// Seen while writing the fuzz target fuzz/fuzz_targets/bigquery_row.rs
+    /// (and reproduced with it): an
+    /// exponent at the ends of i32 overflowed the shift, a panic wherever
+    /// overflow checks are on (debug builds, the tests, the fuzz build).
+    #[test]
+    fn exponents_at_the_ends_of_i32_are_not_timestamps() {
+        for text in [
+            "1e2147483647",
+            "1e2147483642",
+            "1.5E2147483643",
+            "1.5E-2147483648",
+            "-1.0000000E-2147483642",
+        ] {
+            assert_eq!(parse_micros(text), None, "{text}");
+        }
+        let err = timestamp(3, "block_timestamp", Some("1e2147483647")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("source row 3: block_timestamp '1e2147483647' is not"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,16 +21,12 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// splitmix64: the same activity on every run.
-struct Rng(u64);
+/// The fixtures' deterministic generator: the same activity on every run.
+struct Rng(ethpipe_testkit::fixtures::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -66,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .context("--from must be YYYY-MM-DD")?;
     let days: u32 = arg(&args, "--days", "3").parse().context("--days")?;
-    let mut rng = Rng(arg(&args, "--seed", "7").parse().context("--seed")?);
+    let mut rng = Rng(ethpipe_testkit::fixtures::Rng(
+        arg(&args, "--seed", "7").parse().context("--seed")?,
+    ));
     let chain = Chain::connect(&url)
         .await
         .context("connecting to the node")?;
