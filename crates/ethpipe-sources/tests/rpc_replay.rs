@@ -330,3 +330,46 @@ async fn block_508110_creates_a_contract_that_is_not_a_token() {
         Vec::<Row>::new()
     );
 }
+
+#[tokio::test]
+async fn a_log_with_a_topic_that_is_not_hex_fails_the_scan() {
+    let case = "test_export_token_transfers_job/block_with_transfers";
+    let replay = Replay::start(case, 483921).await;
+    let topic = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+    replay.server.insert_result(
+        "eth_getLogs",
+        serde_json::json!([{"fromBlock": "0x76250", "toBlock": "0x76250", "topics": [topic]}]),
+        serde_json::json!([{
+            "address": "0xf4eced2f682ce333f96f2d8966c613ded8fc95dd",
+            "topics": [topic, format!("0x{}", "zz".repeat(32)), format!("0x{:064x}", 1)],
+            "data": format!("0x{:064x}", 5),
+            "blockNumber": "0x76250",
+            "transactionHash": format!("0x{}", "ab".repeat(32)),
+            "logIndex": "0x0",
+        }]),
+    );
+    replay.server.insert_result(
+        "eth_getBlockByNumber",
+        serde_json::json!(["0x76250", false]),
+        serde_json::json!({"number": "0x76250", "timestamp": "0x55f1e8c3", "hash": format!("0x{}", "cd".repeat(32))}),
+    );
+    let blocks = Blocks::new(replay.client.clone());
+    let sizer = ChunkSizer::new(100, 2000);
+    let scan = TransferScan {
+        client: &replay.client,
+        blocks: &blocks,
+        sizer: &sizer,
+        concurrency: 1,
+    };
+    let (sender, _stream) = RowStream::channel();
+    let error = scan
+        .run(483920, 483920, &sender)
+        .await
+        .expect_err("a non-hex address must not load");
+    let text = error.to_string();
+    assert!(
+        text.contains("malformed log (log 0 of transaction 0xabab"),
+        "{text}"
+    );
+    assert!(text.contains("from_address"), "{text}");
+}

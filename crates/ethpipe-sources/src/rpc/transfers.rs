@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ethpipe_core::{Rows, SourceError, SourceEvent, SourceEventSender, TokenTransfer};
+use ethpipe_core::{validate, Rows, SourceError, SourceEvent, SourceEventSender, TokenTransfer};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use serde_json::json;
@@ -175,10 +175,28 @@ impl TransferScan<'_> {
             let header = headers.get(&(part.block_number as u64)).ok_or_else(|| {
                 SourceError::Transient(format!("no header for block {}", part.block_number))
             })?;
+            // ethereum-etl keeps whatever the topic held (rule 11); a real
+            // node only sends hex, so anything else fails the day, as a
+            // malformed BigQuery row does, rather than being loaded.
+            let address = |column: &'static str, value: &str| {
+                validate::address(0, column, Some(value)).map_err(|e| {
+                    let problem = e.to_string();
+                    let problem = problem.trim_start_matches("source row 0: ");
+                    SourceError::Config(format!(
+                        "{} sent a malformed log (log {} of transaction {}): {problem}",
+                        self.client.shown_url(),
+                        part.log_index,
+                        part.transaction_hash
+                    ))
+                })
+            };
+            let token_address = address("token_address", &part.token_address)?;
+            let from_address = address("from_address", &part.from_address)?;
+            let to_address = address("to_address", &part.to_address)?;
             transfers.push(TokenTransfer {
-                token_address: part.token_address,
-                from_address: Some(part.from_address),
-                to_address: Some(part.to_address),
+                token_address,
+                from_address: Some(from_address),
+                to_address: Some(to_address),
                 value: Some(part.value),
                 transaction_hash: part.transaction_hash,
                 log_index: part.log_index,
