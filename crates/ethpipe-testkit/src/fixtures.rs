@@ -35,7 +35,7 @@ pub struct FixtureToken {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -47,7 +47,7 @@ impl Rng {
         let mut out = String::with_capacity(digits + 2);
         out.push_str("0x");
         while out.len() < digits + 2 {
-            out.push_str(&format!("{:016x}", self.next()));
+            out.push_str(&format!("{:016x}", self.next_u64()));
         }
         out.truncate(digits + 2);
         out
@@ -81,7 +81,7 @@ pub fn day_transfers(day: &str, count: usize, version: u64) -> Vec<FixtureTransf
         // A few transfers per transaction, as on mainnet.
         if i % 3 == 0 {
             tx_hash = rng.hex(64);
-            log_index = (rng.next() % 50) as i64;
+            log_index = (rng.next_u64() % 50) as i64;
         } else {
             log_index += 1;
         }
@@ -89,18 +89,18 @@ pub fn day_transfers(day: &str, count: usize, version: u64) -> Vec<FixtureTransf
             0 => 0,
             1 => DAY_MICROS - 1,
             // Whole seconds, like block timestamps.
-            _ => ((rng.next() % 86_399) as i64 + 1) * 1_000_000,
+            _ => ((rng.next_u64() % 86_399) as i64 + 1) * 1_000_000,
         };
         let block_number = 19_000_000 + offset / 12_000_000;
         let value = match i {
             4 => Some("0".to_string()),
             5 => Some(UINT256_MAX.to_string()),
-            _ => Some(((rng.next() % 1_000_000_000_000) * 1_000_000 + version).to_string()),
+            _ => Some(((rng.next_u64() % 1_000_000_000_000) * 1_000_000 + version).to_string()),
         };
         rows.push(FixtureTransfer {
             transaction_hash: tx_hash.clone(),
             log_index,
-            token_address: tokens[(rng.next() % 5) as usize].clone(),
+            token_address: tokens[(rng.next_u64() % 5) as usize].clone(),
             from_address: if i == 2 { None } else { Some(rng.hex(40)) },
             to_address: if i == 3 { None } else { Some(rng.hex(40)) },
             value,
