@@ -1,11 +1,17 @@
 //! Where a PostgreSQL day is committed.
 //!
-//! `begin` opens a transaction and a binary `COPY` into a temporary staging
-//! table; batches stream in as they arrive. `commit` ends the COPY, replaces
-//! the day in the real table (delete + insert, or an upsert for tokens) and
-//! marks the run successful, all in that one transaction. Until then the table
-//! holds the previous version of the day; if the process dies, the server
-//! rolls the transaction back and the staging table disappears with it.
+//! `begin` opens a transaction and a binary `COPY`; batches stream in as they
+//! arrive. `commit` ends the COPY, checks the count, rebuilds the day's
+//! statistics and marks the run successful, all in that one transaction.
+//!
+//! A day of `token_transfers` is deleted first and copied straight into
+//! `ethereum.token_transfers`: other sessions keep seeing the old day (MVCC)
+//! until the commit, and writing the rows once (not into a staging table and
+//! then again into the indexed table) is what keeps a day close to a plain
+//! `COPY` (bench/RESULTS.md). Tokens, and transfers without a day, go through a
+//! temporary staging table and are swapped in at commit (tokens need the
+//! upsert rules below). Either way, if the process dies the server rolls the
+//! transaction back and the previous version of the day stays.
 
 use std::pin::Pin;
 
@@ -26,6 +32,9 @@ pub struct PgDayWriter {
     copy: Pin<Box<CopyInSink<Bytes>>>,
     rows: u64,
     buffer: BytesMut,
+    /// Rows go straight into the real table, whose day this transaction
+    /// deleted in `begin`; otherwise into `ethpipe_staging`.
+    direct: bool,
 }
 
 fn table(pipeline: Pipeline) -> (&'static str, &'static str) {
@@ -42,16 +51,27 @@ impl PgDayWriter {
         scope: Scope,
     ) -> Result<Self, SinkError> {
         let (table, columns) = table(pipeline);
-        client
-            .batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED;
-                 CREATE TEMP TABLE ethpipe_staging (LIKE {table}) ON COMMIT DROP;"
-            ))
-            .await
-            .map_err(|e| SinkError::db("opening the staging table", describe(&e)))?;
+        let direct = pipeline == Pipeline::TokenTransfers && scope.day().is_some();
+        let target = if direct {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(|e| SinkError::db("opening the transaction", describe(&e)))?;
+            delete_day(&client, table, scope).await?;
+            table
+        } else {
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL READ COMMITTED;
+                     CREATE TEMP TABLE ethpipe_staging (LIKE {table}) ON COMMIT DROP;"
+                ))
+                .await
+                .map_err(|e| SinkError::db("opening the staging table", describe(&e)))?;
+            "ethpipe_staging"
+        };
         let sink = client
             .copy_in(&format!(
-                "COPY ethpipe_staging ({columns}) FROM STDIN (FORMAT binary)"
+                "COPY {target} ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .await
             .map_err(|e| SinkError::db("starting COPY", describe(&e)))?;
@@ -62,6 +82,7 @@ impl PgDayWriter {
             copy: Box::pin(sink),
             rows: 0,
             buffer: BytesMut::with_capacity(1 << 20),
+            direct,
         };
         copy::header(&mut writer.buffer);
         Ok(writer)
@@ -119,7 +140,9 @@ impl PgDayWriter {
                 self.rows
             )));
         }
-        self.swap_in().await?;
+        if !self.direct {
+            self.swap_in().await?;
+        }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
         steps.push(self.refresh_statistics().await?);
         super::ledger::record_success(&self.client, &commit, self.rows).await?;
@@ -142,11 +165,14 @@ impl PgDayWriter {
             |e: tokio_postgres::Error| SinkError::db("rebuilding token_daily_stats", describe(&e));
         let rows = match (self.pipeline, self.scope.day()) {
             (Pipeline::TokenTransfers, Some(day)) => {
+                let (start, end) = (day.start(), day.end());
                 let day = day.naive();
                 self.client
                     .execute("DELETE FROM ethereum.token_daily_stats WHERE day = $1", &[&day])
                     .await
                     .map_err(fail)?;
+                // A transfers day is written directly (see `begin`): its rows
+                // are the table's rows of the day, as this transaction sees them.
                 self.client
                     .execute(
                         "INSERT INTO ethereum.token_daily_stats
@@ -157,9 +183,11 @@ impl PgDayWriter {
                                       count(DISTINCT from_address) AS unique_senders,
                                       count(DISTINCT to_address) AS unique_receivers,
                                       coalesce(sum(value), 0) AS volume_raw
-                               FROM ethpipe_staging GROUP BY token_address) s
+                               FROM ethereum.token_transfers
+                               WHERE block_timestamp >= $2 AND block_timestamp < $3
+                               GROUP BY token_address) s
                          LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address",
-                        &[&day],
+                        &[&day, &start, &end],
                     )
                     .await
                     .map_err(fail)?
@@ -184,19 +212,7 @@ impl PgDayWriter {
 
     async fn swap_in(&self) -> Result<(), SinkError> {
         let (table, _) = table(self.pipeline);
-        if let Some(day) = self.scope.day() {
-            self.client
-                .execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"
-                    ),
-                    &[&day.start(), &day.end()],
-                )
-                .await
-                .map_err(|e| {
-                    SinkError::db(format!("replacing {} in {table}", self.scope), describe(&e))
-                })?;
-        }
+        delete_day(&self.client, table, self.scope).await?;
         let statements: &[&str] = match self.pipeline {
             Pipeline::TokenTransfers => {
                 &["INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging"]
@@ -213,6 +229,21 @@ impl PgDayWriter {
         }
         Ok(())
     }
+}
+
+/// Deletes the scope's day (if it is one) from `table`, in the open transaction.
+async fn delete_day(client: &Client, table: &str, scope: Scope) -> Result<(), SinkError> {
+    let Some(day) = scope.day() else {
+        return Ok(());
+    };
+    client
+        .execute(
+            &format!("DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"),
+            &[&day.start(), &day.end()],
+        )
+        .await
+        .map_err(|e| SinkError::db(format!("replacing {scope} in {table}"), describe(&e)))?;
+    Ok(())
 }
 
 /// Created tokens are upserted (BigQuery's tokens table has exact duplicate

@@ -20,6 +20,9 @@ use super::{classify, Shared};
 /// `jobComplete: false`.
 const WAIT_MS: i32 = 10_000;
 
+/// Rows per batch sent downstream (a page is split into several).
+const BATCH_ROWS: usize = 5_000;
+
 /// One response of either jobs.query or jobs.getQueryResults.
 struct Page {
     complete: bool,
@@ -75,14 +78,22 @@ pub(super) async fn run(
     let mut next_row: u64 = 1;
     let mut page_number = 1;
     loop {
-        let rows = std::mem::take(&mut page.rows);
-        let count = rows.len() as u64;
-        let batch = page::parse_page(pipeline, &columns, &rows, next_row)?;
-        drop(rows);
-        if !batch.is_empty() && sender.send(Ok(SourceEvent::Rows(batch))).await.is_err() {
-            return Ok(()); // the run was cancelled; stop reading
+        // A page goes downstream in batches of BATCH_ROWS, each parsed just
+        // before it is sent and its cells freed at once: what waits in the
+        // channel and in the sink is a few small batches, not whole pages.
+        let mut rows = std::mem::take(&mut page.rows).into_iter();
+        loop {
+            let cells: Vec<TableRow> = rows.by_ref().take(BATCH_ROWS).collect();
+            if cells.is_empty() {
+                break;
+            }
+            let batch = page::parse_page(pipeline, &columns, &cells, next_row)?;
+            next_row += cells.len() as u64;
+            drop(cells);
+            if sender.send(Ok(SourceEvent::Rows(batch))).await.is_err() {
+                return Ok(()); // the run was cancelled; stop reading
+            }
         }
-        next_row += count;
         let Some(token) = page.page_token.take() else {
             break;
         };

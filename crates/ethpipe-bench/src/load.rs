@@ -1,0 +1,466 @@
+//! Part 1 (load) and part 4 (backfill memory).
+//!
+//! Load: one realistic day served by the BigQuery-compatible test server
+//! (`FakeBigQuery`, generating each page when asked) and loaded with
+//! `ethpipe run token_transfers`, against the same rows as CSV loaded with
+//! `psql \copy` into a table made with `LIKE ethereum.token_transfers
+//! INCLUDING ALL` (same columns, primary key and indexes). The two alternate,
+//! each into an emptied table after a CHECKPOINT. Then one ethpipe run of a
+//! 5 M-row day for its peak memory.
+//!
+//! Backfill memory: 10 days of 200 k rows with `ethpipe backfill` against one
+//! day with `ethpipe run`; peak RSS must agree within 20 %.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use ethpipe_testkit::{FakeBigQuery, ServiceAccount};
+use serde::{Deserialize, Serialize};
+
+use crate::day::{csv_line, timestamp_text, RealisticDays};
+use crate::env::{file_size, own_cpu_seconds, Env};
+use crate::measure::{self, median, Measured};
+
+const DAY: &str = "2024-03-01";
+const BIG_DAY: &str = "2024-03-05";
+const BACKFILL_FROM: &str = "2024-04-01";
+const BACKFILL_TO: &str = "2024-04-10";
+const SEED: u64 = 2024;
+const COLUMNS: &str = "token_address, from_address, to_address, value, transaction_hash, log_index, block_timestamp, block_number, block_hash";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadOptions {
+    pub rows: usize,
+    pub big_rows: usize,
+    pub rounds: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EthpipeRun {
+    pub measured: Measured,
+    /// CPU seconds of the BigQuery-compatible server meanwhile.
+    pub server_cpu_s: f64,
+    /// The run's steps as the ledger recorded them (name, seconds, rows).
+    pub steps: Vec<(String, f64, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round {
+    pub ethpipe_first: bool,
+    pub ethpipe: EthpipeRun,
+    pub psql: Measured,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResults {
+    pub options: LoadOptions,
+    pub day: String,
+    pub csv_bytes: u64,
+    pub csv_seconds: f64,
+    pub indexes: Vec<String>,
+    pub rounds: Vec<Round>,
+    pub ethpipe_median_s: f64,
+    pub psql_median_s: f64,
+    pub ratio: f64,
+    pub peak_rss_mb: f64,
+    pub big: EthpipeRun,
+    /// Rows, and an order-independent checksum of every column, of both
+    /// tables after the last round.
+    pub ethpipe_table: (i64, String),
+    pub psql_table: (i64, String),
+    pub load_averages: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackfillResults {
+    pub rows_per_day: usize,
+    pub days: u32,
+    pub one_day: EthpipeRun,
+    pub backfill: EthpipeRun,
+    pub ratio: f64,
+}
+
+/// The BigQuery-compatible server and the key that reaches it.
+pub struct Server {
+    pub bigquery: FakeBigQuery,
+    pub key: ServiceAccount,
+}
+
+impl Server {
+    pub fn start(env: &Env) -> anyhow::Result<Server> {
+        let email = "ethpipe-test@test-project.iam.gserviceaccount.com";
+        let bigquery = env.rt.block_on(FakeBigQuery::start(email))?;
+        let key = ServiceAccount::write(&env.work, &bigquery.token_url())?;
+        Ok(Server { bigquery, key })
+    }
+
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ETHPIPE_BIGQUERY_ENDPOINT", self.bigquery.endpoint()),
+            (
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                self.key.path.display().to_string(),
+            ),
+        ]
+    }
+}
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().expect("a valid date constant")
+}
+
+/// One `ethpipe` run against the server, with its ledger steps.
+fn ethpipe_run(env: &Env, server: &Server, args: &[&str], log: &str) -> anyhow::Result<EthpipeRun> {
+    let cpu_before = own_cpu_seconds();
+    let measured = measure::run(env.ethpipe(args, &server.settings()), &env.log(log))?;
+    let server_cpu_s = own_cpu_seconds() - cpu_before;
+    let client = env.connect(&env.bench_url)?;
+    let steps = env
+        .rows(
+            &client,
+            "SELECT name, extract(epoch FROM finished_at - started_at)::float8, coalesce(rows, 0)
+             FROM ethpipe.run_steps WHERE run_id = (SELECT max(id) FROM ethpipe.runs)
+             ORDER BY position",
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].parse().unwrap_or(0.0),
+                r[2].parse().unwrap_or(0),
+            )
+        })
+        .collect();
+    Ok(EthpipeRun {
+        measured,
+        server_cpu_s,
+        steps,
+    })
+}
+
+/// Writes the day's rows as CSV, streamed block by block.
+fn write_csv(days: &RealisticDays, path: &std::path::Path) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(1 << 16);
+    days.for_each_block(|rows| {
+        line.clear();
+        if let Some(first) = rows.first() {
+            let timestamp = timestamp_text(first.block_timestamp_micros);
+            for row in rows {
+                csv_line(&mut line, row, &timestamp);
+            }
+        }
+        out.write_all(&line)?;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
+/// An order-independent checksum of every column of every row.
+fn table_checksum(env: &Env, table: &str) -> anyhow::Result<(i64, String)> {
+    let client = env.connect(&env.bench_url)?;
+    let row = env.rows(
+        &client,
+        &format!(
+            "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 15))::bit(60)::bigint::numeric), 0)::text
+             FROM {table} t"
+        ),
+    )?;
+    let row = row.first().context("checksum row")?;
+    Ok((row[0].parse().unwrap_or(-1), row[1].clone()))
+}
+
+/// Index definitions of a table, with its schema name taken out so two
+/// tables' lists compare.
+fn index_definitions(env: &Env, schema: &str) -> anyhow::Result<Vec<String>> {
+    let client = env.connect(&env.bench_url)?;
+    let mut defs: Vec<String> = env
+        .column(
+            &client,
+            &format!(
+                "SELECT regexp_replace(regexp_replace(indexdef, 'INDEX \\S+ ON ', 'INDEX ON '), '{schema}\\.', '', 'g')
+                 FROM pg_indexes WHERE schemaname = '{schema}' AND tablename = 'token_transfers'"
+            ),
+        )?;
+    defs.sort();
+    Ok(defs)
+}
+
+pub fn load(env: &Env, options: LoadOptions) -> anyhow::Result<LoadResults> {
+    env.fresh_database()?;
+    let server = Server::start(env)?;
+    let days = Arc::new(RealisticDays::new(date(DAY), 1, options.rows, SEED));
+    server.bigquery.set_transfer_generator(days.clone());
+
+    // The schema as ethpipe makes it, then an identical table for psql.
+    measure::run(env.ethpipe(&["migrate"], &[]), &env.log("migrate.log"))?;
+    let client = env.connect(&env.bench_url)?;
+    env.execute(
+        &client,
+        "CREATE SCHEMA bench_copy;
+         CREATE TABLE bench_copy.token_transfers (LIKE ethereum.token_transfers INCLUDING ALL);",
+    )?;
+    let indexes = index_definitions(env, "ethereum")?;
+    let copy_indexes = index_definitions(env, "bench_copy")?;
+    anyhow::ensure!(
+        indexes == copy_indexes,
+        "the psql table's indexes differ: {indexes:?} vs {copy_indexes:?}"
+    );
+
+    let csv = env.work.join(format!("day-{}.csv", options.rows));
+    let started = std::time::Instant::now();
+    write_csv(&days, &csv)?;
+    let csv_seconds = started.elapsed().as_secs_f64();
+    let csv_bytes = file_size(&csv);
+    eprintln!(
+        "bench: {} rows as CSV ({:.0} MB) in {csv_seconds:.1} s",
+        options.rows,
+        file_size(&csv) as f64 / 1e6
+    );
+
+    let copy_command = |round: usize| {
+        let mut command = std::process::Command::new("psql");
+        command.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &env.bench_url,
+            "-c",
+            &format!(
+                "\\copy bench_copy.token_transfers ({COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+                csv.display()
+            ),
+        ]);
+        (command, env.log(&format!("psql-{round}.log")))
+    };
+
+    let mut rounds = Vec::new();
+    let mut load_averages = Vec::new();
+    for round in 1..=options.rounds {
+        let ethpipe_first = round % 2 == 1;
+        let mut ethpipe = None;
+        let mut psql = None;
+        for step in 0..2 {
+            let ethpipe_turn = (step == 0) == ethpipe_first;
+            if ethpipe_turn {
+                env.execute(
+                    &client,
+                    "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+                )?;
+                env.settle(&client)?;
+                load_averages.push(measure::load_average());
+                let run = ethpipe_run(
+                    env,
+                    &server,
+                    &["run", "token_transfers", "--date", DAY],
+                    &format!("ethpipe-{round}.log"),
+                )?;
+                eprintln!(
+                    "bench: round {round}: ethpipe {:.2} s, peak RSS {:.1} MB",
+                    run.measured.wall_s, run.measured.peak_rss_mb
+                );
+                ethpipe = Some(run);
+            } else {
+                env.execute(&client, "TRUNCATE bench_copy.token_transfers; CHECKPOINT")?;
+                env.settle(&client)?;
+                load_averages.push(measure::load_average());
+                let (command, log) = copy_command(round);
+                let run = measure::run(command, &log)?;
+                eprintln!("bench: round {round}: psql \\copy {:.2} s", run.wall_s);
+                psql = Some(run);
+            }
+        }
+        rounds.push(Round {
+            ethpipe_first,
+            ethpipe: ethpipe.context("ethpipe step")?,
+            psql: psql.context("psql step")?,
+        });
+    }
+    let ethpipe_table = table_checksum(env, "ethereum.token_transfers")?;
+    let psql_table = table_checksum(env, "bench_copy.token_transfers")?;
+    anyhow::ensure!(
+        ethpipe_table == psql_table && ethpipe_table.0 == options.rows as i64,
+        "the two tables differ after loading the same rows: ethpipe {ethpipe_table:?}, psql {psql_table:?}"
+    );
+    let ethpipe_median_s = median(
+        &rounds
+            .iter()
+            .map(|r| r.ethpipe.measured.wall_s)
+            .collect::<Vec<_>>(),
+    );
+    let psql_median_s = median(&rounds.iter().map(|r| r.psql.wall_s).collect::<Vec<_>>());
+    let peak_rss_mb = rounds
+        .iter()
+        .map(|r| r.ethpipe.measured.peak_rss_mb)
+        .fold(0.0, f64::max);
+
+    // The 5 M-row day: peak memory (and time, for the record).
+    env.execute(
+        &client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats, bench_copy.token_transfers; CHECKPOINT",
+    )?;
+    server
+        .bigquery
+        .set_transfer_generator(Arc::new(RealisticDays::new(
+            date(BIG_DAY),
+            1,
+            options.big_rows,
+            SEED,
+        )));
+    env.settle(&client)?;
+    let big = ethpipe_run(
+        env,
+        &server,
+        &["run", "token_transfers", "--date", BIG_DAY],
+        "ethpipe-big.log",
+    )?;
+    eprintln!(
+        "bench: {} rows: ethpipe {:.1} s, peak RSS {:.1} MB",
+        options.big_rows, big.measured.wall_s, big.measured.peak_rss_mb
+    );
+    env.execute(
+        &client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats",
+    )?;
+    let _ = std::fs::remove_file(&csv);
+
+    let results = LoadResults {
+        day: DAY.into(),
+        csv_bytes,
+        csv_seconds,
+        indexes,
+        ratio: ethpipe_median_s / psql_median_s,
+        ethpipe_median_s,
+        psql_median_s,
+        peak_rss_mb,
+        big,
+        ethpipe_table,
+        psql_table,
+        load_averages,
+        rounds,
+        options,
+    };
+    env.save("load", &results)?;
+    Ok(results)
+}
+
+/// Writes the first `rows` lines of the day's CSV for the row-by-row baseline.
+pub fn write_slice(path: &std::path::Path, rows: usize, day_rows: usize) -> anyhow::Result<()> {
+    let days = RealisticDays::new(date(DAY), 1, day_rows, SEED);
+    let file = std::fs::File::create(path)?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut written = 0;
+    let mut line = Vec::new();
+    days.for_each_block(|block| {
+        if written >= rows {
+            return Ok(());
+        }
+        let timestamp = block
+            .first()
+            .map(|r| timestamp_text(r.block_timestamp_micros))
+            .unwrap_or_default();
+        for row in block.iter().take(rows - written) {
+            line.clear();
+            csv_line(&mut line, row, &timestamp);
+            out.write_all(&line)?;
+            written += 1;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn backfill_memory(env: &Env, rows_per_day: usize) -> anyhow::Result<BackfillResults> {
+    env.fresh_database()?;
+    let server = Server::start(env)?;
+    let days = 10;
+    server
+        .bigquery
+        .set_transfer_generator(Arc::new(RealisticDays::new(
+            date(BACKFILL_FROM),
+            days,
+            rows_per_day,
+            SEED,
+        )));
+    measure::run(env.ethpipe(&["migrate"], &[]), &env.log("migrate.log"))?;
+    let client = env.connect(&env.bench_url)?;
+    env.execute(&client, "CHECKPOINT")?;
+    let one_day = ethpipe_run(
+        env,
+        &server,
+        &["run", "token_transfers", "--date", BACKFILL_FROM],
+        "ethpipe-one-day.log",
+    )?;
+    eprintln!(
+        "bench: 1 day × {rows_per_day}: ethpipe run {:.1} s, peak RSS {:.1} MB",
+        one_day.measured.wall_s, one_day.measured.peak_rss_mb
+    );
+    env.execute(
+        &client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+    )?;
+    let backfill = ethpipe_run(
+        env,
+        &server,
+        &[
+            "backfill",
+            "token_transfers",
+            "--from",
+            BACKFILL_FROM,
+            "--to",
+            BACKFILL_TO,
+            "--force",
+        ],
+        "ethpipe-backfill.log",
+    )?;
+    eprintln!(
+        "bench: {days} days × {rows_per_day}: ethpipe backfill {:.1} s, peak RSS {:.1} MB",
+        backfill.measured.wall_s, backfill.measured.peak_rss_mb
+    );
+    let loaded = env.column(&client, "SELECT count(*) FROM ethereum.token_transfers")?;
+    anyhow::ensure!(
+        loaded.first().map(String::as_str) == Some(&(rows_per_day * days as usize).to_string()),
+        "the backfill loaded {loaded:?} rows"
+    );
+    env.execute(
+        &client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats",
+    )?;
+    let results = BackfillResults {
+        rows_per_day,
+        days,
+        ratio: backfill.measured.peak_rss_mb / one_day.measured.peak_rss_mb,
+        one_day,
+        backfill,
+    };
+    env.save("backfill", &results)?;
+    Ok(results)
+}
+
+/// Serves the benchmark day and prints the settings that reach it, until
+/// killed: for running and profiling `ethpipe` by hand.
+pub fn serve(env: &Env, rows: usize) -> anyhow::Result<()> {
+    let server = Server::start(env)?;
+    server
+        .bigquery
+        .set_transfer_generator(Arc::new(RealisticDays::new(date(DAY), 1, rows, SEED)));
+    for (key, value) in server.settings() {
+        println!("export {key}={value}");
+    }
+    println!("# then: ethpipe run token_transfers --date {DAY}");
+    crate::env::wait_for_signal(env)
+}
+
+/// The benchmark day as CSV at `path` (what `psql \\copy` loads).
+pub fn write_day_csv(rows: usize, path: &std::path::Path) -> anyhow::Result<()> {
+    write_csv(&RealisticDays::new(date(DAY), 1, rows, SEED), path)
+}

@@ -1,0 +1,641 @@
+//! Machine facts, and `bench/RESULTS.md` from the parts' saved figures.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::Env;
+use crate::load::{BackfillResults, LoadResults};
+use crate::measure::{load_average, median};
+use crate::rowwise::RowwiseResults;
+use crate::rpc::RpcResults;
+
+const LOAD_TARGET: f64 = 1.3;
+const MEMORY_TARGET_MB: f64 = 150.0;
+const RPC_TARGET: f64 = 5.0;
+const BACKFILL_TOLERANCE: f64 = 0.20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Meta {
+    pub date: String,
+    pub quick: bool,
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gb: f64,
+    pub kernel: String,
+    pub postgres_version: String,
+    pub postgres_settings: Vec<(String, String)>,
+    pub ethpipe_version: String,
+    pub commit: String,
+    pub rustc: String,
+    pub load_average_start: f64,
+    pub load_average_end: f64,
+    pub part_seconds: Vec<(String, f64)>,
+    pub total_seconds: f64,
+}
+
+fn command_text(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Meta {
+    pub fn collect(env: &Env, quick: bool) -> anyhow::Result<Meta> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_default();
+        let memory_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let admin = env.connect(&env.admin_url)?;
+        let postgres_version = env
+            .column(&admin, "SELECT version()")?
+            .pop()
+            .unwrap_or_default();
+        let mut postgres_settings = Vec::new();
+        for name in [
+            "shared_buffers",
+            "synchronous_commit",
+            "wal_level",
+            "max_wal_size",
+            "checkpoint_timeout",
+            "fsync",
+            "full_page_writes",
+            "wal_compression",
+            "work_mem",
+            "maintenance_work_mem",
+            "temp_buffers",
+            "autovacuum",
+        ] {
+            let value = env
+                .column(&admin, &format!("SHOW {name}"))?
+                .pop()
+                .unwrap_or_default();
+            postgres_settings.push((name.to_string(), value));
+        }
+        let dirty = !command_text(
+            "git",
+            &[
+                "-C",
+                &env.repo.display().to_string(),
+                "status",
+                "--porcelain",
+            ],
+        )
+        .is_empty();
+        let commit = format!(
+            "{}{}",
+            command_text(
+                "git",
+                &[
+                    "-C",
+                    &env.repo.display().to_string(),
+                    "rev-parse",
+                    "--short",
+                    "HEAD"
+                ]
+            ),
+            if dirty {
+                " (with uncommitted changes)"
+            } else {
+                ""
+            }
+        );
+        Ok(Meta {
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            quick,
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gb: memory_kib * 1024.0 / 1e9,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            postgres_version,
+            postgres_settings,
+            ethpipe_version: command_text(&env.ethpipe.display().to_string(), &["--version"]),
+            commit,
+            rustc: command_text("rustc", &["--version"]),
+            load_average_start: load_average(),
+            load_average_end: 0.0,
+            part_seconds: Vec::new(),
+            total_seconds: 0.0,
+        })
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "**met**"
+    } else {
+        "**missed**"
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s >= 100.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.round());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Writes `bench/RESULTS.md` from the saved parts; returns its path.
+pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
+    let meta: Meta = env.load("meta").unwrap_or_default();
+    let load: Option<LoadResults> = env.load("load");
+    let backfill: Option<BackfillResults> = env.load("backfill");
+    let rpc: Option<RpcResults> = env.load("rpc");
+    let rowwise: Option<RowwiseResults> = env.load("rowwise");
+    let mut md = String::new();
+    let w = &mut md;
+
+    let _ = writeln!(w, "# ethpipe benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}` at commit {}. \
+         Every figure below comes from that run; nothing is edited by hand. How the \
+         benchmark works and what was profiled: [README.md](README.md).\n",
+        meta.date, meta.ethpipe_version, meta.commit
+    );
+    if meta.quick {
+        let _ = writeln!(
+            w,
+            "> **Quick mode** (`--quick`): small sizes for a smoke run. These are not measurements.\n"
+        );
+    }
+
+    // Summary.
+    let _ = writeln!(w, "## Summary\n");
+    let _ = writeln!(
+        w,
+        "| what | figure | target (DESIGN §7) | |\n|---|---|---|---|"
+    );
+    if let Some(l) = &load {
+        let _ = writeln!(
+            w,
+            "| load one day ({} rows) into PostgreSQL, ethpipe / `psql \\copy` (medians of {} alternating rounds) | **{:.2} ×** ({} vs {}) | ≤ {LOAD_TARGET} × | {} |",
+            thousands(l.options.rows as f64),
+            l.rounds.len(),
+            l.ratio,
+            secs(l.ethpipe_median_s),
+            secs(l.psql_median_s),
+            verdict(l.ratio <= LOAD_TARGET)
+        );
+        let _ = writeln!(
+            w,
+            "| peak RSS of ethpipe, {} rows (highest of the rounds) | **{:.0} MB** | ≤ {MEMORY_TARGET_MB:.0} MB | {} |",
+            thousands(l.options.rows as f64),
+            l.peak_rss_mb,
+            verdict(l.peak_rss_mb <= MEMORY_TARGET_MB)
+        );
+        let _ = writeln!(
+            w,
+            "| peak RSS of ethpipe, {} rows | **{:.0} MB** | ≤ {MEMORY_TARGET_MB:.0} MB, same as at {} | {} |",
+            thousands(l.options.big_rows as f64),
+            l.big.measured.peak_rss_mb,
+            thousands(l.options.rows as f64),
+            verdict(l.big.measured.peak_rss_mb <= MEMORY_TARGET_MB)
+        );
+    }
+    if let Some(r) = &rpc {
+        let _ = writeln!(
+            w,
+            "| JSON-RPC extraction, ethpipe (`--parallel {}`) / ethereum-etl transfers per second ({} transfers), each at its best settings | **{:.1} ×** ({} vs {} /s), rows {} | ≥ {RPC_TARGET} ×, identical rows | {} |",
+            r.ethpipe_parallel,
+            thousands(r.transfers as f64),
+            r.ratio,
+            thousands(r.ethpipe_per_s),
+            thousands(r.etl_per_s),
+            if r.identical { "identical" } else { "**differ**" },
+            verdict(r.ratio >= RPC_TARGET && r.identical)
+        );
+    }
+    if let Some(b) = &backfill {
+        let _ = writeln!(
+            w,
+            "| peak RSS, `backfill` of {} days / `run` of 1 day ({} rows a day) | **{:.2}** ({:.0} MB vs {:.0} MB) | within ±{:.0} % | {} |",
+            b.days,
+            thousands(b.rows_per_day as f64),
+            b.ratio,
+            b.backfill.measured.peak_rss_mb,
+            b.one_day.measured.peak_rss_mb,
+            BACKFILL_TOLERANCE * 100.0,
+            verdict((b.ratio - 1.0).abs() <= BACKFILL_TOLERANCE)
+        );
+    }
+    if let (Some(r), Some(l)) = (&rowwise, &load) {
+        let _ = writeln!(
+            w,
+            "| row-by-row upsert (pandas + psycopg2 `executemany`), one day | **≈ {} (extrapolated** from {} rows) = {:.0} × ethpipe | for context | |",
+            secs(r.extrapolated_day_s),
+            thousands(r.rows as f64),
+            r.extrapolated_day_s / l.ethpipe_median_s
+        );
+    }
+    let _ = writeln!(w);
+
+    // Machine.
+    let _ = writeln!(w, "## Machine\n");
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let _ = writeln!(w, "| CPU | {} × {} |", meta.cores, meta.cpu);
+    let _ = writeln!(w, "| memory | {:.1} GB |", meta.memory_gb);
+    let _ = writeln!(w, "| kernel | {} |", meta.kernel);
+    let _ = writeln!(
+        w,
+        "| PostgreSQL | {} (local, TCP 127.0.0.1) |",
+        meta.postgres_version
+    );
+    let settings: Vec<String> = meta
+        .postgres_settings
+        .iter()
+        .map(|(k, v)| format!("`{k}` = {v}"))
+        .collect();
+    let _ = writeln!(
+        w,
+        "| PostgreSQL settings (as found; the bench changes none) | {} |",
+        settings.join(", ")
+    );
+    let _ = writeln!(w, "| Rust | {} (release build) |", meta.rustc);
+    let _ = writeln!(
+        w,
+        "| 1-minute load average | {:.2} at the start, {:.2} at the end (2 cores; the machine is shared) |",
+        meta.load_average_start, meta.load_average_end
+    );
+    let parts: Vec<String> = meta
+        .part_seconds
+        .iter()
+        .map(|(p, s)| format!("{p} {s:.0} s"))
+        .collect();
+    let _ = writeln!(
+        w,
+        "| duration of the run | {:.0} s ({}) |\n",
+        meta.total_seconds,
+        parts.join(", ")
+    );
+
+    if let Some(l) = &load {
+        write_load(w, l);
+    }
+    if let Some(b) = &backfill {
+        write_backfill(w, b);
+    }
+    if let Some(r) = &rpc {
+        write_rpc(w, r);
+    }
+    if let Some(r) = &rowwise {
+        write_rowwise(w, r, load.as_ref());
+    }
+
+    let _ = writeln!(w, "## How to reproduce\n");
+    let _ = writeln!(
+        w,
+        "```sh\nmake tools        # anvil and the compiled test contracts (once)\nmake bench        # everything: ~{} min on this machine; writes this file\n\
+         # one part, then the report from the saved parts:\n\
+         $CARGO_TARGET_DIR/release/ethpipe-bench load|backfill|rpc|rowwise\n\
+         $CARGO_TARGET_DIR/release/ethpipe-bench report\n```\n",
+        (meta.total_seconds / 60.0).ceil().max(1.0)
+    );
+    let _ = writeln!(
+        w,
+        "Needs PostgreSQL at `ETHPIPE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`; \
+         the bench creates and finally drops the database `ethpipe_bench`), `psql`, Python 3 (ethereum-etl and \
+         pandas/psycopg2 are installed by the bench into venvs under `~/.cache/ethpipe-tools`), and `make tools`. \
+         Scratch files (CSV, logs, per-part JSON) go to `~/.cache/ethpipe-bench` (`ETHPIPE_BENCH_DIR`). \
+         The bench waits (up to 20 minutes) for a 1-minute load average below 1.0 and no compiler running before it starts."
+    );
+
+    let path = env.repo.join("bench").join("RESULTS.md");
+    std::fs::write(&path, md)?;
+    Ok(path)
+}
+
+fn write_load(w: &mut String, l: &LoadResults) {
+    let _ = writeln!(
+        w,
+        "## 1. Load: one day into PostgreSQL, ethpipe against `psql \\copy`\n"
+    );
+    let _ = writeln!(
+        w,
+        "The day ({}, {} rows, 7,200 blocks; CSV {:.0} MB) is generated deterministically by \
+         `crates/ethpipe-bench/src/day.rs` (Zipf-like token and address popularity, mainnet's value lengths, \
+         1–60 transfers per transaction). The same rows reach both sides:\n",
+        l.day,
+        thousands(l.options.rows as f64),
+        l.csv_bytes as f64 / 1e6
+    );
+    let _ = writeln!(
+        w,
+        "- **ethpipe**: `ethpipe run token_transfers --date {}` (release build, default settings: 20,000-row pages) \
+         reads the day from the BigQuery-compatible test server (`FakeBigQuery`, BigQuery's REST wire format, \
+         pages generated on request), parses and validates every row and, in **one transaction**, deletes the \
+         day from `ethereum.token_transfers`, streams the rows into it with binary `COPY`, checks the count \
+         against BigQuery's `totalRows`, **rebuilds that day's `ethereum.token_daily_stats`** (an aggregate \
+         over the day) and records the run in the ledger. Time is the whole process, start to exit.",
+        l.day
+    );
+    let _ = writeln!(
+        w,
+        "- **psql**: `psql -c \"\\copy bench_copy.token_transfers (…) FROM 'day.csv' WITH (FORMAT csv)\"`: \
+         one `COPY` of the CSV file into a table created with `LIKE ethereum.token_transfers INCLUDING ALL` \
+         — same columns and types, same primary key and the same indexes — and nothing else (no delete, no \
+         statistics, no ledger, no validation). The file is already on disk; writing it is not timed.\n"
+    );
+    let _ = writeln!(
+        w,
+        "Indexes on both tables (checked identical before the rounds):\n"
+    );
+    for index in &l.indexes {
+        let _ = writeln!(w, "- `{index}`");
+    }
+    let _ = writeln!(
+        w,
+        "\nBefore each step its target table is emptied (`TRUNCATE`), a `CHECKPOINT` is taken and the bench waits \
+         for autovacuum to be idle; the two sides alternate (ethpipe first in odd rounds). After the last round both \
+         tables hold {} rows with the same checksum over every column ({}).\n",
+        thousands(l.ethpipe_table.0 as f64),
+        if l.ethpipe_table == l.psql_table { "verified" } else { "**they differ**" }
+    );
+    let _ = writeln!(
+        w,
+        "| round | first | ethpipe | psql `\\copy` | ethpipe / psql | ethpipe peak RSS | ethpipe CPU | server CPU | machine CPU, ethpipe step / psql step |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (i, r) in l.rounds.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {:.2} | {:.0} MB | {:.1} s | {:.1} s | {:.1} s / {:.1} s |",
+            i + 1,
+            if r.ethpipe_first { "ethpipe" } else { "psql" },
+            secs(r.ethpipe.measured.wall_s),
+            secs(r.psql.wall_s),
+            r.ethpipe.measured.wall_s / r.psql.wall_s,
+            r.ethpipe.measured.peak_rss_mb,
+            r.ethpipe.measured.cpu_s,
+            r.ethpipe.server_cpu_s,
+            r.ethpipe.measured.machine_cpu_s,
+            r.psql.machine_cpu_s
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| **median** | | **{}** | **{}** | **{:.2}** | | | | |\n",
+        secs(l.ethpipe_median_s),
+        secs(l.psql_median_s),
+        l.ratio
+    );
+    // Steps of the ethpipe runs, medians.
+    if let Some(first) = l.rounds.first() {
+        let names: Vec<&String> = first.ethpipe.steps.iter().map(|(n, _, _)| n).collect();
+        if !names.is_empty() {
+            let mut parts = Vec::new();
+            let mut stepped = 0.0;
+            for name in names {
+                let times: Vec<f64> = l
+                    .rounds
+                    .iter()
+                    .filter_map(|r| r.ethpipe.steps.iter().find(|(n, _, _)| n == name))
+                    .map(|(_, s, _)| *s)
+                    .collect();
+                let m = median(&times);
+                stepped += m;
+                parts.push(format!("`{name}` {}", secs(m)));
+            }
+            let _ = writeln!(
+                w,
+                "Where ethpipe's time goes (medians; the ledger's steps): streaming the day from the server into the \
+                 table, PostgreSQL maintaining the indexes as the rows arrive, ≈ {} (the rest of the run); then: {}. \
+                 `load` is the end of the `COPY` (PostgreSQL finishing the last rows); `token_daily_stats` is \
+                 work psql does not do at all.\n",
+                secs(l.ethpipe_median_s - stepped),
+                parts.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\"server CPU\" is the BigQuery-compatible server (in the bench process) generating and serialising \
+         the pages; on Google's service that work happens elsewhere, here it shares the 2 cores with ethpipe \
+         and PostgreSQL. \"machine CPU\" is all busy CPU time on the machine during the step (ethpipe, \
+         the server, psql and PostgreSQL's backends, WAL writer, checkpointer).\n"
+    );
+    let _ = writeln!(
+        w,
+        "## 2. Memory: peak RSS at {} and {} rows\n",
+        thousands(l.options.rows as f64),
+        thousands(l.options.big_rows as f64)
+    );
+    let _ = writeln!(
+        w,
+        "Peak resident set size of the `ethpipe` process (the kernel's `ru_maxrss`, from `wait4`):\n\n\
+         | rows in the day | peak RSS | wall time |\n|---|---|---|\n| {} | {:.0} MB (highest of {} rounds: {}) | {} (median) |\n| {} | {:.0} MB | {} |\n",
+        thousands(l.options.rows as f64),
+        l.peak_rss_mb,
+        l.rounds.len(),
+        l.rounds
+            .iter()
+            .map(|r| format!("{:.0}", r.ethpipe.measured.peak_rss_mb))
+            .collect::<Vec<_>>()
+            .join(", "),
+        secs(l.ethpipe_median_s),
+        thousands(l.options.big_rows as f64),
+        l.big.measured.peak_rss_mb,
+        secs(l.big.measured.wall_s)
+    );
+    let _ = writeln!(
+        w,
+        "Memory is bounded by the page size (`ETHPIPE_BIGQUERY_PAGE_SIZE`, 20,000 rows) and the two batches \
+         the source may run ahead of the sink, not by the size of the day.\n"
+    );
+}
+
+fn write_backfill(w: &mut String, b: &BackfillResults) {
+    let _ = writeln!(w, "## 3. Memory of a backfill\n");
+    let _ = writeln!(
+        w,
+        "`ethpipe backfill token_transfers` over {} days of {} rows from the BigQuery-compatible server \
+         (`--force`, `--parallel 1`) against `ethpipe run token_transfers` of the first of those days:\n\n\
+         | command | rows | wall time | peak RSS |\n|---|---|---|---|\n\
+         | `run` (1 day) | {} | {} | {:.0} MB |\n| `backfill` ({} days) | {} | {} | {:.0} MB |\n\n\
+         Ratio {:.2}: {} (acceptance: within ±{:.0} %).\n",
+        b.days,
+        thousands(b.rows_per_day as f64),
+        thousands(b.rows_per_day as f64),
+        secs(b.one_day.measured.wall_s),
+        b.one_day.measured.peak_rss_mb,
+        b.days,
+        thousands((b.rows_per_day * b.days as usize) as f64),
+        secs(b.backfill.measured.wall_s),
+        b.backfill.measured.peak_rss_mb,
+        b.ratio,
+        verdict((b.ratio - 1.0).abs() <= BACKFILL_TOLERANCE),
+        BACKFILL_TOLERANCE * 100.0
+    );
+}
+
+fn write_rpc(w: &mut String, r: &RpcResults) {
+    let _ = writeln!(
+        w,
+        "## 4. JSON-RPC: ethpipe against ethereum-etl on the same node\n"
+    );
+    let _ = writeln!(
+        w,
+        "An anvil node (npm `@foundry-rs/anvil`) with {} days of StandardToken `batchTransfer`s \
+         (6 tokens, 150 recipients per transaction, 2 transactions per block, mainnet's value lengths): blocks \
+         {}–{}, {} transfers (generated in {}). Both tools read the same node over the same blocks:\n",
+        r.days,
+        r.blocks.0,
+        r.blocks.1,
+        thousands(r.transfers as f64),
+        secs(r.generation_s)
+    );
+    let _ = writeln!(
+        w,
+        "- **ethpipe**: `ethpipe backfill token_transfers --from … --to … --source rpc --force --parallel P` \
+         (`--rpc-concurrency 8`, `--rpc-batch-size 100`, `eth_getLogs` ranges from 100 blocks, growing: the \
+         defaults), once with `--parallel 1` (the default) and once with `--parallel 2`; the faster counts and \
+         both are listed. Per day it finds the day's blocks, reads the Transfer logs, fetches the block headers \
+         (timestamp, hash), decodes, and commits the day into PostgreSQL (five indexes) with its statistics and \
+         the ledger. Time is the whole process.\n\
+         - **ethereum-etl** {}: `ethereumetl export_token_transfers --start-block {} --end-block {} \
+         --batch-size {} --max-workers {}` to a CSV file (it does not fetch headers and writes no database). \
+         Its settings are the fastest of a grid tried first on the first day's blocks ({}–{}; its defaults are \
+         `--batch-size 100 --max-workers 5`):\n",
+        crate::rpc::ETL_VERSION.trim_start_matches("ethereum-etl=="),
+        r.blocks.0,
+        r.blocks.1,
+        r.etl_batch_size,
+        r.etl_max_workers,
+        r.calibration_blocks.0,
+        r.calibration_blocks.1
+    );
+    let _ = writeln!(
+        w,
+        "| `--batch-size` | `--max-workers` | transfers/s (first day) |\n|---|---|---|"
+    );
+    for (batch, workers, per_s) in &r.etl_calibration {
+        let chosen = *batch == r.etl_batch_size && *workers == r.etl_max_workers;
+        let _ = writeln!(
+            w,
+            "| {batch} | {workers} | {}{} |",
+            thousands(*per_s),
+            if chosen { " (chosen)" } else { "" }
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "| tool | transfers | wall time | transfers/s | peak RSS | CPU |\n|---|---|---|---|---|---|"
+    );
+    for (parallel, rows, run) in &r.ethpipe_runs {
+        let chosen = if *parallel == r.ethpipe_parallel {
+            "**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            w,
+            "| ethpipe `--parallel {parallel}`{} | {} | {} | {chosen}{}{chosen} | {:.0} MB | {:.1} s |",
+            if *parallel == 1 { " (default)" } else { "" },
+            thousands(*rows as f64),
+            secs(run.wall_s),
+            thousands(*rows as f64 / run.wall_s),
+            run.peak_rss_mb,
+            run.cpu_s
+        );
+    }
+    let default_ratio = r
+        .ethpipe_runs
+        .iter()
+        .find(|(p, _, _)| *p == 1)
+        .map(|(_, rows, run)| *rows as f64 / run.wall_s / r.etl_per_s);
+    let _ = writeln!(
+        w,
+        "| ethereum-etl `-b {} -w {}` | {} | {} | **{}** | {:.0} MB | {:.1} s |\n",
+        r.etl_batch_size,
+        r.etl_max_workers,
+        thousands(r.etl_rows as f64),
+        secs(r.etl.wall_s),
+        thousands(r.etl_per_s),
+        r.etl.peak_rss_mb,
+        r.etl.cpu_s
+    );
+    if let Some(ratio) = default_ratio {
+        let _ = writeln!(
+            w,
+            "With ethpipe's defaults (`--parallel 1`) the ratio is {ratio:.1} ×. ethpipe's speed here is bounded by \
+             PostgreSQL (each day's `COPY` into a table with five indexes), not by the node: see README.md.\n"
+        );
+    }
+    let _ = writeln!(
+        w,
+        "Ratio **{:.1} ×** (target ≥ {RPC_TARGET} ×): {}. Rows compared on (transaction_hash, log_index, \
+         token_address, from_address, to_address, value, block_number): {} ({} only in ethpipe's, {} only in \
+         ethereum-etl's).\n",
+        r.ratio,
+        verdict(r.ratio >= RPC_TARGET && r.identical),
+        if r.identical { "**identical**" } else { "**they differ**" },
+        r.only_ethpipe,
+        r.only_etl
+    );
+}
+
+fn write_rowwise(w: &mut String, r: &RowwiseResults, load: Option<&LoadResults>) {
+    let _ = writeln!(
+        w,
+        "## 5. Row-by-row baseline: pandas + psycopg2 `executemany` upsert\n"
+    );
+    let _ = writeln!(
+        w,
+        "`bench/rowwise_upsert.py`: pandas reads the first {} rows of the same day from CSV, then \
+         `cursor.executemany(\"INSERT … ON CONFLICT (transaction_hash, log_index) DO UPDATE SET …\", rows)` \
+         — one statement and one round trip per row, as the seed pipeline's Mage.ai PostgreSQL exporter \
+         does — into a table like `ethereum.token_transfers` (same indexes), one commit at the end.\n",
+        thousands(r.rows as f64)
+    );
+    let _ = writeln!(
+        w,
+        "| | |\n|---|---|\n| rows | {} |\n| pandas read | {} |\n| upsert | {} ({} rows/s) |\n\
+         | **one day of {} rows, extrapolated** (linear from the slice) | **≈ {} ≈ {:.1} min** |\n",
+        thousands(r.rows as f64),
+        secs(r.read_s),
+        secs(r.upsert_s),
+        thousands(r.rows_per_s),
+        thousands(r.day_rows as f64),
+        secs(r.extrapolated_day_s),
+        r.extrapolated_day_s / 60.0
+    );
+    if let Some(l) = load {
+        let _ = writeln!(
+            w,
+            "ethpipe loads the whole day in {} (median above): {:.0} × faster than the extrapolated row-by-row upsert. \
+             The extrapolation is optimistic for the upsert: its slice goes into an almost empty table, whose indexes \
+             are smaller than a full day's.\n",
+            secs(l.ethpipe_median_s),
+            r.extrapolated_day_s / l.ethpipe_median_s
+        );
+    }
+}
