@@ -46,27 +46,6 @@ async fn wait_until(client: &Client, sql: &str, at_least: i64) {
     panic!("timed out waiting for {sql} >= {at_least}");
 }
 
-/// Waits until this client is the only session on its database.
-async fn wait_for_other_sessions_to_end(client: &Client) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let others = count(
-            client,
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .await;
-        if others == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{others} sessions of a killed process are still open"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Every day complete exactly once; the ledger has one success per day and no run left `running`.
 async fn assert_all_days_loaded_once(client: &Client, rows: &[FixtureTransfer], context: &str) {
     assert_eq!(

@@ -31,23 +31,6 @@ async fn count(client: &Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect("count").get(0)
 }
 
-/// Waits (on a condition, bounded) until no other session is open on the
-/// test database: a COMMIT sent by a process just killed still lands.
-async fn quiesce(client: &Client) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count(
-        client,
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .await
-        > 0
-    {
-        assert!(std::time::Instant::now() < deadline, "sessions never ended");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Which complete version of the day the table holds.
 #[derive(Debug, PartialEq)]
 enum Version {
@@ -157,7 +140,7 @@ async fn killed_runs_leave_the_old_or_the_new_day() {
         tokio::time::sleep(kill_after).await;
         let _ = child.start_kill();
         let _ = child.wait().await;
-        quiesce(&client).await;
+        wait_for_other_sessions_to_end(&client).await;
         let context = format!("iteration {iteration}, killed after {kill_after:?}");
         match check_day(&client, &scenario.old, &scenario.new, &context).await {
             Version::Old => seen.0 += 1,
@@ -233,7 +216,7 @@ async fn killed_backfills_resume_without_duplicates() {
         tokio::time::sleep(kill_after).await;
         let _ = child.start_kill();
         let _ = child.wait().await;
-        quiesce(&client).await;
+        wait_for_other_sessions_to_end(&client).await;
         let context = format!("iteration {iteration}, killed after {kill_after:?}");
         // Each day in the table is complete and has a success in the ledger.
         let per_day: Vec<(String, i64)> = client
@@ -326,7 +309,7 @@ async fn a_connection_lost_mid_copy_keeps_the_old_day() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    quiesce(&client).await;
+    wait_for_other_sessions_to_end(&client).await;
     assert_eq!(
         check_day(&client, &scenario.old, &scenario.new, "cut mid-COPY").await,
         Version::Old
@@ -377,7 +360,7 @@ async fn a_connection_lost_at_commit_leaves_one_complete_version() {
             "{point:?}: the day's COMMIT went through the proxy"
         );
         assert_eq!(out.status.code(), Some(1), "{point:?}: {stderr}");
-        quiesce(&client).await;
+        wait_for_other_sessions_to_end(&client).await;
         let context = format!("cut {point:?} COMMIT");
         assert_eq!(
             check_day(&client, &scenario.old, &scenario.new, &context).await,

@@ -13,7 +13,7 @@ use super::blocks::Blocks;
 use super::bytecode;
 use super::client::{quantity, RpcClient};
 use super::contracts::{self, Contract, TraceMethod, TraceSupport};
-use super::transfers::TransferScan;
+use super::transfers::{send, TransferScan};
 
 /// Blocks traced per request group; traces of busy blocks are large.
 const TRACE_GROUP: usize = 20;
@@ -202,11 +202,4 @@ fn hex(bytes: &[u8]) -> String {
         text.push_str(&format!("{byte:02x}"));
     }
     text
-}
-
-async fn send(sender: &SourceEventSender, event: SourceEvent) -> Result<(), SourceError> {
-    sender
-        .send(Ok(event))
-        .await
-        .map_err(|_| SourceError::Transient("the run stopped reading rows".into()))
 }

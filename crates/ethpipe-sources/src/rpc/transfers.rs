@@ -254,7 +254,11 @@ impl TransferScan<'_> {
     }
 }
 
-async fn send(sender: &SourceEventSender, event: SourceEvent) -> Result<(), SourceError> {
+/// Sends one event downstream; a closed channel means the run stopped.
+pub(super) async fn send(
+    sender: &SourceEventSender,
+    event: SourceEvent,
+) -> Result<(), SourceError> {
     sender
         .send(Ok(event))
         .await

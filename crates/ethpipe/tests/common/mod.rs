@@ -200,3 +200,29 @@ pub async fn schema_exists(client: &Client, schema: &str) -> bool {
         .expect("catalog")
         .get(0)
 }
+
+/// Waits (on a condition, bounded) until this client is the only session on
+/// its database: a COMMIT sent by a process just killed still lands, so the
+/// ledger is read only once that process's sessions are gone.
+pub async fn wait_for_other_sessions_to_end(client: &Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let others: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if others == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{others} sessions of a killed process are still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
