@@ -192,19 +192,19 @@ pub async fn run_while_locked(
     }
 }
 
-/// The tokens pipeline does its full load first, whatever day was asked for,
-/// until a full load has committed.
+/// A dataset that loads its whole table first (tokens) does so, whatever day
+/// was asked for, until a full load has committed.
 async fn effective_scope(
     database: &Database,
     source: &dyn Source,
     request: &RunRequest,
 ) -> Result<Scope, RunError> {
-    let whole_table = request.pipeline == Pipeline::Tokens && source.supports_full_load();
+    let whole_table = request.pipeline.full_load_first() && source.supports_full_load();
     if !whole_table || request.scope == Scope::Full {
         return Ok(request.scope);
     }
     let done = database
-        .variable(Pipeline::Tokens, TOKENS_FULL_LOAD_DONE)
+        .variable(request.pipeline, TOKENS_FULL_LOAD_DONE)
         .await
         .map_err(RunError::Ledger)?;
     Ok(if done.as_deref() == Some("true") {
@@ -317,8 +317,8 @@ async fn load(
         run,
         source_rows,
         skipped_rows: skipped,
-        set_variable: (pipeline == Pipeline::Tokens && scope == Scope::Full)
-            .then(|| (Pipeline::Tokens, TOKENS_FULL_LOAD_DONE, "true".to_string())),
+        set_variable: (pipeline.full_load_first() && scope == Scope::Full)
+            .then(|| (pipeline, TOKENS_FULL_LOAD_DONE, "true".to_string())),
     };
     let steps = writer.commit(commit).await.map_err(|e| Failure {
         kind: FailureKind::Sink(e),

@@ -112,7 +112,7 @@ pub struct PipelinesBody {
 pub async fn pipelines_body(state: &AppState) -> ApiResult<PipelinesBody> {
     let triggers = ledger::triggers(&state.reader).await?;
     let mut pipelines = Vec::new();
-    for pipeline in [Pipeline::TokenTransfers, Pipeline::Tokens] {
+    for pipeline in Pipeline::all().iter().copied() {
         pipelines.push(ledger::pipeline_summary(&state.reader, pipeline, &triggers).await?);
     }
     Ok(PipelinesBody {

@@ -568,7 +568,7 @@ pub async fn days(State(state): State<AppState>) -> Result<Response, PageError> 
     let triggers = Vec::new();
     let summary = ledger::pipeline_summary(
         &state.reader,
-        ethpipe_core::Pipeline::TokenTransfers,
+        ethpipe_core::datasets::TOKEN_TRANSFERS,
         &triggers,
     )
     .await?;

@@ -14,38 +14,98 @@ pub mod ledger;
 pub mod locks;
 pub mod models;
 pub mod postgres;
+pub mod schema;
+pub mod sink;
 pub mod sqlite;
 pub mod triggers;
 mod url;
 
 use ethpipe_core::{Day, Pipeline, Rows, Scope};
 
+pub use sink::{DayWriter, Sink};
+
 pub use crate::url::{DatabaseUrl, UrlError};
 pub use ledger::{DayLoaded, NewRun, RunId, RunRecord, RunStatus};
 pub use triggers::{TriggerDef, TriggerState};
 
+/// A database error's cause, kept for callers that inspect it (SQLSTATE codes).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
-    #[error("{context}: {message}")]
-    Database { context: String, message: String },
+    #[error("cannot connect to {target}: {}", cause_text(.source))]
+    Connect {
+        target: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("{context}: {}", cause_text(.source))]
+    Database {
+        context: String,
+        #[source]
+        source: Cause,
+    },
     #[error("{0}")]
     Rejected(String),
 }
 
 impl SinkError {
-    pub(crate) fn db(context: impl Into<String>, error: impl std::fmt::Display) -> SinkError {
+    pub(crate) fn db(context: impl Into<String>, error: impl Into<Cause>) -> SinkError {
         SinkError::Database {
             context: context.into(),
-            message: error.to_string(),
+            source: error.into(),
+        }
+    }
+
+    pub(crate) fn connect(target: impl Into<String>, error: impl Into<Cause>) -> SinkError {
+        SinkError::Connect {
+            target: target.into(),
+            source: error.into(),
+        }
+    }
+
+    /// The PostgreSQL error behind this one, if any (for its SQLSTATE).
+    pub fn postgres_cause(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            SinkError::Connect { source, .. } | SinkError::Database { source, .. } => {
+                source.downcast_ref()
+            }
+            SinkError::Rejected(_) => None,
         }
     }
 }
 
-/// A source must only send rows of the day it was asked for: a row outside it
-/// would be deleted by the next load of its own day, or duplicated.
-pub(crate) fn check_in_scope(
+/// tokio-postgres' Display for server errors is just "db error": show the
+/// server's message and code instead.
+fn cause_text(cause: &Cause) -> String {
+    match cause.downcast_ref::<tokio_postgres::Error>() {
+        Some(error) => postgres::describe(error),
+        None => cause.to_string(),
+    }
+}
+
+/// A source must only send rows of the dataset and day it was asked for: a
+/// row outside the day would be deleted by the next load of its own day, or
+/// duplicated. `rows_before` numbers the batch's rows in the run's stream.
+pub(crate) fn check_batch(
+    pipeline: Pipeline,
+    scope: Scope,
+    rows: &Rows,
+    rows_before: u64,
+) -> Result<(), SinkError> {
+    if rows.pipeline() != pipeline {
+        return Err(SinkError::Rejected(format!(
+            "a batch of {} reached the {pipeline} sink",
+            rows.pipeline()
+        )));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        check_in_scope(scope, row.day_time(), rows_before + i as u64 + 1)?;
+    }
+    Ok(())
+}
+
+fn check_in_scope(
     scope: Scope,
     timestamp: chrono::DateTime<chrono::Utc>,
     row_number: u64,
@@ -120,16 +180,21 @@ impl Database {
         }
     }
 
+    /// The data side: where days of every dataset are written.
+    pub fn sink(&self) -> &dyn Sink {
+        match self {
+            Database::Postgres(db) => db.as_ref(),
+            Database::Sqlite(db) => db,
+        }
+    }
+
     /// Opens a staging area for one (pipeline, scope); nothing is visible until commit.
     pub async fn begin_load(
         &self,
         pipeline: Pipeline,
         scope: Scope,
-    ) -> Result<DayWriter, SinkError> {
-        Ok(match self {
-            Database::Postgres(db) => DayWriter::Postgres(db.begin_load(pipeline, scope).await?),
-            Database::Sqlite(db) => DayWriter::Sqlite(db.begin_load(pipeline, scope)?),
-        })
+    ) -> Result<Box<dyn DayWriter>, SinkError> {
+        self.sink().begin(pipeline, scope).await
     }
 
     pub async fn start_run(&self, run: &NewRun) -> Result<RunId, SinkError> {
@@ -314,10 +379,7 @@ impl Database {
     /// Runs one SQL model (its statements, in one transaction) with `day`
     /// bound to every parameter. Returns the rows the statements affected.
     pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        match self {
-            Database::Postgres(db) => db.run_model(statements, day).await,
-            Database::Sqlite(db) => db.run_model(statements, day),
-        }
+        self.sink().run_model(statements, day).await
     }
 
     pub async fn log(&self, run: RunId, level: &str, message: &str) -> Result<(), SinkError> {
@@ -359,43 +421,7 @@ impl Database {
 
     /// Rows of a pipeline's table within a day (for `verify` and tests).
     pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
-        match self {
-            Database::Postgres(db) => db.count_day(pipeline, day).await,
-            Database::Sqlite(db) => db.count_day(pipeline, day),
-        }
-    }
-}
-
-/// A day being loaded: rows stream into staging, then [`DayWriter::commit`]
-/// swaps them in. Dropping it without committing discards everything.
-pub enum DayWriter {
-    Postgres(postgres::day::PgDayWriter),
-    Sqlite(sqlite::day::SqliteDayWriter),
-}
-
-impl DayWriter {
-    pub async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        match self {
-            DayWriter::Postgres(w) => w.write(rows).await,
-            DayWriter::Sqlite(w) => w.write(rows),
-        }
-    }
-
-    pub fn rows_written(&self) -> u64 {
-        match self {
-            DayWriter::Postgres(w) => w.rows_written(),
-            DayWriter::Sqlite(w) => w.rows_written(),
-        }
-    }
-
-    /// Replaces the day (or upserts a full load), rebuilds the day's statistics
-    /// and records the run's success, all in one transaction. Returns the steps
-    /// it performed, for the ledger.
-    pub async fn commit(self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
-        match self {
-            DayWriter::Postgres(w) => w.commit(commit).await,
-            DayWriter::Sqlite(w) => w.commit(commit),
-        }
+        self.sink().count_day(pipeline, day).await
     }
 }
 

@@ -2,12 +2,13 @@
 //! ethereum-etl's own tests: its rows must equal ethereum-etl's expected
 //! output exactly.
 
+use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{RowStream, Rows, SourceEvent, Token, TokenTransfer};
 use ethpipe_sources::rpc::blocks::Blocks;
 use ethpipe_sources::rpc::client::{RpcClient, RpcClientConfig};
 use ethpipe_sources::rpc::contracts::TraceSupport;
+use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan};
 use ethpipe_sources::rpc::tokens::TokenScan;
-use ethpipe_sources::rpc::transfers::{ChunkSizer, TransferScan};
 use ethpipe_testkit::rpc_replay::fixture_dir;
 use ethpipe_testkit::{ReplayOptions, RpcReplay};
 
@@ -126,11 +127,12 @@ async fn replay_transfers(case: &str, first: u64, last: u64) -> (Vec<Row>, RpcRe
         .collect(move |sender| async move {
             let blocks = Blocks::new(client.clone());
             let sizer = ChunkSizer::new(100, 2000);
-            let scan = TransferScan {
+            let scan = LogScan {
                 client: &client,
                 blocks: &blocks,
                 sizer: &sizer,
                 concurrency: 2,
+                pipeline: TOKEN_TRANSFERS,
             };
             scan.run(first, last, &sender)
                 .await
@@ -139,9 +141,11 @@ async fn replay_transfers(case: &str, first: u64, last: u64) -> (Vec<Row>, RpcRe
         .await;
     let mut rows: Vec<Row> = batches
         .iter()
-        .flat_map(|b| match b {
-            Rows::TokenTransfers(t) => t.iter().map(transfer_row).collect::<Vec<_>>(),
-            Rows::Tokens(_) => panic!("tokens from a transfers scan"),
+        .flat_map(|b| {
+            let t = b
+                .as_slice::<TokenTransfer>()
+                .expect("transfers from a transfers scan");
+            t.iter().map(transfer_row).collect::<Vec<_>>()
         })
         .collect();
     rows.sort();
@@ -190,11 +194,12 @@ async fn the_two_transfers_of_block_483920() {
         .collect(move |sender| async move {
             let blocks = Blocks::new(client.clone());
             let sizer = ChunkSizer::new(100, 2000);
-            let scan = TransferScan {
+            let scan = LogScan {
                 client: &client,
                 blocks: &blocks,
                 sizer: &sizer,
                 concurrency: 1,
+                pipeline: TOKEN_TRANSFERS,
             };
             scan.run(483920, 483920, &sender).await.expect("scan");
         })
@@ -205,9 +210,10 @@ async fn the_two_transfers_of_block_483920() {
     want.sort();
     let mut got: Vec<String> = batches
         .iter()
-        .flat_map(|b| match b {
-            Rows::TokenTransfers(t) => t.clone(),
-            Rows::Tokens(_) => Vec::new(),
+        .flat_map(|b| {
+            b.as_slice::<TokenTransfer>()
+                .map(<[TokenTransfer]>::to_vec)
+                .unwrap_or_default()
         })
         .map(|t| {
             format!(
@@ -278,11 +284,12 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
                 client: &client,
                 blocks: &blocks,
                 traces: &traces,
-                transfers: TransferScan {
+                transfers: LogScan {
                     client: &client,
                     blocks: &blocks,
                     sizer: &sizer,
                     concurrency: 1,
+                    pipeline: TOKEN_TRANSFERS,
                 },
             };
             scan.run(block, block, &sender).await.expect("tokens scan");
@@ -290,9 +297,10 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
         .await;
     let tokens = batches
         .into_iter()
-        .flat_map(|b| match b {
-            Rows::Tokens(t) => t,
-            Rows::TokenTransfers(_) => panic!("transfers from a tokens scan"),
+        .flat_map(|b| {
+            b.as_slice::<Token>()
+                .expect("tokens from a tokens scan")
+                .to_vec()
         })
         .collect();
     (tokens, warnings)
@@ -355,11 +363,12 @@ async fn a_log_with_a_topic_that_is_not_hex_fails_the_scan() {
     );
     let blocks = Blocks::new(replay.client.clone());
     let sizer = ChunkSizer::new(100, 2000);
-    let scan = TransferScan {
+    let scan = LogScan {
         client: &replay.client,
         blocks: &blocks,
         sizer: &sizer,
         concurrency: 1,
+        pipeline: TOKEN_TRANSFERS,
     };
     let (sender, _stream) = RowStream::channel();
     let error = scan

@@ -122,7 +122,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// token_transfers or tokens
+    /// token_transfers, tokens or erc1155_transfers
     #[arg(value_parser = parse_pipeline)]
     pub pipeline: Pipeline,
 
@@ -137,7 +137,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
-    /// token_transfers or tokens
+    /// token_transfers, tokens or erc1155_transfers
     #[arg(value_parser = parse_pipeline)]
     pub pipeline: Pipeline,
 
@@ -169,7 +169,7 @@ pub struct BackfillArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// token_transfers or tokens [default: token_transfers]
+    /// token_transfers, tokens or erc1155_transfers [default: token_transfers]
     #[arg(long, value_parser = parse_pipeline, default_value = "token_transfers")]
     pub pipeline: Pipeline,
 
@@ -239,7 +239,7 @@ pub struct StatusArgs {
 
 fn parse_pipeline(text: &str) -> Result<Pipeline, String> {
     text.parse()
-        .map_err(|e: ethpipe_core::pipeline::UnknownPipeline| e.to_string())
+        .map_err(|e: ethpipe_core::dataset::UnknownPipeline| e.to_string())
 }
 
 fn parse_day(text: &str) -> Result<Day, String> {

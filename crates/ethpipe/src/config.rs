@@ -231,7 +231,7 @@ fn trigger_def(t: &TriggerFileConfig) -> Result<TriggerDef, Fatal> {
     let pipeline: Pipeline = t
         .pipeline
         .parse()
-        .map_err(|e: ethpipe_core::pipeline::UnknownPipeline| problem(e.to_string()))?;
+        .map_err(|e: ethpipe_core::dataset::UnknownPipeline| problem(e.to_string()))?;
     ethpipe_orch::scheduler::parse_schedule(&t.schedule).map_err(problem)?;
     let checks = [
         (t.name.trim().is_empty(), "name is empty"),

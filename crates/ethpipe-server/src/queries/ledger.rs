@@ -489,7 +489,8 @@ pub async fn pipeline_summary(
         rows_loaded,
         running,
         last_run,
-        full_load_done: (pipeline == Pipeline::Tokens)
+        full_load_done: pipeline
+            .full_load_first()
             .then(|| full_load_done.as_deref() == Some("true")),
         triggers: triggers
             .iter()

@@ -152,9 +152,21 @@ impl Env {
         };
         let database = Arc::new(Database::open(&url).await.unwrap());
         if options.load {
-            run(&database, source.as_ref(), Pipeline::Tokens, DAYS[0]).await;
+            run(
+                &database,
+                source.as_ref(),
+                ethpipe_core::datasets::TOKENS,
+                DAYS[0],
+            )
+            .await;
             for day in DAYS {
-                run(&database, source.as_ref(), Pipeline::TokenTransfers, day).await;
+                run(
+                    &database,
+                    source.as_ref(),
+                    ethpipe_core::datasets::TOKEN_TRANSFERS,
+                    day,
+                )
+                .await;
             }
         }
         let reader = Reader::open(&url, Duration::from_secs(5), 4).unwrap();

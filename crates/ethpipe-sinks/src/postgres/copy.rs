@@ -1,18 +1,16 @@
-//! The PostgreSQL binary COPY format, written by hand into one buffer per batch:
-//! it is a few lines per type, avoids a per-value trait call, and gives exact
-//! `numeric` encoding for uint256 values.
+//! The PostgreSQL binary COPY format, written by hand into one buffer per batch
+//! for every dataset: a row writes its cells through [`CellWriter`] and each
+//! column type is a few lines here, with exact `numeric` encoding for uint256
+//! values.
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Token, TokenTransfer, Uint};
+use ethpipe_core::dataset::CellWriter;
+use ethpipe_core::{Row, Uint};
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Seconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
-
-/// Column lists, in the order the encoders write fields.
-pub const TRANSFER_COLUMNS: &str = "token_address, from_address, to_address, value, transaction_hash, log_index, block_timestamp, block_number, block_hash";
-pub const TOKEN_COLUMNS: &str = "address, symbol, name, decimals, total_supply, block_timestamp, block_number, block_hash, found_in_transfers";
 
 pub fn header(buf: &mut BytesMut) {
     buf.put_slice(SIGNATURE);
@@ -24,30 +22,35 @@ pub fn trailer(buf: &mut BytesMut) {
     buf.put_i16(-1);
 }
 
-pub fn transfer(buf: &mut BytesMut, row: &TokenTransfer) {
-    buf.put_i16(9);
-    text(buf, Some(&row.token_address));
-    text(buf, row.from_address.as_deref());
-    text(buf, row.to_address.as_deref());
-    numeric(buf, row.value.as_ref());
-    text(buf, Some(&row.transaction_hash));
-    int8(buf, row.log_index);
-    timestamptz(buf, row.block_timestamp);
-    int8(buf, row.block_number);
-    text(buf, Some(&row.block_hash));
+/// Appends one tuple: the field count, then each cell the row writes.
+pub fn row(buf: &mut BytesMut, fields: i16, row: &dyn Row) {
+    buf.put_i16(fields);
+    row.write(&mut Encoder(buf));
 }
 
-pub fn token(buf: &mut BytesMut, row: &Token) {
-    buf.put_i16(9);
-    text(buf, Some(&row.address));
-    text(buf, row.symbol.as_deref());
-    text(buf, row.name.as_deref());
-    numeric(buf, row.decimals.as_ref());
-    numeric(buf, row.total_supply.as_ref());
-    timestamptz(buf, row.block_timestamp);
-    int8(buf, row.block_number);
-    text(buf, Some(&row.block_hash));
-    boolean(buf, row.found_in_transfers);
+/// Encodes cells straight into the COPY buffer.
+struct Encoder<'a>(&'a mut BytesMut);
+
+impl CellWriter for Encoder<'_> {
+    fn text(&mut self, value: Option<&str>) {
+        text(self.0, value);
+    }
+
+    fn uint(&mut self, value: Option<&Uint>) {
+        numeric(self.0, value);
+    }
+
+    fn int(&mut self, value: i64) {
+        int8(self.0, value);
+    }
+
+    fn timestamp(&mut self, value: DateTime<Utc>) {
+        timestamptz(self.0, value);
+    }
+
+    fn boolean(&mut self, value: bool) {
+        boolean(self.0, value);
+    }
 }
 
 fn boolean(buf: &mut BytesMut, value: bool) {

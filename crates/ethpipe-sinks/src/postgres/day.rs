@@ -1,29 +1,33 @@
-//! Where a PostgreSQL day is committed.
+//! Where a PostgreSQL day is committed, for every dataset.
 //!
 //! `begin` opens a transaction and a binary `COPY`; batches stream in as they
-//! arrive. `commit` ends the COPY, checks the count, rebuilds the day's
-//! statistics and marks the run successful, all in that one transaction.
+//! arrive. `commit` ends the COPY, checks the count, runs the dataset's
+//! derived steps and marks the run successful, all in that one transaction.
 //!
-//! A day of `token_transfers` is deleted first and copied straight into
-//! `ethereum.token_transfers`: other sessions keep seeing the old day (MVCC)
-//! until the commit, and writing the rows once (not into a staging table and
-//! then again into the indexed table) is what keeps a day close to a plain
-//! `COPY` (bench/RESULTS.md). Tokens, and transfers without a day, go through a
-//! temporary staging table and are swapped in at commit (tokens need the
-//! upsert rules below). Either way, if the process dies the server rolls the
-//! transaction back and the previous version of the day stays.
+//! A [`LoadMode::ReplaceDay`] dataset loaded for a day has that day deleted
+//! first and is copied straight into its table: other sessions keep seeing
+//! the old day (MVCC) until the commit, and writing the rows once (not into a
+//! staging table and then again into the indexed table) is what keeps a day
+//! close to a plain `COPY` (bench/RESULTS.md). A [`LoadMode::Merge`] dataset
+//! (tokens), and any full load, goes through a temporary staging table and
+//! is merged in at commit. Either way, if the process dies the server rolls
+//! the transaction back and the previous version of the day stays.
 
 use std::pin::Pin;
 
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
+use ethpipe_core::dataset::{Derived, Dialect, LoadMode};
 use ethpipe_core::{Pipeline, Rows, Scope};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
-use super::copy;
-use super::describe;
-use crate::{check_in_scope, Commit, SinkError, StepReport};
+use super::{copy, ddl};
+use crate::sink::DayWriter;
+use crate::{check_batch, Commit, SinkError, StepReport};
+
+const STAGING: &str = "ethpipe_staging";
 
 pub struct PgDayWriter {
     client: Client,
@@ -31,17 +35,11 @@ pub struct PgDayWriter {
     scope: Scope,
     copy: Pin<Box<CopyInSink<Bytes>>>,
     rows: u64,
+    fields: i16,
     buffer: BytesMut,
     /// Rows go straight into the real table, whose day this transaction
-    /// deleted in `begin`; otherwise into `ethpipe_staging`.
+    /// deleted in `begin`; otherwise into the staging table.
     direct: bool,
-}
-
-fn table(pipeline: Pipeline) -> (&'static str, &'static str) {
-    match pipeline {
-        Pipeline::TokenTransfers => ("ethereum.token_transfers", copy::TRANSFER_COLUMNS),
-        Pipeline::Tokens => ("ethereum.tokens", copy::TOKEN_COLUMNS),
-    }
 }
 
 impl PgDayWriter {
@@ -50,90 +48,80 @@ impl PgDayWriter {
         pipeline: Pipeline,
         scope: Scope,
     ) -> Result<Self, SinkError> {
-        let (table, columns) = table(pipeline);
-        let direct = pipeline == Pipeline::TokenTransfers && scope.day().is_some();
+        let table = ddl::table(pipeline);
+        let direct = pipeline.load_mode() == LoadMode::ReplaceDay && scope.day().is_some();
         let target = if direct {
             client
                 .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 .await
-                .map_err(|e| SinkError::db("opening the transaction", describe(&e)))?;
-            delete_day(&client, table, scope).await?;
-            table
+                .map_err(|e| SinkError::db("opening the transaction", e))?;
+            delete_day(&client, pipeline, scope).await?;
+            table.clone()
         } else {
             client
                 .batch_execute(&format!(
                     "BEGIN ISOLATION LEVEL READ COMMITTED;
-                     CREATE TEMP TABLE ethpipe_staging (LIKE {table}) ON COMMIT DROP;"
+                     CREATE TEMP TABLE {STAGING} (LIKE {table}) ON COMMIT DROP;"
                 ))
                 .await
-                .map_err(|e| SinkError::db("opening the staging table", describe(&e)))?;
-            "ethpipe_staging"
+                .map_err(|e| SinkError::db("opening the staging table", e))?;
+            STAGING.to_string()
         };
+        let columns = pipeline.column_names().collect::<Vec<_>>().join(", ");
         let sink = client
             .copy_in(&format!(
                 "COPY {target} ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .await
-            .map_err(|e| SinkError::db("starting COPY", describe(&e)))?;
+            .map_err(|e| SinkError::db("starting COPY", e))?;
         let mut writer = PgDayWriter {
             client,
             pipeline,
             scope,
             copy: Box::pin(sink),
             rows: 0,
+            fields: pipeline.columns().len() as i16,
             buffer: BytesMut::with_capacity(1 << 20),
             direct,
         };
         copy::header(&mut writer.buffer);
         Ok(writer)
     }
+}
 
-    pub fn rows_written(&self) -> u64 {
+#[async_trait]
+impl DayWriter for PgDayWriter {
+    fn rows_written(&self) -> u64 {
         self.rows
     }
 
-    pub async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        match (self.pipeline, rows) {
-            (Pipeline::TokenTransfers, Rows::TokenTransfers(rows)) => {
-                for (i, row) in rows.iter().enumerate() {
-                    check_in_scope(self.scope, row.block_timestamp, self.rows + i as u64 + 1)?;
-                    copy::transfer(&mut self.buffer, row);
-                }
-            }
-            (Pipeline::Tokens, Rows::Tokens(rows)) => {
-                for (i, row) in rows.iter().enumerate() {
-                    check_in_scope(self.scope, row.block_timestamp, self.rows + i as u64 + 1)?;
-                    copy::token(&mut self.buffer, row);
-                }
-            }
-            _ => {
-                return Err(SinkError::Rejected(
-                    "a batch of the wrong pipeline reached the sink".into(),
-                ))
-            }
+    async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
+        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        for row in rows.iter() {
+            copy::row(&mut self.buffer, self.fields, row);
         }
         self.rows += rows.len() as u64;
         let chunk = self.buffer.split().freeze();
         self.copy
             .send(chunk)
             .await
-            .map_err(|e| SinkError::db("streaming rows with COPY", describe(&e)))
+            .map_err(|e| SinkError::db("streaming rows with COPY", e))
     }
 
-    pub async fn commit(mut self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
         let started = Utc::now();
         copy::trailer(&mut self.buffer);
         let tail = self.buffer.split().freeze();
         self.copy
             .send(tail)
             .await
-            .map_err(|e| SinkError::db("finishing COPY", describe(&e)))?;
+            .map_err(|e| SinkError::db("finishing COPY", e))?;
         let copied = self
             .copy
             .as_mut()
             .finish()
             .await
-            .map_err(|e| SinkError::db("finishing COPY", describe(&e)))?;
+            .map_err(|e| SinkError::db("finishing COPY", e))?;
         if copied != self.rows {
             return Err(SinkError::Rejected(format!(
                 "PostgreSQL staged {copied} rows but {} were sent",
@@ -141,10 +129,12 @@ impl PgDayWriter {
             )));
         }
         if !self.direct {
-            self.swap_in().await?;
+            self.merge_staged().await?;
         }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
-        steps.push(self.refresh_statistics().await?);
+        for derived in self.pipeline.derived() {
+            steps.push(self.derive(*derived).await?);
+        }
         super::ledger::record_success(&self.client, &commit, self.rows).await?;
         if let Some((pipeline, name, value)) = &commit.set_variable {
             super::ledger::set_variable(&self.client, *pipeline, name, value).await?;
@@ -152,19 +142,20 @@ impl PgDayWriter {
         self.client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| SinkError::db("committing the day", describe(&e)))?;
+            .map_err(|e| SinkError::db("committing the day", e))?;
         Ok(steps)
     }
+}
 
+impl PgDayWriter {
     /// Keeps `token_daily_stats` in step with what this transaction commits:
     /// a transfers day rebuilds that day's rows; tokens refresh the scaled
     /// volume of the addresses they touch (their decimals may have changed).
-    async fn refresh_statistics(&self) -> Result<StepReport, SinkError> {
+    async fn derive(&self, derived: Derived) -> Result<StepReport, SinkError> {
         let started = Utc::now();
-        let fail =
-            |e: tokio_postgres::Error| SinkError::db("rebuilding token_daily_stats", describe(&e));
-        let rows = match (self.pipeline, self.scope.day()) {
-            (Pipeline::TokenTransfers, Some(day)) => {
+        let fail = |e| SinkError::db("rebuilding token_daily_stats", e);
+        let rows = match (derived, self.scope.day()) {
+            (Derived::TokenDailyStats, Some(day)) => {
                 let (start, end) = (day.start(), day.end());
                 let day = day.naive();
                 self.client
@@ -192,7 +183,8 @@ impl PgDayWriter {
                     .await
                     .map_err(fail)?
             }
-            (Pipeline::Tokens, _) => self
+            (Derived::TokenDailyStats, None) => 0,
+            (Derived::RescaleTokenVolumes, _) => self
                 .client
                 .execute(
                     "UPDATE ethereum.token_daily_stats s
@@ -205,69 +197,47 @@ impl PgDayWriter {
                 )
                 .await
                 .map_err(fail)?,
-            (Pipeline::TokenTransfers, None) => 0,
         };
         Ok(StepReport::since("token_daily_stats", rows, started))
     }
 
-    async fn swap_in(&self) -> Result<(), SinkError> {
-        let (table, _) = table(self.pipeline);
-        delete_day(&self.client, table, self.scope).await?;
-        let statements: &[&str] = match self.pipeline {
-            Pipeline::TokenTransfers => {
-                &["INSERT INTO ethereum.token_transfers SELECT * FROM ethpipe_staging"]
+    /// Replaces the day with the staged rows, or merges them by the
+    /// dataset's own rules.
+    async fn merge_staged(&self) -> Result<(), SinkError> {
+        let table = ddl::table(self.pipeline);
+        let fail = |e| SinkError::db(format!("inserting {} into {table}", self.scope), e);
+        if self.pipeline.load_mode() == LoadMode::Merge {
+            for statement in self.pipeline.merge_statements(Dialect::Postgres) {
+                let sql = statement
+                    .replace("{table}", &table)
+                    .replace("{staging}", STAGING);
+                self.client.execute(&sql, &[]).await.map_err(fail)?;
             }
-            Pipeline::Tokens => TOKEN_SWAP,
-        };
-        for statement in statements {
-            self.client.execute(*statement, &[]).await.map_err(|e| {
-                SinkError::db(
-                    format!("inserting {} into {table}", self.scope),
-                    describe(&e),
-                )
-            })?;
+            return Ok(());
         }
+        delete_day(&self.client, self.pipeline, self.scope).await?;
+        self.client
+            .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), &[])
+            .await
+            .map_err(fail)?;
         Ok(())
     }
 }
 
-/// Deletes the scope's day (if it is one) from `table`, in the open transaction.
-async fn delete_day(client: &Client, table: &str, scope: Scope) -> Result<(), SinkError> {
+/// Deletes the scope's day (if it is one) from the dataset's table, in the
+/// open transaction.
+async fn delete_day(client: &Client, pipeline: Pipeline, scope: Scope) -> Result<(), SinkError> {
     let Some(day) = scope.day() else {
         return Ok(());
     };
+    let table = ddl::table(pipeline);
+    let column = pipeline.day_column();
     client
         .execute(
-            &format!("DELETE FROM {table} WHERE block_timestamp >= $1 AND block_timestamp < $2"),
+            &format!("DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"),
             &[&day.start(), &day.end()],
         )
         .await
-        .map_err(|e| SinkError::db(format!("replacing {scope} in {table}"), describe(&e)))?;
+        .map_err(|e| SinkError::db(format!("replacing {scope} in {table}"), e))?;
     Ok(())
 }
-
-/// Created tokens are upserted (BigQuery's tokens table has exact duplicate
-/// rows: one per key is kept); a creation row replaces any row found in
-/// transfers for the same address; a row found in transfers goes in only for
-/// an address with no row at all, and moves to the earliest day it was seen.
-const TOKEN_SWAP: &[&str] = &[
-    "INSERT INTO ethereum.tokens
-     SELECT DISTINCT ON (address, block_number) * FROM ethpipe_staging
-     WHERE NOT found_in_transfers
-     ORDER BY address, block_number, symbol NULLS LAST, name NULLS LAST
-     ON CONFLICT (address, block_number) DO UPDATE SET
-         symbol = EXCLUDED.symbol, name = EXCLUDED.name,
-         decimals = EXCLUDED.decimals, total_supply = EXCLUDED.total_supply,
-         block_timestamp = EXCLUDED.block_timestamp, block_hash = EXCLUDED.block_hash,
-         found_in_transfers = EXCLUDED.found_in_transfers",
-    "DELETE FROM ethereum.tokens t USING ethpipe_staging s
-     WHERE t.found_in_transfers AND NOT s.found_in_transfers AND t.address = s.address",
-    "DELETE FROM ethereum.tokens t USING ethpipe_staging s
-     WHERE t.found_in_transfers AND s.found_in_transfers
-       AND t.address = s.address AND s.block_number < t.block_number",
-    "INSERT INTO ethereum.tokens
-     SELECT DISTINCT ON (address) * FROM ethpipe_staging s
-     WHERE s.found_in_transfers
-       AND NOT EXISTS (SELECT 1 FROM ethereum.tokens t WHERE t.address = s.address)
-     ORDER BY address, block_number",
-];

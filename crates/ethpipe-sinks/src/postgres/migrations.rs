@@ -4,29 +4,13 @@
 
 use tokio_postgres::Client;
 
-use super::describe;
+use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
 /// Arbitrary constant naming ethpipe's migration lock.
 const MIGRATION_LOCK: i64 = 0x0065_7468_7069_7065;
 
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "token tables and ledger", V1),
-    (
-        2,
-        "transforms: enriched transfers, daily token statistics, run steps",
-        V2,
-    ),
-    (3, "triggers and their fired slots", V3),
-    (4, "tokens found in transfers (JSON-RPC source)", V4),
-    (
-        5,
-        "indexes for the serving API (address and token pages)",
-        V5,
-    ),
-];
-
-const V1: &str = r#"
+pub(crate) const V1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS ethereum;
 
 CREATE TABLE ethereum.token_transfers (
@@ -97,7 +81,7 @@ CREATE TABLE ethpipe.variables (
 );
 "#;
 
-const V2: &str = r#"
+pub(crate) const V2: &str = r#"
 -- raw / 10^decimals, exact: multiplying by the numeric literal 1e-N keeps every
 -- digit (numeric division would round to about 16 significant digits).
 -- NULL when decimals is unknown or beyond any real token (> 255).
@@ -141,7 +125,7 @@ CREATE TABLE ethpipe.run_steps (
 );
 "#;
 
-const V3: &str = r#"
+pub(crate) const V3: &str = r#"
 CREATE TABLE ethpipe.triggers (
     name            text        PRIMARY KEY,
     pipeline        text        NOT NULL,
@@ -173,7 +157,7 @@ CREATE TABLE ethpipe.trigger_fires (
 /// The JSON-RPC source adds a token row for each token address seen in
 /// transfers that has no creation row (docs/rpc-semantics.md, "Tokens found in
 /// transfers"); this flag tells those rows apart.
-const V4: &str = r#"
+pub(crate) const V4: &str = r#"
 ALTER TABLE ethereum.tokens ADD COLUMN found_in_transfers boolean NOT NULL DEFAULT false;
 CREATE OR REPLACE VIEW ethereum.tokens_latest AS
     SELECT DISTINCT ON (address) *
@@ -184,7 +168,7 @@ CREATE OR REPLACE VIEW ethereum.tokens_latest AS
 /// The serving API's reads: an address's transfers newest first (in and out
 /// separately, merged by the query), and one token's transfers of one day
 /// (top senders and receivers).
-const V5: &str = r#"
+pub(crate) const V5: &str = r#"
 CREATE INDEX token_transfers_from_idx ON ethereum.token_transfers (from_address, block_number);
 CREATE INDEX token_transfers_to_idx ON ethereum.token_transfers (to_address, block_number);
 CREATE INDEX token_transfers_token_time_idx ON ethereum.token_transfers (token_address, block_timestamp);
@@ -193,7 +177,7 @@ CREATE INDEX token_transfers_token_time_idx ON ethereum.token_transfers (token_a
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
     let fail = |what: &str, e: tokio_postgres::Error| {
-        SinkError::db(format!("migrating the schema ({what})"), describe(&e))
+        SinkError::db(format!("migrating the schema ({what})"), e)
     };
     client
         .batch_execute(&format!(
@@ -221,28 +205,35 @@ async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
     let applied: Vec<i32> = client
         .query("SELECT version FROM ethpipe.schema_migrations", &[])
         .await
-        .map_err(|e| SinkError::db("reading applied migrations", describe(&e)))?
+        .map_err(|e| SinkError::db("reading applied migrations", e))?
         .iter()
         .map(|row| row.get(0))
         .collect();
     let mut now_applied = Vec::new();
-    for (version, name, sql) in MIGRATIONS {
+    for Migration {
+        version,
+        name,
+        change,
+    } in MIGRATIONS
+    {
         if applied.contains(&(*version as i32)) {
             continue;
         }
-        client.batch_execute(sql).await.map_err(|e| {
-            SinkError::db(
-                format!("applying migration {version} ({name})"),
-                describe(&e),
-            )
-        })?;
+        let sql = match change {
+            Change::Sql { postgres, .. } => postgres.to_string(),
+            Change::CreateDataset(pipeline) => super::ddl::create(*pipeline).join(";\n"),
+        };
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| SinkError::db(format!("applying migration {version} ({name})"), e))?;
         client
             .execute(
                 "INSERT INTO ethpipe.schema_migrations (version, name) VALUES ($1, $2)",
                 &[&(*version as i32), name],
             )
             .await
-            .map_err(|e| SinkError::db("recording a migration", describe(&e)))?;
+            .map_err(|e| SinkError::db("recording a migration", e))?;
         now_applied.push(*version);
     }
     Ok(now_applied)

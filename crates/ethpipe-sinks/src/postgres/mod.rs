@@ -1,18 +1,22 @@
 //! The PostgreSQL sink: schema `ethereum` for the data, schema `ethpipe` for the ledger.
 //!
 //! - [`migrations`]: versioned schema changes, applied under an advisory lock.
-//! - [`copy`]: the binary `COPY` encoder (rows → PGCOPY bytes).
-//! - [`day`]: staging a day and swapping it in atomically.
+//! - [`copy`]: the binary `COPY` encoder (rows of any dataset → PGCOPY bytes).
+//! - [`day`]: loading a day and committing it atomically.
+//! - [`ddl`]: a dataset's table from its description.
 //! - [`ledger`]: runs, their log lines and pipeline variables.
 
 pub mod copy;
 pub mod day;
+pub mod ddl;
 pub mod ledger;
 pub mod migrations;
 
+use async_trait::async_trait;
 use ethpipe_core::{Day, Pipeline, Scope};
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::sink::{DayWriter, Sink};
 use crate::SinkError;
 
 pub struct PgDatabase {
@@ -36,15 +40,6 @@ impl PgDatabase {
         migrations::apply(&self.client).await
     }
 
-    pub async fn begin_load(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<day::PgDayWriter, SinkError> {
-        let client = open_client(&self.config, &self.shown).await?;
-        day::PgDayWriter::begin(client, pipeline, scope).await
-    }
-
     pub async fn new_client(&self) -> Result<Client, SinkError> {
         open_client(&self.config, &self.shown).await
     }
@@ -56,30 +51,43 @@ impl PgDatabase {
     pub fn client(&self) -> &Client {
         &self.client
     }
-
-    pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
-        let sql = match pipeline {
-            Pipeline::TokenTransfers => {
-                "SELECT count(*) FROM ethereum.token_transfers WHERE block_timestamp >= $1 AND block_timestamp < $2"
-            }
-            Pipeline::Tokens => {
-                "SELECT count(*) FROM ethereum.tokens WHERE block_timestamp >= $1 AND block_timestamp < $2"
-            }
-        };
-        let row = self
-            .client
-            .query_one(sql, &[&day.start(), &day.end()])
-            .await
-            .map_err(|e| SinkError::db("counting a day's rows", describe(&e)))?;
-        Ok(row.get::<_, i64>(0) as u64)
-    }
 }
 
-impl PgDatabase {
+#[async_trait]
+impl Sink for PgDatabase {
+    async fn begin(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Box<dyn DayWriter>, SinkError> {
+        let client = open_client(&self.config, &self.shown).await?;
+        Ok(Box::new(
+            day::PgDayWriter::begin(client, pipeline, scope).await?,
+        ))
+    }
+
+    fn ddl(&self, pipeline: Pipeline) -> Vec<String> {
+        ddl::create(pipeline)
+    }
+
+    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        let column = pipeline.day_column();
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2",
+            ddl::table(pipeline)
+        );
+        let row = self
+            .client
+            .query_one(&sql, &[&day.start(), &day.end()])
+            .await
+            .map_err(|e| SinkError::db("counting a day's rows", e))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     /// One model, one transaction. `:day` is rewritten to `$1`, which is
     /// declared as a `date` parameter, so the day is always bound, never
     /// formatted into the SQL.
-    pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
+    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
         let client = open_client(&self.config, &self.shown).await?;
         let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
         client.batch_execute("BEGIN").await.map_err(fail)?;
@@ -112,10 +120,7 @@ pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, 
     let (client, connection) = config
         .connect(NoTls)
         .await
-        .map_err(|e| SinkError::Connect {
-            target: shown.to_string(),
-            message: describe(&e),
-        })?;
+        .map_err(|e| SinkError::connect(shown, e))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!("PostgreSQL connection closed: {error}");

@@ -1,27 +1,25 @@
-//! Where a SQLite day is committed: rows go into a TEMP staging table batch by
-//! batch, then one `BEGIN IMMEDIATE` transaction replaces the day and records
-//! the run's success.
+//! Where a SQLite day is committed, for every dataset: rows go into a TEMP
+//! staging table batch by batch through one prepared insert, then one
+//! `BEGIN IMMEDIATE` transaction replaces the day (or merges the rows by the
+//! dataset's rules), runs its derived steps and records the run's success.
 
-use ethpipe_core::{Pipeline, Rows, Scope};
-use rusqlite::{params, Connection};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ethpipe_core::dataset::{CellWriter, Dialect, LoadMode};
+use ethpipe_core::{Pipeline, Rows, Scope, Uint};
+use rusqlite::{Connection, Statement};
 
-use chrono::Utc;
+use super::{ddl, ledger, statistics, timestamp_text};
+use crate::sink::DayWriter;
+use crate::{check_batch, Commit, SinkError, StepReport};
 
-use super::{ledger, statistics, timestamp_text};
-use crate::{check_in_scope, Commit, SinkError, StepReport};
+const STAGING: &str = "temp.ethpipe_staging";
 
 pub struct SqliteDayWriter {
     connection: Connection,
     pipeline: Pipeline,
     scope: Scope,
     rows: u64,
-}
-
-fn table(pipeline: Pipeline) -> &'static str {
-    match pipeline {
-        Pipeline::TokenTransfers => "token_transfers",
-        Pipeline::Tokens => "tokens",
-    }
 }
 
 fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
@@ -36,8 +34,8 @@ impl SqliteDayWriter {
     ) -> Result<Self, SinkError> {
         connection
             .execute_batch(&format!(
-                "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM main.{} WHERE 0",
-                table(pipeline)
+                "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM {} WHERE 0",
+                ddl::table(pipeline)
             ))
             .map_err(fail("opening the staging table"))?;
         Ok(SqliteDayWriter {
@@ -48,136 +46,146 @@ impl SqliteDayWriter {
         })
     }
 
-    pub fn rows_written(&self) -> u64 {
-        self.rows
-    }
-
-    pub fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
+    fn stage(&mut self, rows: &Rows) -> Result<(), SinkError> {
         let tx = self
             .connection
             .transaction()
             .map_err(fail("staging rows"))?;
-        match (self.pipeline, rows) {
-            (Pipeline::TokenTransfers, Rows::TokenTransfers(rows)) => {
-                let mut insert = tx
-                    .prepare_cached("INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-                    .map_err(fail("staging rows"))?;
-                for (i, r) in rows.iter().enumerate() {
-                    check_in_scope(self.scope, r.block_timestamp, self.rows + i as u64 + 1)?;
-                    insert
-                        .execute(params![
-                            r.token_address,
-                            r.from_address,
-                            r.to_address,
-                            r.value.as_ref().map(|v| v.as_str()),
-                            r.transaction_hash,
-                            r.log_index,
-                            timestamp_text(r.block_timestamp),
-                            r.block_number,
-                            r.block_hash
-                        ])
-                        .map_err(fail("staging rows"))?;
-                }
-            }
-            (Pipeline::Tokens, Rows::Tokens(rows)) => {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO temp.ethpipe_staging VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )
-                    .map_err(fail("staging rows"))?;
-                for (i, r) in rows.iter().enumerate() {
-                    check_in_scope(self.scope, r.block_timestamp, self.rows + i as u64 + 1)?;
-                    insert
-                        .execute(params![
-                            r.address,
-                            r.symbol,
-                            r.name,
-                            r.decimals.as_ref().map(|v| v.as_str()),
-                            r.total_supply.as_ref().map(|v| v.as_str()),
-                            timestamp_text(r.block_timestamp),
-                            r.block_number,
-                            r.block_hash,
-                            r.found_in_transfers
-                        ])
-                        .map_err(fail("staging rows"))?;
-                }
-            }
-            _ => {
-                return Err(SinkError::Rejected(
-                    "a batch of the wrong pipeline reached the sink".into(),
+        {
+            let placeholders: Vec<String> = (1..=self.pipeline.columns().len())
+                .map(|i| format!("?{i}"))
+                .collect();
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {STAGING} VALUES ({})",
+                    placeholders.join(", ")
                 ))
+                .map_err(fail("staging rows"))?;
+            for row in rows.iter() {
+                let mut binder = Binder {
+                    statement: &mut insert,
+                    next: 1,
+                    error: None,
+                };
+                row.write(&mut binder);
+                if let Some(error) = binder.error {
+                    return Err(fail("staging rows")(error));
+                }
+                insert.raw_execute().map_err(fail("staging rows"))?;
             }
         }
-        tx.commit().map_err(fail("staging rows"))?;
-        self.rows += rows.len() as u64;
-        Ok(())
+        tx.commit().map_err(fail("staging rows"))
     }
 
-    pub fn commit(self, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    fn swap_in(&self, commit: &Commit, steps: &mut Vec<StepReport>) -> Result<(), SinkError> {
         let started = Utc::now();
-        let mut steps = Vec::new();
-        let table = table(self.pipeline);
         let connection = &self.connection;
-        connection
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(fail("locking the database for the day's swap"))?;
-        let mut swapped = || -> Result<(), SinkError> {
+        let table = ddl::table(self.pipeline);
+        if self.pipeline.load_mode() == LoadMode::Merge {
+            for statement in self.pipeline.merge_statements(Dialect::Sqlite) {
+                let sql = statement
+                    .replace("{table}", &table)
+                    .replace("{staging}", STAGING);
+                connection
+                    .execute(&sql, [])
+                    .map_err(fail("merging the rows"))?;
+            }
+        } else {
             if let Some(day) = self.scope.day() {
+                let column = self.pipeline.day_column();
                 connection
                     .execute(
-                        &format!("DELETE FROM main.{table} WHERE block_timestamp >= ?1 AND block_timestamp < ?2"),
+                        &format!("DELETE FROM {table} WHERE {column} >= ?1 AND {column} < ?2"),
                         [timestamp_text(day.start()), timestamp_text(day.end())],
                     )
                     .map_err(fail("replacing the day"))?;
             }
-            let statements: &[&str] = match self.pipeline {
-                Pipeline::TokenTransfers => {
-                    &["INSERT INTO main.token_transfers SELECT * FROM temp.ethpipe_staging"]
-                }
-                Pipeline::Tokens => TOKEN_SWAP,
-            };
-            for statement in statements {
-                connection
-                    .execute(statement, [])
-                    .map_err(fail("inserting the day"))?;
-            }
-            steps.push(StepReport::since("load", self.rows, started));
-            steps.push(statistics::refresh(connection, self.pipeline, self.scope)?);
-            ledger::record_success(connection, &commit, self.rows)?;
-            if let Some((pipeline, name, value)) = &commit.set_variable {
-                ledger::set_variable(connection, *pipeline, name, value)?;
-            }
-            Ok(())
-        };
-        match swapped() {
+            connection
+                .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), [])
+                .map_err(fail("inserting the day"))?;
+        }
+        steps.push(StepReport::since("load", self.rows, started));
+        for derived in self.pipeline.derived() {
+            steps.push(statistics::derive(connection, *derived, self.scope)?);
+        }
+        ledger::record_success(connection, commit, self.rows)?;
+        if let Some((pipeline, name, value)) = &commit.set_variable {
+            ledger::set_variable(connection, *pipeline, name, value)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DayWriter for SqliteDayWriter {
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+
+    async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
+        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        self.stage(rows)?;
+        self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+        let mut steps = Vec::new();
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(fail("locking the database for the day's swap"))?;
+        match self.swap_in(&commit, &mut steps) {
             Ok(()) => {
-                connection
+                self.connection
                     .execute_batch("COMMIT")
                     .map_err(fail("committing the day"))?;
                 Ok(steps)
             }
             Err(e) => {
-                let _ = connection.execute_batch("ROLLBACK");
+                let _ = self.connection.execute_batch("ROLLBACK");
                 Err(e)
             }
         }
     }
 }
 
-/// Created tokens are upserted; a creation row replaces any row found in
-/// transfers for the same address; a row found in transfers goes in only for
-/// an address with no row at all, and moves to the earliest day it was seen.
-const TOKEN_SWAP: &[&str] = &[
-    "INSERT INTO main.tokens SELECT * FROM temp.ethpipe_staging WHERE NOT found_in_transfers
-     ON CONFLICT (address, block_number) DO UPDATE SET
-         symbol = excluded.symbol, name = excluded.name, decimals = excluded.decimals,
-         total_supply = excluded.total_supply, block_timestamp = excluded.block_timestamp,
-         block_hash = excluded.block_hash, found_in_transfers = excluded.found_in_transfers",
-    "DELETE FROM main.tokens WHERE found_in_transfers AND address IN
-         (SELECT address FROM temp.ethpipe_staging WHERE NOT found_in_transfers)",
-    "DELETE FROM main.tokens WHERE found_in_transfers AND EXISTS
-         (SELECT 1 FROM temp.ethpipe_staging s WHERE s.found_in_transfers
-             AND s.address = main.tokens.address AND s.block_number < main.tokens.block_number)",
-    "INSERT INTO main.tokens SELECT * FROM temp.ethpipe_staging s WHERE s.found_in_transfers
-         AND NOT EXISTS (SELECT 1 FROM main.tokens t WHERE t.address = s.address)",
-];
+/// Binds a row's cells to the prepared insert's parameters, in order.
+struct Binder<'a, 'c> {
+    statement: &'a mut Statement<'c>,
+    next: usize,
+    /// The first bind error; the row is not inserted.
+    error: Option<rusqlite::Error>,
+}
+
+impl Binder<'_, '_> {
+    fn bind<T: rusqlite::ToSql>(&mut self, value: T) {
+        if self.error.is_none() {
+            if let Err(e) = self.statement.raw_bind_parameter(self.next, value) {
+                self.error = Some(e);
+            }
+        }
+        self.next += 1;
+    }
+}
+
+impl CellWriter for Binder<'_, '_> {
+    fn text(&mut self, value: Option<&str>) {
+        self.bind(value);
+    }
+
+    fn uint(&mut self, value: Option<&Uint>) {
+        self.bind(value.map(Uint::as_str));
+    }
+
+    fn int(&mut self, value: i64) {
+        self.bind(value);
+    }
+
+    fn timestamp(&mut self, value: DateTime<Utc>) {
+        self.bind(timestamp_text(value));
+    }
+
+    fn boolean(&mut self, value: bool) {
+        self.bind(value);
+    }
+}

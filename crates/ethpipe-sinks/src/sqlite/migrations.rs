@@ -2,35 +2,21 @@
 
 use rusqlite::Connection;
 
+use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "token tables and ledger", V1),
-    (
-        2,
-        "transforms: enriched transfers, daily token statistics, run steps",
-        V2,
-    ),
-    (3, "triggers and their fired slots", V3),
-    (4, "tokens found in transfers (JSON-RPC source)", V4),
-    (
-        5,
-        "indexes for the serving API (address and token pages)",
-        V5,
-    ),
-];
-
 /// See the PostgreSQL migration of the same number.
-const V5: &str = "
+pub(crate) const V5: &str = "
 CREATE INDEX token_transfers_from_idx ON token_transfers (from_address, block_number);
 CREATE INDEX token_transfers_to_idx ON token_transfers (to_address, block_number);
 CREATE INDEX token_transfers_token_time_idx ON token_transfers (token_address, block_timestamp);
 ";
 
 /// See the PostgreSQL migration of the same number.
-const V4: &str = "ALTER TABLE tokens ADD COLUMN found_in_transfers INTEGER NOT NULL DEFAULT 0;";
+pub(crate) const V4: &str =
+    "ALTER TABLE tokens ADD COLUMN found_in_transfers INTEGER NOT NULL DEFAULT 0;";
 
-const V1: &str = r#"
+pub(crate) const V1: &str = r#"
 CREATE TABLE token_transfers (
     token_address    TEXT    NOT NULL,
     from_address     TEXT,
@@ -99,7 +85,7 @@ CREATE TABLE ethpipe_variables (
 /// SQLite has no exact wide decimal type, so `amount` is computed as text:
 /// the raw value left-padded with zeros, a point inserted `decimals` places
 /// from the right, trailing zeros trimmed. NULL when decimals is unknown or > 255.
-const V2: &str = r#"
+pub(crate) const V2: &str = r#"
 CREATE VIEW token_transfers_enriched AS
     SELECT token_address, from_address, to_address, value, transaction_hash, log_index,
            block_timestamp, block_number, block_hash, symbol, decimals,
@@ -142,7 +128,7 @@ CREATE TABLE ethpipe_run_steps (
 );
 "#;
 
-const V3: &str = r#"
+pub(crate) const V3: &str = r#"
 CREATE TABLE ethpipe_triggers (
     name            TEXT    PRIMARY KEY,
     pipeline        TEXT    NOT NULL,
@@ -177,14 +163,23 @@ pub fn apply(connection: &Connection) -> Result<Vec<u32>, SinkError> {
                  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
         )?;
         let mut applied_now = Vec::new();
-        for (version, name, sql) in MIGRATIONS {
+        for Migration {
+            version,
+            name,
+            change,
+        } in MIGRATIONS
+        {
             let done: bool = connection.query_row(
                 "SELECT EXISTS (SELECT 1 FROM ethpipe_schema_migrations WHERE version = ?1)",
                 [version],
                 |r| r.get(0),
             )?;
             if !done {
-                connection.execute_batch(sql)?;
+                let sql = match change {
+                    Change::Sql { sqlite, .. } => sqlite.to_string(),
+                    Change::CreateDataset(pipeline) => super::ddl::create(*pipeline).join(";\n"),
+                };
+                connection.execute_batch(&sql)?;
                 connection.execute(
                     "INSERT INTO ethpipe_schema_migrations VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
                     rusqlite::params![version, name],

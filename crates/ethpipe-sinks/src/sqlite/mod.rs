@@ -7,18 +7,21 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 pub mod day;
+pub mod ddl;
 pub mod ledger;
-mod migrations;
+pub(crate) mod migrations;
 mod statistics;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ethpipe_core::{Day, Pipeline, Scope};
 use rusqlite::Connection;
 
+use crate::sink::{DayWriter, Sink};
 use crate::SinkError;
 
 pub struct SqliteDatabase {
@@ -34,19 +37,13 @@ pub fn timestamp_text(instant: DateTime<Utc>) -> String {
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, SinkError> {
     let target = format!("sqlite://{}", path.display());
-    let connection = Connection::open(path).map_err(|e| SinkError::Connect {
-        target: target.clone(),
-        message: e.to_string(),
-    })?;
+    let connection = Connection::open(path).map_err(|e| SinkError::connect(&target, e))?;
     connection
         .busy_timeout(Duration::from_secs(60))
         .and_then(|_| connection.pragma_update(None, "journal_mode", "WAL"))
         .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
         .and_then(|_| connection.pragma_update(None, "foreign_keys", "ON"))
-        .map_err(|e| SinkError::Connect {
-            target,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| SinkError::connect(target, e))?;
     Ok(connection)
 }
 
@@ -54,10 +51,10 @@ impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<SqliteDatabase, SinkError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
-                return Err(SinkError::Connect {
-                    target: format!("sqlite://{}", path.display()),
-                    message: format!("the folder {} does not exist", parent.display()),
-                });
+                return Err(SinkError::connect(
+                    format!("sqlite://{}", path.display()),
+                    format!("the folder {} does not exist", parent.display()),
+                ));
             }
         }
         Ok(SqliteDatabase {
@@ -74,14 +71,6 @@ impl SqliteDatabase {
         self.with_connection(migrations::apply)
     }
 
-    pub fn begin_load(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<day::SqliteDayWriter, SinkError> {
-        day::SqliteDayWriter::begin(open_connection(&self.path)?, pipeline, scope)
-    }
-
     pub fn ledger<T>(
         &self,
         operation: impl FnOnce(&ledger::SqliteLedger<'_>) -> Result<T, SinkError>,
@@ -89,16 +78,44 @@ impl SqliteDatabase {
         self.with_connection(|c| operation(&ledger::SqliteLedger::new(c)))
     }
 
-    pub fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
-        let sql = match pipeline {
-            Pipeline::TokenTransfers => {
-                "SELECT count(*) FROM token_transfers WHERE block_timestamp >= ?1 AND block_timestamp < ?2"
-            }
-            Pipeline::Tokens => "SELECT count(*) FROM tokens WHERE block_timestamp >= ?1 AND block_timestamp < ?2",
-        };
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
+        let guard = self
+            .connection
+            .lock()
+            .map_err(|_| SinkError::Rejected("the SQLite connection is poisoned".into()))?;
+        f(&guard)
+    }
+}
+
+#[async_trait]
+impl Sink for SqliteDatabase {
+    async fn begin(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Box<dyn DayWriter>, SinkError> {
+        let connection = open_connection(&self.path)?;
+        Ok(Box::new(day::SqliteDayWriter::begin(
+            connection, pipeline, scope,
+        )?))
+    }
+
+    fn ddl(&self, pipeline: Pipeline) -> Vec<String> {
+        ddl::create(pipeline)
+    }
+
+    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        let column = pipeline.day_column();
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2",
+            ddl::table(pipeline)
+        );
         self.with_connection(|c| {
             c.query_row(
-                sql,
+                &sql,
                 [timestamp_text(day.start()), timestamp_text(day.end())],
                 |r| r.get::<_, i64>(0),
             )
@@ -108,7 +125,7 @@ impl SqliteDatabase {
     }
 
     /// One model, one transaction; every parameter (`:day`, `$1`, `?1`) is the day.
-    pub fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
+    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
         let mut connection = open_connection(&self.path)?;
         let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
         let tx = connection.transaction().map_err(fail)?;
@@ -125,16 +142,5 @@ impl SqliteDatabase {
         }
         tx.commit().map_err(fail)?;
         Ok(rows)
-    }
-
-    fn with_connection<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, SinkError>,
-    ) -> Result<T, SinkError> {
-        let guard = self
-            .connection
-            .lock()
-            .map_err(|_| SinkError::Rejected("the SQLite connection is poisoned".into()))?;
-        f(&guard)
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use ethpipe_core::{decimal, Pipeline, Scope};
+use ethpipe_core::dataset::Derived;
+use ethpipe_core::{decimal, Scope};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{SinkError, StepReport};
@@ -21,16 +22,17 @@ struct TokenDay {
     volume_raw: String,
 }
 
-pub(super) fn refresh(
+/// Runs one derived step over the staged rows, in the day's transaction.
+pub(super) fn derive(
     connection: &Connection,
-    pipeline: Pipeline,
+    derived: Derived,
     scope: Scope,
 ) -> Result<StepReport, SinkError> {
     let started = Utc::now();
-    let rows = match (pipeline, scope.day()) {
-        (Pipeline::TokenTransfers, Some(day)) => rebuild_day(connection, &day.to_string())?,
-        (Pipeline::Tokens, _) => rescale_touched_tokens(connection)?,
-        (Pipeline::TokenTransfers, None) => 0,
+    let rows = match (derived, scope.day()) {
+        (Derived::TokenDailyStats, Some(day)) => rebuild_day(connection, &day.to_string())?,
+        (Derived::TokenDailyStats, None) => 0,
+        (Derived::RescaleTokenVolumes, _) => rescale_touched_tokens(connection)?,
     };
     Ok(StepReport::since("token_daily_stats", rows, started))
 }

@@ -2,6 +2,7 @@
 //! then follow `pageToken` to the end, sending each parsed page downstream
 //! before fetching the next (the channel's capacity bounds what is in flight).
 
+use ethpipe_core::dataset::BigQueryExtraction;
 use ethpipe_core::{Day, Pipeline, Scope, SourceError, SourceEvent, SourceEventSender};
 use gcp_bigquery_client::auth::Authenticator;
 use gcp_bigquery_client::error::{BQError, ResponseError};
@@ -72,11 +73,12 @@ pub(super) async fn run(
 ) -> Result<(), SourceError> {
     let query = query::extract(&shared.dataset, pipeline, scope);
     let mut page = complete_query(shared, query).await?;
-    let source_rows = parse_total(page.total_rows.as_deref())?;
+    let total_rows = parse_total(page.total_rows.as_deref())?;
     let columns = ColumnMap::new(pipeline, page.schema.as_ref())?;
     let job = JobHandle::of(&page)?;
     let mut next_row: u64 = 1;
     let mut page_number = 1;
+    let mut tally = Tally::default();
     loop {
         // A page goes downstream in batches of BATCH_ROWS, each parsed just
         // before it is sent and its cells freed at once: what waits in the
@@ -87,10 +89,24 @@ pub(super) async fn run(
             if cells.is_empty() {
                 break;
             }
-            let batch = page::parse_page(pipeline, &columns, &cells, next_row)?;
+            let parsed = page::parse_page(pipeline, &columns, &cells, next_row)?;
             next_row += cells.len() as u64;
             drop(cells);
-            if sender.send(Ok(SourceEvent::Rows(batch))).await.is_err() {
+            for warning in tally.skipped(parsed.skipped) {
+                if sender
+                    .send(Ok(SourceEvent::Warning(warning)))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            tally.rows += parsed.rows.len() as u64;
+            if sender
+                .send(Ok(SourceEvent::Rows(parsed.rows)))
+                .await
+                .is_err()
+            {
                 return Ok(()); // the run was cancelled; stop reading
             }
         }
@@ -100,13 +116,72 @@ pub(super) async fn run(
         page_number += 1;
         page = fetch_page(shared, &job, Some(token), page_number).await?;
     }
+    let received = next_row - 1;
+    if received != total_rows {
+        return Err(SourceError::Transient(format!(
+            "BigQuery said the result has {total_rows} rows but its pages held {received}"
+        )));
+    }
+    // A table's rows are the source's rows; a log dataset's are what its
+    // decoder made of every log the query returned.
+    let source_rows = match pipeline.bigquery() {
+        BigQueryExtraction::Table { .. } => total_rows,
+        BigQueryExtraction::Logs { .. } => tally.rows,
+    };
     let _ = sender
         .send(Ok(SourceEvent::End {
             source_rows,
-            skipped_rows: 0,
+            skipped_rows: tally.skipped,
         }))
         .await;
     Ok(())
+}
+
+/// Individual warnings per run for skipped logs; the rest are only counted.
+const WARNINGS_SHOWN: u64 = 50;
+
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    /// The warnings to show of these skipped logs.
+    fn skipped(&mut self, warnings: Vec<String>) -> Vec<String> {
+        let shown_before = self.skipped.min(WARNINGS_SHOWN);
+        self.skipped += warnings.len() as u64;
+        let room = (WARNINGS_SHOWN - shown_before) as usize;
+        let mut shown: Vec<String> = warnings.into_iter().take(room).collect();
+        if self.skipped > WARNINGS_SHOWN
+            && shown_before + shown.len() as u64 == WARNINGS_SHOWN
+            && room > 0
+        {
+            shown.push(format!(
+                "more logs were skipped by the decoding rules; only the first {WARNINGS_SHOWN} are listed, the run counts them all"
+            ));
+        }
+        shown
+    }
+}
+
+/// A log dataset's day counted the only way its rows can be: decoded.
+async fn count_decoded(shared: &Shared, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
+    let (sender, mut stream) = ethpipe_core::RowStream::channel();
+    let extraction = run(shared, pipeline, Scope::Day(day), &sender);
+    let drain = async {
+        let mut rows = 0;
+        loop {
+            match stream.next().await? {
+                SourceEvent::Rows(batch) => rows += batch.len() as u64,
+                SourceEvent::Warning(_) => {}
+                SourceEvent::End { .. } => return Ok::<u64, SourceError>(rows),
+            }
+        }
+    };
+    let (extracted, counted) = tokio::join!(extraction, drain);
+    extracted?;
+    counted
 }
 
 pub(super) async fn count(
@@ -114,6 +189,9 @@ pub(super) async fn count(
     pipeline: Pipeline,
     day: Day,
 ) -> Result<u64, SourceError> {
+    if let BigQueryExtraction::Logs { .. } = pipeline.bigquery() {
+        return count_decoded(shared, pipeline, day).await;
+    }
     let page = complete_query(shared, query::count(&shared.dataset, pipeline, day)).await?;
     let cell = page
         .rows

@@ -2,30 +2,20 @@
 //! (`@day`, type DATE), and the filter is a range on `block_timestamp`, the
 //! tables' partitioning column, so BigQuery scans one partition.
 
+use ethpipe_core::dataset::BigQueryExtraction;
 use ethpipe_core::{Day, Pipeline, Scope, SourceError};
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 
-/// The columns ethpipe reads, in the order the rows are built from.
-pub const TRANSFER_COLUMNS: [&str; 9] = [
-    "token_address",
-    "from_address",
-    "to_address",
-    "value",
+/// The columns of `crypto_ethereum.logs` a log dataset is decoded from, in
+/// the order [`super::page::log_from_cells`] reads them.
+pub const LOG_COLUMNS: [&str; 8] = [
+    "address",
+    "topics",
+    "data",
     "transaction_hash",
     "log_index",
-    "block_timestamp",
-    "block_number",
-    "block_hash",
-];
-
-pub const TOKEN_COLUMNS: [&str; 8] = [
-    "address",
-    "symbol",
-    "name",
-    "decimals",
-    "total_supply",
     "block_timestamp",
     "block_number",
     "block_hash",
@@ -51,15 +41,30 @@ impl Dataset {
         Ok(Dataset(text.to_string()))
     }
 
-    fn table(&self, pipeline: Pipeline) -> String {
-        format!("`{}.{}`", self.0, pipeline.name())
+    fn table(&self, table: &str) -> String {
+        format!("`{}.{table}`", self.0)
     }
 }
 
-fn columns(pipeline: Pipeline) -> &'static [&'static str] {
-    match pipeline {
-        Pipeline::TokenTransfers => &TRANSFER_COLUMNS,
-        Pipeline::Tokens => &TOKEN_COLUMNS,
+/// The columns a dataset's query selects, in the order its rows are built from.
+pub fn columns(pipeline: Pipeline) -> &'static [&'static str] {
+    match pipeline.bigquery() {
+        BigQueryExtraction::Table { columns, .. } => columns,
+        BigQueryExtraction::Logs { .. } => &LOG_COLUMNS,
+    }
+}
+
+/// The table a dataset is read from, and its extra filter and parameters.
+fn source_table(dataset: &Dataset, pipeline: Pipeline) -> (String, String, Vec<QueryParameter>) {
+    match pipeline.bigquery() {
+        BigQueryExtraction::Table { table, .. } => {
+            (dataset.table(table), String::new(), Vec::new())
+        }
+        BigQueryExtraction::Logs { topics } => (
+            dataset.table("logs"),
+            " AND topics[SAFE_OFFSET(0)] IN UNNEST(@topics)".to_string(),
+            vec![topics_parameter(topics)],
+        ),
     }
 }
 
@@ -71,31 +76,34 @@ pub struct Query {
 
 /// The rows of a pipeline for a day, or (tokens) the whole table.
 pub fn extract(dataset: &Dataset, pipeline: Pipeline, scope: Scope) -> Query {
-    let select = format!(
-        "SELECT {} FROM {}",
-        columns(pipeline).join(", "),
-        dataset.table(pipeline)
-    );
+    let (table, filter, mut parameters) = source_table(dataset, pipeline);
+    let select = format!("SELECT {} FROM {table}", columns(pipeline).join(", "));
     match scope {
-        Scope::Day(day) => Query {
-            sql: format!("{select} WHERE {DAY_FILTER}"),
-            parameters: vec![day_parameter(day)],
+        Scope::Day(day) => {
+            parameters.insert(0, day_parameter(day));
+            Query {
+                sql: format!("{select} WHERE {DAY_FILTER}{filter}"),
+                parameters,
+            }
+        }
+        Scope::Full if filter.is_empty() => Query {
+            sql: select,
+            parameters,
         },
         Scope::Full => Query {
-            sql: select,
-            parameters: Vec::new(),
+            sql: format!("{select} WHERE{}", filter.trim_start_matches(" AND")),
+            parameters,
         },
     }
 }
 
-/// A partition-pruned `COUNT(*)` of a pipeline's day (for `verify`).
+/// A partition-pruned `COUNT(*)` of a table dataset's day (for `verify`).
 pub fn count(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
+    let (table, filter, mut parameters) = source_table(dataset, pipeline);
+    parameters.insert(0, day_parameter(day));
     Query {
-        sql: format!(
-            "SELECT COUNT(*) AS row_count FROM {} WHERE {DAY_FILTER}",
-            dataset.table(pipeline)
-        ),
-        parameters: vec![day_parameter(day)],
+        sql: format!("SELECT COUNT(*) AS row_count FROM {table} WHERE {DAY_FILTER}{filter}"),
+        parameters,
     }
 }
 
@@ -115,23 +123,70 @@ fn day_parameter(day: Day) -> QueryParameter {
     }
 }
 
+fn topics_parameter(topics: &[&str]) -> QueryParameter {
+    QueryParameter {
+        name: Some("topics".to_string()),
+        parameter_type: Some(QueryParameterType {
+            array_type: Some(Box::new(QueryParameterType {
+                array_type: None,
+                struct_types: None,
+                r#type: "STRING".to_string(),
+            })),
+            struct_types: None,
+            r#type: "ARRAY".to_string(),
+        }),
+        parameter_value: Some(QueryParameterValue {
+            array_values: Some(
+                topics
+                    .iter()
+                    .map(|topic| QueryParameterValue {
+                        array_values: None,
+                        struct_values: None,
+                        value: Some(topic.to_string()),
+                    })
+                    .collect(),
+            ),
+            struct_values: None,
+            value: None,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ethpipe_core::datasets::{ERC1155_TRANSFERS, TOKENS, TOKEN_TRANSFERS};
 
     #[test]
     fn day_queries_use_a_parameter_and_the_partition_column() {
         let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
         let day: Day = "2024-03-01".parse().unwrap();
-        let query = extract(&dataset, Pipeline::TokenTransfers, Scope::Day(day));
+        let query = extract(&dataset, TOKEN_TRANSFERS, Scope::Day(day));
         assert!(!query.sql.contains("2024-03-01"));
         assert!(query.sql.contains("block_timestamp >= TIMESTAMP(@day)"));
         assert!(query
             .sql
             .contains("FROM `bigquery-public-data.crypto_ethereum.token_transfers`"));
         assert_eq!(query.parameters.len(), 1);
-        let full = extract(&dataset, Pipeline::Tokens, Scope::Full);
+        let full = extract(&dataset, TOKENS, Scope::Full);
         assert!(full.parameters.is_empty() && !full.sql.contains("WHERE"));
+    }
+
+    #[test]
+    fn log_datasets_filter_the_logs_table_by_a_topics_parameter() {
+        let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
+        let day: Day = "2024-03-01".parse().unwrap();
+        let query = extract(&dataset, ERC1155_TRANSFERS, Scope::Day(day));
+        assert!(query
+            .sql
+            .contains("FROM `bigquery-public-data.crypto_ethereum.logs`"));
+        assert!(query
+            .sql
+            .ends_with("AND topics[SAFE_OFFSET(0)] IN UNNEST(@topics)"));
+        let names: Vec<_> = query.parameters.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names, [Some("day".into()), Some("topics".into())]);
+        let topics = query.parameters[1].parameter_value.as_ref().unwrap();
+        assert_eq!(topics.array_values.as_ref().map(Vec::len), Some(2));
     }
 
     #[test]

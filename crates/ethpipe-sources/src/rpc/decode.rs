@@ -1,13 +1,18 @@
-//! Turns a log into the parts of a `token_transfers` row the way ethereum-etl's
+//! Where a node's log becomes a [`Log`] for a dataset's decoder: the JSON
+//! shape `eth_getLogs`, `eth_getFilterLogs` and receipts return, its hex
+//! quantities checked, its block joined. The decoding rules themselves live
+//! with each dataset (`ethpipe_core::datasets`); [`decode_transfer`] applies
+//! the `token_transfers` rules to one raw log, as ethereum-etl's
 //! `extract_transfer_from_log` does (docs/rpc-semantics.md, rules 7–14).
 
+use chrono::{DateTime, Utc};
+use ethpipe_core::datasets::token_transfers;
+use ethpipe_core::evm::{self, Log};
 use ethpipe_core::Uint;
-use ruint::aliases::U256;
 use serde::{Deserialize, Deserializer};
 
-/// `keccak256("Transfer(address,address,uint256)")`.
-pub const TRANSFER_TOPIC: &str =
-    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+pub use ethpipe_core::datasets::token_transfers::TRANSFER_TOPIC;
+pub use ethpipe_core::evm::{split_to_words, word_to_address, DecodeError};
 
 /// A log as `eth_getLogs`, `eth_getFilterLogs` and receipts return it.
 /// Quantities stay hex text: they are only checked for logs that matter.
@@ -23,6 +28,38 @@ pub struct RpcLog {
     pub block_number: String,
     pub transaction_hash: String,
     pub log_index: String,
+}
+
+impl RpcLog {
+    /// The block this log claims, checked.
+    pub fn block(&self) -> Result<i64, DecodeError> {
+        evm::quantity("blockNumber", &self.block_number)
+    }
+
+    /// Whether its first topic is one of `topics` (ignoring case, rule 7).
+    pub fn has_topic(&self, topics: &[&str]) -> bool {
+        self.topics
+            .first()
+            .is_some_and(|t| topics.iter().any(|expected| evm::is_topic(t, expected)))
+    }
+
+    /// The checked log with its block's timestamp and hash joined (rule 15).
+    pub fn into_log(
+        self,
+        block_timestamp: DateTime<Utc>,
+        block_hash: &str,
+    ) -> Result<Log, DecodeError> {
+        Ok(Log {
+            transaction_hash: evm::hash("transactionHash", &self.transaction_hash)?,
+            log_index: evm::quantity("logIndex", &self.log_index)?,
+            block_number: self.block()?,
+            address: self.address,
+            topics: self.topics,
+            data: self.data,
+            block_timestamp,
+            block_hash: block_hash.to_string(),
+        })
+    }
 }
 
 /// Everything a `token_transfers` row takes from its log; the block's
@@ -48,102 +85,27 @@ pub enum Decoded {
     Skipped(String),
 }
 
-/// The node sent a log field that no node should send.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the node sent a log whose {field} is {value:?}, which is not {expected}")]
-pub struct DecodeError {
-    pub field: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-/// One log's fate under rules 7–9. Fields are checked only once the log is
-/// known to be a Transfer: ethereum-etl never reads the others.
+/// One raw log's fate under rules 7–13, addresses as ethereum-etl keeps
+/// them. Fields are checked only once the log is known to be a Transfer:
+/// ethereum-etl never reads the others.
 pub fn decode_transfer(log: &RpcLog) -> Result<Decoded, DecodeError> {
-    if !log.topics.first().is_some_and(|t| is_transfer_topic(t)) {
+    if !log.has_topic(&[TRANSFER_TOPIC]) {
         return Ok(Decoded::NotTransfer);
     }
-    let transaction_hash = hash("transactionHash", &log.transaction_hash)?;
-    let log_index = quantity("logIndex", &log.log_index)?;
-    let mut parts = log.topics.clone();
-    parts.extend(split_to_words(log.data.as_deref()));
-    let [_, from, to, value] = parts.as_slice() else {
-        return Ok(Decoded::Skipped(format!(
-            "The number of topics and data parts is not equal to 4 in log {log_index} of transaction {transaction_hash}"
-        )));
-    };
-    Ok(Decoded::Transfer(TransferParts {
-        token_address: log.address.to_lowercase(),
-        from_address: word_to_address(from),
-        to_address: word_to_address(to),
-        value: hex_to_uint("value", value)?,
-        transaction_hash,
-        log_index,
-        block_number: quantity("blockNumber", &log.block_number)?,
-    }))
-}
-
-/// `data` minus its first two characters, in 64-character words each given
-/// back a `0x`; the last word keeps what is left, however short. Like
-/// ethereum-etl, the first two characters are dropped without looking at them.
-pub fn split_to_words(data: Option<&str>) -> Vec<String> {
-    let body: Vec<char> = data.unwrap_or("").chars().skip(2).collect();
-    body.chunks(64)
-        .map(|word| format!("0x{}", word.iter().collect::<String>()))
-        .collect()
-}
-
-/// Python's `casefold()` also folds the `0X` prefix; for hex that is ASCII
-/// case folding.
-fn is_transfer_topic(topic: &str) -> bool {
-    topic.eq_ignore_ascii_case(TRANSFER_TOPIC)
-}
-
-/// ethereum-etl's `word_to_address`: its length test counts the whole part,
-/// `0x` included, so a part of 38 or 39 hex digits is cut too (rule 11).
-fn word_to_address(part: &str) -> String {
-    match part.char_indices().rev().nth(39) {
-        Some((start, _)) => format!("0x{}", part[start..].to_lowercase()),
-        None => part.to_lowercase(),
-    }
-}
-
-fn hex_digits(text: &str) -> Option<&str> {
-    let digits = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-        .unwrap_or(text);
-    let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit());
-    valid.then_some(digits)
-}
-
-fn hex_to_uint(field: &'static str, part: &str) -> Result<Uint, DecodeError> {
-    let invalid = || bad(field, part, "a hex uint256");
-    let digits = hex_digits(part).ok_or_else(invalid)?;
-    let number = U256::from_str_radix(digits, 16).map_err(|_| invalid())?;
-    Uint::parse_decimal(&number.to_string()).ok_or_else(invalid)
-}
-
-fn quantity(field: &'static str, text: &str) -> Result<i64, DecodeError> {
-    hex_digits(text)
-        .and_then(|digits| u64::from_str_radix(digits, 16).ok())
-        .and_then(|n| i64::try_from(n).ok())
-        .ok_or_else(|| bad(field, text, "a hex quantity below 2^63"))
-}
-
-fn hash(field: &'static str, text: &str) -> Result<String, DecodeError> {
-    match hex_digits(text) {
-        Some(digits) if digits.len() == 64 && text.len() == 66 => Ok(text.to_ascii_lowercase()),
-        _ => Err(bad(field, text, "0x followed by 64 hex digits")),
-    }
-}
-
-fn bad(field: &'static str, value: &str, expected: &'static str) -> DecodeError {
-    DecodeError {
-        field,
-        value: value.to_string(),
-        expected,
-    }
+    let log = log.clone().into_log(DateTime::<Utc>::UNIX_EPOCH, "")?;
+    Ok(match token_transfers::decode_unchecked(&log)? {
+        token_transfers::Decoded::Transfer(t) => Decoded::Transfer(TransferParts {
+            token_address: t.token_address,
+            from_address: t.from_address.unwrap_or_default(),
+            to_address: t.to_address.unwrap_or_default(),
+            value: t.value.unwrap_or_else(|| Uint::from_u64(0)),
+            transaction_hash: t.transaction_hash,
+            log_index: t.log_index,
+            block_number: t.block_number,
+        }),
+        token_transfers::Decoded::NotTransfer => Decoded::NotTransfer,
+        token_transfers::Decoded::Skipped(warning) => Decoded::Skipped(warning),
+    })
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -153,6 +115,7 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ruint::aliases::U256;
     use serde_json::{json, Value};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/ethereum-etl");
@@ -406,7 +369,10 @@ mod tests {
         for topic3 in ["0x", "0xzz", &format!("0x1{}", "0".repeat(64))] {
             let topics = [TRANSFER_TOPIC, &word("1"), &word("2"), topic3];
             let error = decode_transfer(&log(&topics, "0x")).expect_err(topic3);
-            assert_eq!((error.field, error.value.as_str()), ("value", topic3));
+            assert!(
+                matches!(&error, DecodeError::Field { field, value, .. } if (*field, value.as_str()) == ("value", topic3)),
+                "{error:?}"
+            );
         }
         let long_but_small = format!("0x{}5", "0".repeat(70));
         let topics = [TRANSFER_TOPIC, &word("1"), &word("2"), &long_but_small];
@@ -445,7 +411,10 @@ mod tests {
                 _ => broken.transaction_hash = value.to_string(),
             }
             let error = decode_transfer(&broken).expect_err(value);
-            assert_eq!((error.field, error.value.as_str()), (field, value));
+            assert!(
+                matches!(&error, DecodeError::Field { field: f, value: v, .. } if (*f, v.as_str()) == (field, value)),
+                "{error:?}"
+            );
             assert!(error.to_string().contains(field), "{error}");
         }
     }
@@ -669,7 +638,7 @@ mod tests {
         let shape = |l: &RpcLog| (l.topics.len(), split_to_words(l.data.as_deref()).len());
         let matched: Vec<_> = logs
             .iter()
-            .filter(|l| l.topics.first().is_some_and(|t| is_transfer_topic(t)))
+            .filter(|l| l.has_topic(&[TRANSFER_TOPIC]))
             .map(shape)
             .collect();
         assert_eq!(matched.iter().filter(|s| **s == (3, 1)).count(), 282);

@@ -3,10 +3,11 @@
 //!
 //! - [`client`]: JSON-RPC transport, batches, limits, retries.
 //! - [`blocks`]: headers and the day → block range search.
-//! - [`transfers`]: `eth_getLogs` in adaptive chunks → `token_transfers`.
+//! - [`logs`]: `eth_getLogs` in adaptive chunks → any log dataset
+//!   (`token_transfers`, `erc1155_transfers`), decoded by the dataset.
 //! - [`contracts`], [`bytecode`], [`abi`]: creations, token detection and
 //!   metadata → `tokens`.
-//! - [`decode`]: the Transfer log rules.
+//! - [`decode`]: a node's log → a checked log for a dataset's decoder.
 
 pub mod abi;
 pub mod blocks;
@@ -14,11 +15,13 @@ pub mod bytecode;
 pub mod client;
 pub mod contracts;
 pub mod decode;
+pub mod logs;
 pub mod tokens;
-pub mod transfers;
 
 use std::sync::Arc;
 
+use ethpipe_core::dataset::RpcExtraction;
+use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{
     Day, Pipeline, RowStream, Scope, Source, SourceError, SourceEvent, SourceEventSender,
 };
@@ -26,8 +29,8 @@ use ethpipe_core::{
 use blocks::{Blocks, DayBlocks};
 use client::{RpcClient, RpcClientConfig};
 use contracts::TraceSupport;
+use logs::{ChunkSizer, LogScan};
 use tokens::TokenScan;
-use transfers::{ChunkSizer, TransferScan};
 
 pub const FULL_LOAD_UNSUPPORTED: &str = "--source rpc has no whole tokens table to read: \
      load tokens day by day with `ethpipe backfill tokens --from YYYY-MM-DD --to YYYY-MM-DD`";
@@ -82,12 +85,13 @@ impl RpcSource {
 }
 
 impl Shared {
-    fn transfer_scan(&self) -> TransferScan<'_> {
-        TransferScan {
+    fn log_scan(&self, pipeline: Pipeline) -> LogScan<'_> {
+        LogScan {
             client: &self.client,
             blocks: &self.blocks,
             sizer: &self.sizer,
             concurrency: self.concurrency,
+            pipeline,
         }
     }
 
@@ -107,17 +111,17 @@ impl Shared {
                 let _ = sender.send(Ok(SourceEvent::Warning(note))).await;
                 (0, 0)
             }
-            DayBlocks::Range { first, last } => match pipeline {
-                Pipeline::TokenTransfers => {
-                    let totals = self.transfer_scan().run(first, last, sender).await?;
-                    (totals.transfers, totals.skipped)
+            DayBlocks::Range { first, last } => match pipeline.rpc() {
+                RpcExtraction::Logs { .. } => {
+                    let totals = self.log_scan(pipeline).run(first, last, sender).await?;
+                    (totals.rows, totals.skipped)
                 }
-                Pipeline::Tokens => {
+                RpcExtraction::ContractCreations => {
                     let scan = TokenScan {
                         client: &self.client,
                         blocks: &self.blocks,
                         traces: &self.traces,
-                        transfers: self.transfer_scan(),
+                        transfers: self.log_scan(TOKEN_TRANSFERS),
                     };
                     (scan.run(first, last, sender).await?, 0)
                 }
@@ -132,21 +136,20 @@ impl Shared {
         Ok(())
     }
 
-    /// For `verify`: the day's Transfer logs that decode into transfers.
+    /// For `verify`: the rows the day's logs decode into.
     async fn count(&self, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
-        if pipeline == Pipeline::Tokens {
-            return Err(SourceError::Unsupported(
-                "verify compares tokens only with BigQuery: a node has no count of tokens per day"
-                    .into(),
-            ));
+        if pipeline.rpc() == RpcExtraction::ContractCreations {
+            return Err(SourceError::Unsupported(format!(
+                "verify compares {pipeline} only with BigQuery: a node has no count of them per day"
+            )));
         }
         match self.blocks.day_blocks(day).await? {
             DayBlocks::Empty => Ok(0),
             DayBlocks::Range { first, last } => Ok(self
-                .transfer_scan()
+                .log_scan(pipeline)
                 .collect(first, last, |_| {})
                 .await?
-                .transfers),
+                .rows),
         }
     }
 }

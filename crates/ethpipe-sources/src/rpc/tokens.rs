@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use ethpipe_core::{Rows, SourceError, SourceEvent, SourceEventSender, Token};
+use ethpipe_core::datasets::TOKENS;
+use ethpipe_core::{Rows, SourceError, SourceEvent, SourceEventSender, Token, TokenTransfer};
 use serde_json::{json, Value};
 
 use super::abi::{self, CallOutcome, MetadataOutcomes};
@@ -13,7 +14,7 @@ use super::blocks::Blocks;
 use super::bytecode;
 use super::client::{quantity, RpcClient};
 use super::contracts::{self, Contract, TraceMethod, TraceSupport};
-use super::transfers::{send, TransferScan};
+use super::logs::{send, LogScan};
 
 /// Blocks traced per request group; traces of busy blocks are large.
 const TRACE_GROUP: usize = 20;
@@ -32,7 +33,7 @@ pub struct TokenScan<'a> {
     pub client: &'a RpcClient,
     pub blocks: &'a Blocks,
     pub traces: &'a TraceSupport,
-    pub transfers: TransferScan<'a>,
+    pub transfers: LogScan<'a>,
 }
 
 impl TokenScan<'_> {
@@ -123,9 +124,11 @@ impl TokenScan<'_> {
     ) -> Result<BTreeMap<String, u64>, SourceError> {
         let mut seen = BTreeMap::new();
         self.transfers
-            .collect(first, last, |transfer| {
-                seen.entry(transfer.token_address.clone())
-                    .or_insert(transfer.block_number as u64);
+            .collect(first, last, |rows| {
+                for transfer in rows.as_slice::<TokenTransfer>().unwrap_or_default() {
+                    seen.entry(transfer.token_address.clone())
+                        .or_insert(transfer.block_number as u64);
+                }
             })
             .await?;
         Ok(seen)
@@ -176,7 +179,7 @@ impl TokenScan<'_> {
             });
         }
         let count = tokens.len() as u64;
-        send(sender, SourceEvent::Rows(Rows::Tokens(tokens))).await?;
+        send(sender, SourceEvent::Rows(Rows::new(TOKENS, tokens))).await?;
         Ok(count)
     }
 }

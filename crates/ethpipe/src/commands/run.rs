@@ -1,6 +1,6 @@
 //! `ethpipe run PIPELINE --date D | --full`.
 
-use ethpipe_core::{Pipeline, Scope};
+use ethpipe_core::Scope;
 use ethpipe_orch::{RunError, RunRequest};
 
 use crate::args::RunArgs;
@@ -11,7 +11,7 @@ use crate::Fatal;
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
     let scope = match (args.date, args.full) {
         (Some(day), false) => Scope::Day(day),
-        (None, true) if args.pipeline == Pipeline::Tokens => Scope::Full,
+        (None, true) if args.pipeline.full_load_first() => Scope::Full,
         (None, true) => {
             return Err(Fatal::usage(format!(
                 "--full applies to tokens only; load {} one day at a time with --date YYYY-MM-DD",

@@ -22,7 +22,7 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     let bind = resolve_bind(&args.bind).await?;
     let config = ServerConfig::new(bind, args.api_token.clone()).map_err(Fatal::usage)?;
     let mut models = HashMap::new();
-    for pipeline in Pipeline::ALL {
+    for &pipeline in Pipeline::ALL {
         models.insert(pipeline, super::load_models(settings, pipeline)?);
     }
     let source = super::open_source(settings).await?;

@@ -32,7 +32,7 @@ struct DayRange {
 pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> {
     let database = super::open_database(settings).await?;
     let mut report = Vec::new();
-    for pipeline in Pipeline::ALL {
+    for &pipeline in Pipeline::ALL {
         report.push(
             pipeline_status(&database, pipeline)
                 .await
@@ -77,15 +77,11 @@ async fn pipeline_status(
 ) -> Result<PipelineStatus, ethpipe_sinks::SinkError> {
     let days = database.days_loaded(pipeline).await?;
     let (ranges, gaps) = ranges_and_gaps(&days);
-    let full_load_done = match pipeline {
-        Pipeline::Tokens => Some(
-            database
-                .variable(pipeline, TOKENS_FULL_LOAD_DONE)
-                .await?
-                .as_deref()
-                == Some("true"),
-        ),
-        Pipeline::TokenTransfers => None,
+    let full_load_done = if pipeline.full_load_first() {
+        let flag = database.variable(pipeline, TOKENS_FULL_LOAD_DONE).await?;
+        Some(flag.as_deref() == Some("true"))
+    } else {
+        None
     };
     Ok(PipelineStatus {
         pipeline: pipeline.name(),

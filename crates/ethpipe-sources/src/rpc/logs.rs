@@ -1,18 +1,20 @@
-//! `token_transfers` from a node: `eth_getLogs` on the Transfer topic over a
-//! day's blocks, in chunks that adapt to what the node will answer, decoded by
-//! ethereum-etl's rules and joined with block headers.
+//! Log datasets from a node (`token_transfers`, `erc1155_transfers`, any
+//! dataset whose [`RpcExtraction`] is `Logs`): `eth_getLogs` on the dataset's
+//! topics over a day's blocks, in chunks that adapt to what the node will
+//! answer, joined with block headers and decoded by the dataset's own rules.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ethpipe_core::{validate, Rows, SourceError, SourceEvent, SourceEventSender, TokenTransfer};
+use ethpipe_core::dataset::{DecodedLogs, RpcExtraction};
+use ethpipe_core::evm::DecodeError;
+use ethpipe_core::{Pipeline, Rows, SourceError, SourceEvent, SourceEventSender};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::blocks::Blocks;
 use super::client::{quantity, RpcClient};
-use super::decode::{decode_transfer, Decoded, RpcLog, TRANSFER_TOPIC};
+use super::decode::RpcLog;
 
 /// Rows per batch sent to the sink.
 const BATCH_ROWS: usize = 10_000;
@@ -53,34 +55,31 @@ impl ChunkSizer {
     }
 }
 
-/// What one block range produced.
-struct Chunk {
-    transfers: Vec<TokenTransfer>,
-    skipped: Vec<String>,
-}
-
-pub struct TransferScan<'a> {
+pub struct LogScan<'a> {
     pub client: &'a RpcClient,
     pub blocks: &'a Blocks,
     pub sizer: &'a ChunkSizer,
     pub concurrency: usize,
+    /// A dataset extracted from logs.
+    pub pipeline: Pipeline,
 }
 
 /// Totals of a scan.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanTotals {
-    pub transfers: u64,
+    /// Rows the logs decoded into.
+    pub rows: u64,
     pub skipped: u64,
 }
 
-impl TransferScan<'_> {
+impl LogScan<'_> {
     /// The chunks of blocks `first..=last`, in block order, fetched with
     /// bounded concurrency.
     fn chunks(
         &self,
         first: u64,
         last: u64,
-    ) -> impl futures_util::Stream<Item = Result<Chunk, SourceError>> + '_ {
+    ) -> impl futures_util::Stream<Item = Result<DecodedLogs, SourceError>> + '_ {
         let ranges = stream::unfold(first, move |from| async move {
             (from <= last).then(|| {
                 let to = from.saturating_add(self.sizer.get() - 1).min(last);
@@ -92,7 +91,7 @@ impl TransferScan<'_> {
             .buffered(self.concurrency.max(1))
     }
 
-    /// Streams the transfers of blocks `first..=last` to the sink, in block
+    /// Streams the rows of blocks `first..=last` to the sink, in block
     /// order, with a warning for each skipped log.
     pub async fn run(
         &self,
@@ -103,24 +102,20 @@ impl TransferScan<'_> {
         let mut chunks = std::pin::pin!(self.chunks(first, last));
         let mut totals = ScanTotals::default();
         while let Some(chunk) = chunks.try_next().await? {
-            totals.transfers += chunk.transfers.len() as u64;
+            totals.rows += chunk.rows.len() as u64;
             for warning in chunk.skipped {
                 totals.skipped += 1;
                 if totals.skipped <= WARNINGS_SHOWN {
                     send(sender, SourceEvent::Warning(warning)).await?;
                 }
             }
-            for batch in chunk.transfers.chunks(BATCH_ROWS) {
-                send(
-                    sender,
-                    SourceEvent::Rows(Rows::TokenTransfers(batch.to_vec())),
-                )
-                .await?;
+            for batch in chunk.rows.into_chunks(BATCH_ROWS) {
+                send(sender, SourceEvent::Rows(batch)).await?;
             }
         }
         if totals.skipped > WARNINGS_SHOWN {
             let note = format!(
-                "{} Transfer-topic logs were skipped by the decoding rules in all (the first {WARNINGS_SHOWN} are listed above)",
+                "{} logs with the dataset's topics were skipped by the decoding rules in all (the first {WARNINGS_SHOWN} are listed above)",
                 totals.skipped
             );
             send(sender, SourceEvent::Warning(note)).await?;
@@ -128,84 +123,78 @@ impl TransferScan<'_> {
         Ok(totals)
     }
 
-    /// Visits every transfer of blocks `first..=last` without keeping them.
+    /// Visits every batch of rows of blocks `first..=last` without keeping them.
     pub async fn collect(
         &self,
         first: u64,
         last: u64,
-        mut visit: impl FnMut(&TokenTransfer),
+        mut visit: impl FnMut(&Rows),
     ) -> Result<ScanTotals, SourceError> {
         let mut chunks = std::pin::pin!(self.chunks(first, last));
         let mut totals = ScanTotals::default();
         while let Some(chunk) = chunks.try_next().await? {
-            totals.transfers += chunk.transfers.len() as u64;
+            totals.rows += chunk.rows.len() as u64;
             totals.skipped += chunk.skipped.len() as u64;
-            chunk.transfers.iter().for_each(&mut visit);
+            visit(&chunk.rows);
         }
         Ok(totals)
     }
 
-    /// The decoded transfers of one block range, splitting it while the node
+    /// The decoded rows of one block range, splitting it while the node
     /// refuses to answer it whole.
-    async fn chunk(&self, from: u64, to: u64) -> Result<Chunk, SourceError> {
-        let logs = self.logs(from, to).await?;
-        let mut parts = Vec::with_capacity(logs.len());
-        let mut skipped = Vec::new();
-        for log in &logs {
-            match decode_transfer(log).map_err(|e| {
-                SourceError::Transient(format!(
-                    "{} sent a malformed log in blocks {from}–{to}: {e}",
-                    self.client.shown_url()
-                ))
-            })? {
-                Decoded::Transfer(transfer) => parts.push(transfer),
-                Decoded::Skipped(warning) => skipped.push(warning),
-                Decoded::NotTransfer => {}
-            }
-        }
-        let numbers: Vec<u64> = parts
+    async fn chunk(&self, from: u64, to: u64) -> Result<DecodedLogs, SourceError> {
+        let raw = self.logs(from, to).await?;
+        let topics = self.topics();
+        let raw: Vec<RpcLog> = raw.into_iter().filter(|l| l.has_topic(topics)).collect();
+        let malformed = |e: DecodeError| self.malformed(from, to, e);
+        let numbers: BTreeSet<u64> = raw
             .iter()
-            .map(|p| p.block_number as u64)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+            .map(|l| l.block().map(|n| n as u64))
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?;
+        let numbers: Vec<u64> = numbers.into_iter().collect();
         let headers = self.blocks.headers(&numbers).await?;
-        let mut transfers = Vec::with_capacity(parts.len());
-        for part in parts {
-            let header = headers.get(&(part.block_number as u64)).ok_or_else(|| {
-                SourceError::Transient(format!("no header for block {}", part.block_number))
-            })?;
-            // ethereum-etl keeps whatever the topic held (rule 11); a real
-            // node only sends hex, so anything else fails the day, as a
-            // malformed BigQuery row does, rather than being loaded.
-            let address = |column: &'static str, value: &str| {
-                validate::address(0, column, Some(value)).map_err(|e| {
-                    let problem = e.to_string();
-                    let problem = problem.trim_start_matches("source row 0: ");
-                    SourceError::Config(format!(
-                        "{} sent a malformed log (log {} of transaction {}): {problem}",
-                        self.client.shown_url(),
-                        part.log_index,
-                        part.transaction_hash
-                    ))
-                })
-            };
-            let token_address = address("token_address", &part.token_address)?;
-            let from_address = address("from_address", &part.from_address)?;
-            let to_address = address("to_address", &part.to_address)?;
-            transfers.push(TokenTransfer {
-                token_address,
-                from_address: Some(from_address),
-                to_address: Some(to_address),
-                value: Some(part.value),
-                transaction_hash: part.transaction_hash,
-                log_index: part.log_index,
-                block_timestamp: header.time()?,
-                block_number: part.block_number,
-                block_hash: header.hash.clone(),
-            });
+        let mut logs = Vec::with_capacity(raw.len());
+        for log in raw {
+            let number = log.block().map_err(malformed)? as u64;
+            let header = headers
+                .get(&number)
+                .ok_or_else(|| SourceError::Transient(format!("no header for block {number}")))?;
+            logs.push(
+                log.into_log(header.time()?, &header.hash)
+                    .map_err(malformed)?,
+            );
         }
-        Ok(Chunk { transfers, skipped })
+        self.pipeline.decode_logs(&logs).map_err(malformed)
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        match self.pipeline.rpc() {
+            RpcExtraction::Logs { topics } => topics,
+            RpcExtraction::ContractCreations => &[],
+        }
+    }
+
+    /// A garbled answer may be a transport fault (retry); a well-formed log
+    /// with a non-hex address is what the node holds (fail the day).
+    fn malformed(&self, from: u64, to: u64, error: DecodeError) -> SourceError {
+        let url = self.client.shown_url();
+        if error.is_permanent() {
+            SourceError::Config(format!("{url} sent a {error}"))
+        } else {
+            SourceError::Transient(format!(
+                "{url} sent a malformed log in blocks {from}–{to}: {error}"
+            ))
+        }
+    }
+
+    /// The `topics` filter: one topic as itself (what ethereum-etl sends),
+    /// several as an OR-list in the first position.
+    fn topics_filter(&self) -> Value {
+        match self.topics() {
+            [single] => json!([single]),
+            several => json!([several]),
+        }
     }
 
     /// `eth_getLogs` over `from..=to`, halving the range on "too many results".
@@ -217,7 +206,7 @@ impl TransferScan<'_> {
             let filter = json!([{
                 "fromBlock": quantity(from),
                 "toBlock": quantity(to),
-                "topics": [TRANSFER_TOPIC],
+                "topics": self.topics_filter(),
             }]);
             match self.client.call("eth_getLogs", filter).await? {
                 Ok(answer) => {
@@ -238,7 +227,8 @@ impl TransferScan<'_> {
                 }
                 Err(error) if error.is_too_many_results() => {
                     return Err(SourceError::Config(format!(
-                        "block {from} alone has more Transfer logs than {} returns in one eth_getLogs answer ({error})",
+                        "block {from} alone has more {} logs than {} returns in one eth_getLogs answer ({error})",
+                        self.pipeline,
                         self.client.shown_url()
                     )))
                 }

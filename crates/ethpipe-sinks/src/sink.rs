@@ -1,0 +1,43 @@
+//! The `Sink` contract: a store that takes a day of any dataset and commits
+//! it atomically. A sink knows column types, never a dataset: everything it
+//! writes comes from the dataset's description ([`ethpipe_core::Dataset`]).
+
+use async_trait::async_trait;
+use ethpipe_core::{Day, Pipeline, Rows, Scope};
+
+use crate::{Commit, SinkError, StepReport};
+
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Opens a staging area for one (dataset, scope); nothing is visible
+    /// until [`DayWriter::commit`].
+    async fn begin(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Box<dyn DayWriter>, SinkError>;
+
+    /// The statements that create a dataset's table and indexes.
+    fn ddl(&self, pipeline: Pipeline) -> Vec<String>;
+
+    /// Rows of a dataset's table within a day (for `verify` and tests).
+    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError>;
+
+    /// Runs one SQL model (its statements, in one transaction) with `day`
+    /// bound to every parameter. Returns the rows the statements affected.
+    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError>;
+}
+
+/// A day being loaded: rows stream into staging, then [`DayWriter::commit`]
+/// swaps them in. Dropping it without committing discards everything.
+#[async_trait]
+pub trait DayWriter: Send {
+    async fn write(&mut self, rows: &Rows) -> Result<(), SinkError>;
+
+    fn rows_written(&self) -> u64;
+
+    /// Replaces the day (or merges a full load), runs the dataset's derived
+    /// steps and records the run's success, all in one transaction. Returns
+    /// the steps it performed, for the ledger.
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError>;
+}
