@@ -31,6 +31,9 @@ struct Candidate {
 pub struct TokenScan<'a> {
     pub client: &'a RpcClient,
     pub blocks: &'a Blocks,
+    /// Not consulted any more: each run probes the node afresh (see
+    /// `contracts`), so a transient answer cannot outlive its run. Kept
+    /// only until the source's wiring (`rpc/mod.rs`) drops it.
     pub traces: &'a TraceSupport,
     pub transfers: TransferScan<'a>,
 }
@@ -48,9 +51,10 @@ impl TokenScan<'_> {
         let mut rows = 0;
         let numbers: Vec<u64> = (first..=last).collect();
         let mut warned = false;
+        let traces = TraceSupport::default();
         for group in numbers.chunks(TRACE_GROUP) {
             let (contracts, method) =
-                contracts::created_in(self.client, self.traces, group, last).await?;
+                contracts::created_in(self.client, &traces, group, last).await?;
             if method == TraceMethod::Receipts && !warned {
                 warned = true;
                 send(
