@@ -145,14 +145,15 @@ impl TokenScan<'_> {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let selectors = abi::METADATA_SELECTORS;
+        let functions = abi::METADATA_FUNCTIONS;
+        let call_data: Vec<String> = functions.iter().map(|f| f.selector_hex()).collect();
         let calls: Vec<(&str, Value)> = candidates
             .iter()
             .flat_map(|c| {
-                selectors.iter().map(move |selector| {
+                call_data.iter().map(move |data| {
                     (
                         "eth_call",
-                        json!([{"to": c.address, "data": hex(selector)}, call_block]),
+                        json!([{"to": c.address, "data": data}, call_block]),
                     )
                 })
             })
@@ -161,7 +162,7 @@ impl TokenScan<'_> {
         let numbers: Vec<u64> = candidates.iter().map(|c| c.block_number).collect();
         let headers = self.blocks.headers(&numbers).await?;
         let mut tokens = Vec::with_capacity(candidates.len());
-        for (candidate, answers) in candidates.iter().zip(answers.chunks(selectors.len())) {
+        for (candidate, answers) in candidates.iter().zip(answers.chunks(functions.len())) {
             let outcomes: Vec<CallOutcome> = answers.iter().map(outcome).collect();
             let metadata = abi::resolve_metadata(&MetadataOutcomes::from_slice(&outcomes));
             let header = headers.get(&candidate.block_number).ok_or_else(|| {
@@ -197,13 +198,4 @@ fn outcome(answer: &Result<Value, super::client::NodeError>) -> CallOutcome {
         Ok(result) => CallOutcome::from_result(result),
         Err(_) => CallOutcome::Failed,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(2 + bytes.len() * 2);
-    text.push_str("0x");
-    for byte in bytes {
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
 }
