@@ -55,6 +55,9 @@ pub struct Faults {
     pub incomplete_polls: u32,
     /// Refuse every query with (HTTP status, reason, message).
     pub query_error: Option<(u16, String, String)>,
+    /// Refuse the next `times` queries with (HTTP status, reason, times),
+    /// then answer as usual (e.g. 403 `rateLimitExceeded` that passes).
+    pub refuse_queries: Option<(u16, String, u32)>,
     /// Replace a transfer cell (row index, column index, value) in results.
     pub corrupt_transfer_cell: Option<(usize, usize, Option<String>)>,
     /// Wait this long before answering each page (a slow server).
@@ -386,6 +389,12 @@ async fn jobs_query(
     inner.queries.push(RecordedQuery { body: body.clone() });
     if let Some((status, reason, message)) = inner.faults.query_error.clone() {
         return error(status, &reason, &message);
+    }
+    if let Some((status, reason, times)) = inner.faults.refuse_queries.clone() {
+        if times > 0 {
+            inner.faults.refuse_queries = Some((status, reason.clone(), times - 1));
+            return error(status, &reason, &format!("injected {reason}"));
+        }
     }
     if let Some((table, status)) = inner.faults.fail_table.clone() {
         let sql = body

@@ -346,14 +346,10 @@ async fn fetch_page(
         .await
 }
 
-/// An error status whose body is not BigQuery's error JSON (a proxy's page, say).
+/// An error status whose body is not BigQuery's error JSON (a proxy's page,
+/// say): no reason to go by, so the status decides.
 fn classify_status(context: &str, status: u16) -> SourceError {
-    let message = format!("{context}: HTTP {status}");
-    if status == 429 || status >= 500 {
-        SourceError::Transient(message)
-    } else {
-        SourceError::Config(message)
-    }
+    super::answer_error(format!("{context}: HTTP {status}"), None, status)
 }
 
 fn path_segment(text: &str) -> String {

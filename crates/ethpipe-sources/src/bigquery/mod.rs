@@ -205,22 +205,15 @@ fn classify(context: &str, error: BQError) -> SourceError {
     match error {
         BQError::ResponseError { error } => {
             let body = error.error;
-            let reason = body
-                .errors
-                .first()
-                .and_then(|e| e.get("reason").cloned())
-                .unwrap_or_else(|| body.status.clone());
+            let reason = body.errors.first().and_then(|e| e.get("reason").cloned());
+            let status = u16::try_from(body.code).unwrap_or(0);
             let message = format!(
-                "{context}: BigQuery answered {} {reason}: {}",
-                body.code, body.message
+                "{context}: BigQuery answered {} {}: {}",
+                body.code,
+                reason.as_deref().unwrap_or(&body.status),
+                body.message
             );
-            match body.code {
-                429 | 500..=599 => SourceError::Transient(message),
-                401 | 403 => SourceError::Config(format!(
-                    "{message} (check that the credentials' account may run BigQuery jobs in the billed project)"
-                )),
-                _ => SourceError::Config(message),
-            }
+            answer_error(message, reason.as_deref(), status)
         }
         BQError::RequestError(e) => {
             SourceError::Transient(format!("{context}: {}", describe_reqwest(&e)))
@@ -234,6 +227,75 @@ fn classify(context: &str, error: BQError) -> SourceError {
             credentials::NO_CREDENTIALS_HINT
         )),
         other => SourceError::Transient(format!("{context}: {other}")),
+    }
+}
+
+/// What an error answer means, from its `reason` when BigQuery gave one and
+/// from the HTTP status otherwise: transient answers are retried with backoff
+/// (`RetryPolicy`), the others fail at once with a hint on what to fix.
+fn answer_error(message: String, reason: Option<&str>, status: u16) -> SourceError {
+    if retry_may_help(reason, status) {
+        return SourceError::Transient(message);
+    }
+    match fix_hint(reason, status) {
+        Some(hint) => SourceError::Config(format!("{message} ({hint})")),
+        None => SourceError::Config(message),
+    }
+}
+
+/// Google's documented error reasons
+/// (https://cloud.google.com/bigquery/docs/error-messages) sorted by whether
+/// asking again can succeed. A reason missing from the list falls back on the
+/// status: 429 and 5xx (but 501, "not implemented") are worth a retry.
+fn retry_may_help(reason: Option<&str>, status: u16) -> bool {
+    match reason {
+        // Throttling arrives as 403. A daily quotaExceeded may outlast the
+        // retry bound; the run then fails as transient and a later run (the
+        // scheduler's next tick) tries again, which is what the quota needs.
+        Some("rateLimitExceeded" | "quotaExceeded" | "jobRateLimitExceeded") => true,
+        // Server-side faults; Google asks for a retry with exponential backoff.
+        Some(
+            "backendError" | "internalError" | "jobBackendError" | "jobInternalError"
+            | "tableUnavailable",
+        ) => true,
+        // The credentials, billing, dataset or query must change, or the job
+        // was cancelled or outgrew a limit that the same query will hit again.
+        Some(
+            "accessDenied"
+            | "billingNotEnabled"
+            | "billingTierLimitExceeded"
+            | "blocked"
+            | "invalid"
+            | "invalidQuery"
+            | "invalidUser"
+            | "badRequest"
+            | "attributeError"
+            | "notFound"
+            | "duplicate"
+            | "notImplemented"
+            | "proxyAuthenticationRequired"
+            | "resourceInUse"
+            | "resourcesExceeded"
+            | "responseTooLarge"
+            | "stopped"
+            | "timeout"
+            | "authError",
+        ) => false,
+        _ => status == 429 || (status >= 500 && status != 501),
+    }
+}
+
+/// What the user should look at for a permanent error.
+fn fix_hint(reason: Option<&str>, status: u16) -> Option<&'static str> {
+    match (reason, status) {
+        (Some("billingNotEnabled"), _) => Some("enable billing for the billed project"),
+        (Some("notFound"), _) | (None, 404) => {
+            Some("check --bigquery-dataset and --bigquery-project")
+        }
+        (Some("accessDenied" | "blocked" | "authError"), _) | (_, 401 | 403) => {
+            Some("check that the credentials' account may run BigQuery jobs in the billed project")
+        }
+        _ => None,
     }
 }
 
@@ -282,5 +344,62 @@ mod tests {
             "https://bq.example/bigquery/v2"
         );
         assert!(v2_base_url("bq.example").is_err());
+    }
+
+    fn answer(reason: Option<&str>, status: u16) -> SourceError {
+        answer_error(format!("HTTP {status}"), reason, status)
+    }
+
+    #[test]
+    fn throttling_and_server_faults_are_transient_whatever_the_status() {
+        for (reason, status) in [
+            ("rateLimitExceeded", 403),
+            ("quotaExceeded", 403),
+            ("rateLimitExceeded", 429),
+            ("backendError", 500),
+            ("backendError", 503),
+            ("internalError", 500),
+            ("jobInternalError", 400),
+            ("tableUnavailable", 400),
+        ] {
+            assert!(
+                matches!(answer(Some(reason), status), SourceError::Transient(_)),
+                "{reason} {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn permissions_billing_and_bad_queries_fail_at_once_with_a_hint() {
+        for (reason, status, hint) in [
+            ("accessDenied", 403, "may run BigQuery jobs"),
+            ("billingNotEnabled", 403, "enable billing"),
+            ("notFound", 404, "--bigquery-dataset"),
+            ("invalidQuery", 400, ""),
+            ("responseTooLarge", 403, "may run BigQuery jobs"),
+            ("resourcesExceeded", 400, ""),
+            ("notImplemented", 501, ""),
+        ] {
+            match answer(Some(reason), status) {
+                SourceError::Config(message) => assert!(message.contains(hint), "{message}"),
+                other => panic!("{reason} {status} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_known_reason_the_status_decides() {
+        assert!(matches!(answer(None, 503), SourceError::Transient(_)));
+        assert!(matches!(answer(None, 429), SourceError::Transient(_)));
+        assert!(matches!(
+            answer(Some("somethingNew"), 502),
+            SourceError::Transient(_)
+        ));
+        assert!(matches!(answer(None, 501), SourceError::Config(_)));
+        assert!(matches!(answer(None, 403), SourceError::Config(_)));
+        assert!(matches!(
+            answer(Some("somethingNew"), 400),
+            SourceError::Config(_)
+        ));
     }
 }

@@ -8,17 +8,58 @@ use serde_json::Value;
 
 use super::bytecode::hex_to_bytes;
 
-pub const SYMBOL: [u8; 4] = [0x95, 0xd8, 0x9b, 0x41];
-pub const SYMBOL_UPPER: [u8; 4] = [0xf7, 0x6f, 0x8d, 0x78];
-pub const NAME: [u8; 4] = [0x06, 0xfd, 0xde, 0x03];
-pub const NAME_UPPER: [u8; 4] = [0xa3, 0xf4, 0xdf, 0x7e];
-pub const DECIMALS: [u8; 4] = [0x31, 0x3c, 0xe5, 0x67];
-pub const DECIMALS_UPPER: [u8; 4] = [0x2e, 0x0f, 0x26, 0x25];
-pub const TOTAL_SUPPLY: [u8; 4] = [0x18, 0x16, 0x0d, 0xdd];
+/// A contract function, named by its signature; its selector is the first
+/// four bytes of the signature's keccak-256, computed rather than written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Function(&'static str);
 
-/// Every selector [`resolve_metadata`] may ask for, in its fallback order
+impl Function {
+    /// `signature` in the canonical form: name and parameter types, no spaces.
+    pub const fn new(signature: &'static str) -> Function {
+        Function(signature)
+    }
+
+    pub fn signature(self) -> &'static str {
+        self.0
+    }
+
+    pub fn selector(self) -> [u8; 4] {
+        let hash = keccak256(self.0.as_bytes());
+        [hash[0], hash[1], hash[2], hash[3]]
+    }
+
+    /// The selector as `0x` + 8 lowercase hex digits (call data, sighashes).
+    pub fn selector_hex(self) -> String {
+        format!("0x{}", hex::encode(self.selector()))
+    }
+}
+
+/// Keccak-256 as Ethereum uses it (the original Keccak padding, not SHA3-256's).
+pub fn keccak256(bytes: &[u8]) -> [u8; 32] {
+    use tiny_keccak::{Hasher, Keccak};
+    let mut hasher = Keccak::v256();
+    hasher.update(bytes);
+    let mut hash = [0; 32];
+    hasher.finalize(&mut hash);
+    hash
+}
+
+/// An event's topic0: `0x` + the 64 hex digits of its signature's keccak-256.
+pub fn event_topic(signature: &str) -> String {
+    format!("0x{}", hex::encode(keccak256(signature.as_bytes())))
+}
+
+pub const SYMBOL: Function = Function::new("symbol()");
+pub const SYMBOL_UPPER: Function = Function::new("SYMBOL()");
+pub const NAME: Function = Function::new("name()");
+pub const NAME_UPPER: Function = Function::new("NAME()");
+pub const DECIMALS: Function = Function::new("decimals()");
+pub const DECIMALS_UPPER: Function = Function::new("DECIMALS()");
+pub const TOTAL_SUPPLY: Function = Function::new("totalSupply()");
+
+/// Every function [`resolve_metadata`] may call, in its fallback order
 /// (rule 24): what to send when prefetching all answers in one batch.
-pub const METADATA_SELECTORS: [[u8; 4]; 7] = [
+pub const METADATA_FUNCTIONS: [Function; 7] = [
     SYMBOL,
     SYMBOL_UPPER,
     NAME,
@@ -85,11 +126,11 @@ pub struct MetadataOutcomes {
 static FAILED: CallOutcome = CallOutcome::Failed;
 
 impl MetadataOutcomes {
-    /// From the answers to [`METADATA_SELECTORS`], in that order; a missing
+    /// From the answers to [`METADATA_FUNCTIONS`], in that order; a missing
     /// answer is a failed attempt.
     pub fn from_slice(outcomes: &[CallOutcome]) -> MetadataOutcomes {
-        MetadataOutcomes::collect(|selector| {
-            let position = METADATA_SELECTORS.iter().position(|s| *s == selector);
+        MetadataOutcomes::collect(|function| {
+            let position = METADATA_FUNCTIONS.iter().position(|f| *f == function);
             position
                 .and_then(|i| outcomes.get(i))
                 .cloned()
@@ -97,8 +138,8 @@ impl MetadataOutcomes {
         })
     }
 
-    /// Asks `outcome_of` once for each of [`METADATA_SELECTORS`].
-    pub fn collect(mut outcome_of: impl FnMut([u8; 4]) -> CallOutcome) -> MetadataOutcomes {
+    /// Asks `outcome_of` once for each of [`METADATA_FUNCTIONS`].
+    pub fn collect(mut outcome_of: impl FnMut(Function) -> CallOutcome) -> MetadataOutcomes {
         MetadataOutcomes {
             symbol: outcome_of(SYMBOL),
             symbol_upper: outcome_of(SYMBOL_UPPER),
@@ -110,9 +151,9 @@ impl MetadataOutcomes {
         }
     }
 
-    /// The outcome for `selector`; one this struct does not hold failed.
-    pub fn outcome(&self, selector: [u8; 4]) -> &CallOutcome {
-        match selector {
+    /// The outcome for `function`; one this struct does not hold failed.
+    pub fn outcome(&self, function: Function) -> &CallOutcome {
+        match function {
             SYMBOL => &self.symbol,
             SYMBOL_UPPER => &self.symbol_upper,
             NAME => &self.name,
@@ -127,13 +168,13 @@ impl MetadataOutcomes {
 
 /// The four fields from the outcomes of the seven calls (rules 24–31).
 pub fn resolve_metadata(outcomes: &MetadataOutcomes) -> TokenMetadata {
-    resolve_metadata_with(|selector| outcomes.outcome(selector).clone())
+    resolve_metadata_with(|function| outcomes.outcome(function).clone())
 }
 
 /// Like [`resolve_metadata`], asking `outcome_of` only for the attempts it
 /// reaches, in exactly the order ethereum-etl makes its calls: `symbol()` is
 /// asked again for its bytes32 attempt, as ethereum-etl calls it again.
-pub fn resolve_metadata_with(mut outcome_of: impl FnMut([u8; 4]) -> CallOutcome) -> TokenMetadata {
+pub fn resolve_metadata_with(mut outcome_of: impl FnMut(Function) -> CallOutcome) -> TokenMetadata {
     TokenMetadata {
         symbol: resolve_text(&mut outcome_of, SYMBOL, SYMBOL_UPPER),
         name: resolve_text(&mut outcome_of, NAME, NAME_UPPER),
@@ -146,15 +187,15 @@ pub fn resolve_metadata_with(mut outcome_of: impl FnMut([u8; 4]) -> CallOutcome)
 /// String attempts, then bytes32 attempts; a bytes32 answer that is not
 /// UTF-8 ends the search with NULL, since ethereum-etl picks the first
 /// answer that decodes before it checks the text (rule 27).
-fn resolve_text<F>(outcome_of: &mut F, lower: [u8; 4], upper: [u8; 4]) -> Option<String>
+fn resolve_text<F>(outcome_of: &mut F, lower: Function, upper: Function) -> Option<String>
 where
-    F: FnMut([u8; 4]) -> CallOutcome,
+    F: FnMut(Function) -> CallOutcome,
 {
     if let Some(text) = first_decoded(outcome_of, &[lower, upper], decode_string) {
         return Some(text);
     }
-    for selector in [lower, upper] {
-        let CallOutcome::Data(data) = outcome_of(selector) else {
+    for function in [lower, upper] {
+        let CallOutcome::Data(data) = outcome_of(function) else {
             continue;
         };
         match decode_bytes32_string(&data) {
@@ -168,15 +209,15 @@ where
 
 fn first_decoded<F, T>(
     outcome_of: &mut F,
-    selectors: &[[u8; 4]],
+    functions: &[Function],
     decode: fn(&[u8]) -> Option<T>,
 ) -> Option<T>
 where
-    F: FnMut([u8; 4]) -> CallOutcome,
+    F: FnMut(Function) -> CallOutcome,
 {
-    selectors
+    functions
         .iter()
-        .find_map(|selector| match outcome_of(*selector) {
+        .find_map(|function| match outcome_of(*function) {
             CallOutcome::Data(data) => decode(&data),
             CallOutcome::Failed => None,
         })
@@ -291,7 +332,7 @@ mod tests {
     }
 
     /// Unlisted selectors revert, as in the golden table.
-    fn resolve(answers: &[([u8; 4], CallOutcome)]) -> TokenMetadata {
+    fn resolve(answers: &[(Function, CallOutcome)]) -> TokenMetadata {
         let answers: HashMap<_, _> = answers.iter().cloned().collect();
         let outcomes = MetadataOutcomes::collect(|selector| {
             answers
@@ -303,7 +344,7 @@ mod tests {
     }
 
     /// Resolves and records the order in which outcomes were asked for.
-    fn resolve_recording(answers: &[([u8; 4], CallOutcome)]) -> (TokenMetadata, Vec<[u8; 4]>) {
+    fn resolve_recording(answers: &[(Function, CallOutcome)]) -> (TokenMetadata, Vec<Function>) {
         let answers: HashMap<_, _> = answers.iter().cloned().collect();
         let asked = RefCell::new(Vec::new());
         let metadata = resolve_metadata_with(|selector| {
@@ -349,12 +390,12 @@ mod tests {
     #[test]
     fn golden_all_revert_all_empty_all_one_byte() {
         assert_eq!(resolve(&[]), TokenMetadata::default());
-        let empty: Vec<_> = METADATA_SELECTORS
+        let empty: Vec<_> = METADATA_FUNCTIONS
             .iter()
             .map(|s| (*s, data(vec![])))
             .collect();
         assert_eq!(resolve(&empty), TokenMetadata::default());
-        let one_byte: Vec<_> = METADATA_SELECTORS
+        let one_byte: Vec<_> = METADATA_FUNCTIONS
             .iter()
             .map(|s| {
                 (
@@ -536,14 +577,17 @@ mod tests {
         ]);
         assert_eq!(outcomes.symbol_upper, data(s(b"UP")));
         assert_eq!(outcomes.total_supply, CallOutcome::Failed);
-        assert_eq!(outcomes.outcome([0, 0, 0, 0]), &CallOutcome::Failed);
+        assert_eq!(
+            outcomes.outcome(Function::new("balanceOf(address)")),
+            &CallOutcome::Failed
+        );
         assert_eq!(
             resolve_metadata(&outcomes),
             row(Some("UP"), None, Some("6"), None)
         );
         let all: Vec<_> = (0..7u64).map(|i| data(w(i))).collect();
         let outcomes = MetadataOutcomes::from_slice(&all);
-        for (i, selector) in METADATA_SELECTORS.iter().enumerate() {
+        for (i, selector) in METADATA_FUNCTIONS.iter().enumerate() {
             assert_eq!(outcomes.outcome(*selector), &all[i]);
         }
     }
@@ -731,18 +775,46 @@ mod tests {
         assert_ne!(got, TokenMetadata::default());
     }
 
-    // ---- fixtures ----
+    // ---- selectors and topics, computed from signatures ----
 
-    fn hex(selector: [u8; 4]) -> String {
-        selector.iter().map(|b| format!("{b:02x}")).collect()
+    #[test]
+    fn selectors_and_topics_match_the_known_values() {
+        for (function, selector) in [
+            (NAME, "0x06fdde03"),
+            (SYMBOL, "0x95d89b41"),
+            (DECIMALS, "0x313ce567"),
+            (TOTAL_SUPPLY, "0x18160ddd"),
+            (NAME_UPPER, "0xa3f4df7e"),
+            (SYMBOL_UPPER, "0xf76f8d78"),
+            (DECIMALS_UPPER, "0x2e0f2625"),
+        ] {
+            assert_eq!(
+                function.selector_hex(),
+                selector,
+                "{}",
+                function.signature()
+            );
+        }
+        assert_eq!(NAME.selector(), [0x06, 0xfd, 0xde, 0x03]);
+        let transfer = event_topic("Transfer(address,address,uint256)");
+        assert_eq!(
+            transfer,
+            "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+        );
+        assert_eq!(transfer, crate::rpc::decode::TRANSFER_TOPIC);
+        // The empty input's hash tells Keccak-256 from SHA3-256.
+        assert_eq!(
+            hex::encode(keccak256(b"")),
+            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
     }
 
     /// A mocked `eth_call` answer; no file means the call failed, as
     /// ethereum-etl's mock raises a swallowed ValueError.
-    fn fixture_outcome(dir: &str, token: &str, selector: [u8; 4]) -> CallOutcome {
+    fn fixture_outcome(dir: &str, token: &str, function: Function) -> CallOutcome {
         let file = format!(
-            "{FIXTURES}/{dir}/web3_response.eth_call_data_0x{}_to_{token}_latest.json",
-            hex(selector)
+            "{FIXTURES}/{dir}/web3_response.eth_call_data_{}_to_{token}_latest.json",
+            function.selector_hex()
         );
         let Ok(text) = std::fs::read_to_string(&file) else {
             return CallOutcome::Failed;
@@ -754,7 +826,7 @@ mod tests {
         CallOutcome::from_result(&answer["result"])
     }
 
-    fn resolve_fixture(dir: &str, token: &str) -> (TokenMetadata, Vec<[u8; 4]>) {
+    fn resolve_fixture(dir: &str, token: &str) -> (TokenMetadata, Vec<Function>) {
         let asked = RefCell::new(Vec::new());
         let metadata = resolve_metadata_with(|selector| {
             asked.borrow_mut().push(selector);

@@ -7,13 +7,14 @@ const PUSH1: u8 = 0x60;
 const PUSH4: u8 = 0x63;
 const PUSH32: u8 = 0x7f;
 
-const TOTAL_SUPPLY: &str = "0x18160ddd";
-const BALANCE_OF: &str = "0x70a08231";
-const TRANSFER: &str = "0xa9059cbb";
-const TRANSFER_FROM: &str = "0x23b872dd";
-const APPROVE: &str = "0x095ea7b3";
-const ALLOWANCE: &str = "0xdd62ed3e";
-const OWNER_OF: &str = "0x6352211e";
+use super::abi::{Function, TOTAL_SUPPLY};
+
+const BALANCE_OF: Function = Function::new("balanceOf(address)");
+const TRANSFER: Function = Function::new("transfer(address,uint256)");
+const TRANSFER_FROM: Function = Function::new("transferFrom(address,address,uint256)");
+const APPROVE: Function = Function::new("approve(address,uint256)");
+const ALLOWANCE: Function = Function::new("allowance(address,address)");
+const OWNER_OF: Function = Function::new("ownerOf(uint256)");
 
 /// The operands of the complete PUSH4s before the first JUMPDEST, as
 /// `0x` + 8 lowercase hex digits, sorted and de-duplicated.
@@ -28,7 +29,7 @@ pub fn function_sighashes(code_hex: Option<&str>) -> Vec<String> {
     };
     let mut selectors: Vec<String> = first_block_push4_operands(&code)
         .into_iter()
-        .map(|operand| format!("0x{}", lower_hex(operand)))
+        .map(|operand| format!("0x{}", hex::encode(operand)))
         .collect();
     selectors.sort();
     selectors.dedup();
@@ -37,7 +38,7 @@ pub fn function_sighashes(code_hex: Option<&str>) -> Vec<String> {
 
 /// All six ERC-20 selectors are present (`is_erc20_contract`).
 pub fn is_erc20(sighashes: &[String]) -> bool {
-    let has = |selector| contains(sighashes, selector);
+    let has = |function| contains(sighashes, function);
     [
         TOTAL_SUPPLY,
         BALANCE_OF,
@@ -53,12 +54,12 @@ pub fn is_erc20(sighashes: &[String]) -> bool {
 /// balanceOf, ownerOf, transfer or transferFrom, and approve
 /// (`is_erc721_contract`).
 pub fn is_erc721(sighashes: &[String]) -> bool {
-    let has = |selector| contains(sighashes, selector);
+    let has = |function| contains(sighashes, function);
     has(BALANCE_OF) && has(OWNER_OF) && (has(TRANSFER) || has(TRANSFER_FROM)) && has(APPROVE)
 }
 
-fn contains(sighashes: &[String], selector: &str) -> bool {
-    sighashes.iter().any(|s| s == selector)
+fn contains(sighashes: &[String], function: Function) -> bool {
+    sighashes.contains(&function.selector_hex())
 }
 
 /// evmdasm's first basic block: every byte is an opcode except PUSH data, and
@@ -87,25 +88,13 @@ fn push_width(opcode: u8) -> usize {
     }
 }
 
-fn lower_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `0x`-prefixed (or bare) even-length hex; `0x` and `""` are no bytes.
 pub(crate) fn hex_to_bytes(text: &str) -> Option<Vec<u8>> {
     let digits = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    let nibble = |c: &u8| char::from(*c).to_digit(16);
-    digits
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [high, low] => u8::try_from(nibble(high)? << 4 | nibble(low)?).ok(),
-            _ => None,
-        })
-        .collect()
+    hex::decode(digits).ok()
 }
 
 #[cfg(test)]
@@ -247,8 +236,28 @@ mod tests {
 
     // ---- rules 20 and 21 ----
 
-    fn owned(selectors: &[&str]) -> Vec<String> {
-        selectors.iter().map(|s| s.to_string()).collect()
+    fn owned(functions: &[Function]) -> Vec<String> {
+        functions.iter().map(|f| f.selector_hex()).collect()
+    }
+
+    #[test]
+    fn the_detection_selectors_are_ethereum_etls() {
+        for (function, selector) in [
+            (TOTAL_SUPPLY, "0x18160ddd"),
+            (BALANCE_OF, "0x70a08231"),
+            (TRANSFER, "0xa9059cbb"),
+            (TRANSFER_FROM, "0x23b872dd"),
+            (APPROVE, "0x095ea7b3"),
+            (ALLOWANCE, "0xdd62ed3e"),
+            (OWNER_OF, "0x6352211e"),
+        ] {
+            assert_eq!(
+                function.selector_hex(),
+                selector,
+                "{}",
+                function.signature()
+            );
+        }
     }
 
     #[test]
@@ -265,7 +274,7 @@ mod tests {
         for missing in 0..six.len() {
             let mut five = owned(&six);
             five.remove(missing);
-            assert!(!is_erc20(&five), "without {}", six[missing]);
+            assert!(!is_erc20(&five), "without {}", six[missing].signature());
         }
         assert!(!is_erc721(&owned(&six)));
     }
@@ -304,7 +313,7 @@ mod tests {
             OWNER_OF,
         ]
         .iter()
-        .map(|s| format!("63{}", &s[2..]))
+        .map(|f| format!("63{}", &f.selector_hex()[2..]))
         .collect();
         let found = sighashes(&format!("0x{code}5b"));
         assert_eq!(found.len(), 7);

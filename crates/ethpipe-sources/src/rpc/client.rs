@@ -55,40 +55,117 @@ impl std::fmt::Display for NodeError {
     }
 }
 
+/// What a node's error object means to the caller, decided in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeErrorKind {
+    /// A rate limit or quota ("ask again later"): retried with backoff,
+    /// never mistaken for an answer or for a range that is too large.
+    RateLimited,
+    /// `eth_getLogs` over more than the node answers at once: split the range.
+    TooManyResults,
+    /// The node does not offer the method, or not in the form it was asked
+    /// (its structured code says so): try another way for the rest of the run.
+    MethodUnsupported,
+    /// Anything else: for `eth_call` the call's answer, elsewhere a fault.
+    Other,
+}
+
+/// geth's code for a reverted `eth_call`.
+const EXECUTION_REVERTED: i64 = 3;
+/// JSON-RPC 2.0 "method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC 2.0 "invalid params": the method exists but not in this form.
+const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC 2.0 "invalid request"; some providers answer unknown methods so.
+const INVALID_REQUEST: i64 = -32600;
+/// EIP-1474 "method not supported".
+const METHOD_NOT_SUPPORTED: i64 = -32004;
+/// EIP-1474 "limit exceeded": a quota, or (with words saying so) a result limit.
+const LIMIT_EXCEEDED: i64 = -32005;
+
 impl NodeError {
+    /// Sorts by the structured code first; words only refine a code that
+    /// providers use for several things (-32005, -32602, -32600). Rate-limit
+    /// words are checked before result-limit words, since "limit exceeded"
+    /// alone is a quota, not a range that is too large.
+    pub fn kind(&self) -> NodeErrorKind {
+        let message = self.message.to_ascii_lowercase();
+        let says = |words: &[&str]| words.iter().any(|w| message.contains(w));
+        // A revert is the call's answer, whatever words its reason uses.
+        if self.code == EXECUTION_REVERTED || message.contains("execution reverted") {
+            return NodeErrorKind::Other;
+        }
+        if self.code == 429 || says(RATE_LIMIT_WORDS) {
+            NodeErrorKind::RateLimited
+        } else if says(TOO_MANY_RESULTS_WORDS) {
+            NodeErrorKind::TooManyResults
+        } else if self.code == LIMIT_EXCEEDED {
+            NodeErrorKind::RateLimited
+        } else if matches!(
+            self.code,
+            METHOD_NOT_FOUND | METHOD_NOT_SUPPORTED | INVALID_PARAMS
+        ) || (self.code == INVALID_REQUEST && says(UNSUPPORTED_METHOD_WORDS))
+        {
+            NodeErrorKind::MethodUnsupported
+        } else {
+            NodeErrorKind::Other
+        }
+    }
+
     /// Providers word rate limits many ways; all of them mean "ask again later".
     fn is_rate_limit(&self) -> bool {
-        let message = self.message.to_ascii_lowercase();
-        self.code == 429
-            || message.contains("rate limit")
-            || message.contains("too many requests")
-            || message.contains("exceeded its compute units")
-            || message.contains("capacity exceeded")
+        self.kind() == NodeErrorKind::RateLimited
     }
 
     /// `eth_getLogs` over a range the node refuses to answer in one go.
     pub fn is_too_many_results(&self) -> bool {
-        let message = self.message.to_ascii_lowercase();
-        message.contains("more than")
-            || message.contains("too many")
-            || message.contains("response size")
-            || message.contains("size exceeded")
-            || message.contains("block range")
-            || message.contains("range is too large")
-            || message.contains("limit exceeded")
+        self.kind() == NodeErrorKind::TooManyResults
     }
 
     /// The method does not exist on this node (e.g. `trace_block` on a node
-    /// without the trace API).
+    /// without the trace API), by the node's error code; a transient error
+    /// ("header not available", a timeout, a quota) never counts.
     pub fn is_unsupported_method(&self) -> bool {
-        let message = self.message.to_ascii_lowercase();
-        self.code == -32601
-            || message.contains("method not found")
-            || message.contains("not supported")
-            || message.contains("not available")
-            || message.contains("does not exist")
+        self.kind() == NodeErrorKind::MethodUnsupported
     }
 }
+
+/// How providers say "slow down" or "out of quota" (Infura, Alchemy,
+/// QuickNode, Ankr, public nodes).
+const RATE_LIMIT_WORDS: &[&str] = &[
+    "rate limit",
+    "too many requests",
+    "compute units",
+    "capacity",
+    "request limit",
+    "requests limit",
+    "daily request count",
+    "quota",
+    "credits",
+    "throttl",
+];
+
+/// How providers say "this range has more logs than one answer may hold".
+const TOO_MANY_RESULTS_WORDS: &[&str] = &[
+    "more than",
+    "too many results",
+    "too many logs",
+    "response size",
+    "size exceeded",
+    "block range",
+    "range is too large",
+    "range too large",
+    "exceeds max results",
+];
+
+const UNSUPPORTED_METHOD_WORDS: &[&str] = &[
+    "unsupported method",
+    "method not supported",
+    "not supported",
+    "method not found",
+    "does not exist",
+    "not available",
+];
 
 /// One call's answer: the `result`, or the node's error object.
 pub type CallResult = Result<Value, NodeError>;
@@ -178,14 +255,33 @@ impl RpcClient {
     /// of `calls`. A rate-limited element is re-sent (with the rest of its
     /// batch), never returned as an error.
     pub async fn batch(&self, calls: &[(&str, Value)]) -> Result<Vec<CallResult>, SourceError> {
-        let chunks = calls
-            .chunks(self.inner.batch_size)
-            .map(|chunk| async move { self.inner.retry.run(|| self.send_batch(chunk)).await });
+        self.batch_retrying(calls, |_| false).await
+    }
+
+    /// Like [`batch`](Self::batch), and node errors `is_transient` accepts
+    /// are re-sent as rate limits are (for methods where an error object is
+    /// never an answer, such as a block's traces). When the retries run out
+    /// the call fails as transient; only the other node errors are returned.
+    pub async fn batch_retrying(
+        &self,
+        calls: &[(&str, Value)],
+        is_transient: fn(&NodeError) -> bool,
+    ) -> Result<Vec<CallResult>, SourceError> {
+        let chunks = calls.chunks(self.inner.batch_size).map(|chunk| async move {
+            self.inner
+                .retry
+                .run(|| self.send_batch(chunk, is_transient))
+                .await
+        });
         let answers = futures_util::future::try_join_all(chunks).await?;
         Ok(answers.into_iter().flatten().collect())
     }
 
-    async fn send_batch(&self, calls: &[(&str, Value)]) -> Result<Vec<CallResult>, SourceError> {
+    async fn send_batch(
+        &self,
+        calls: &[(&str, Value)],
+        is_transient: fn(&NodeError) -> bool,
+    ) -> Result<Vec<CallResult>, SourceError> {
         let body: Vec<Value> = calls
             .iter()
             .enumerate()
@@ -196,15 +292,19 @@ impl RpcClient {
         let method = calls.first().map(|(m, _)| *m).unwrap_or("batch");
         let answer = self.post(method, &Value::Array(body)).await?;
         let results = self.match_answers(method, calls.len(), answer)?;
-        if let Some(limited) = results
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .find(|e| e.is_rate_limit())
-        {
-            return Err(SourceError::Transient(format!(
-                "{} is rate-limiting {method}: {limited}",
-                self.shown_url()
-            )));
+        for error in results.iter().filter_map(|r| r.as_ref().err()) {
+            if error.is_rate_limit() {
+                return Err(SourceError::Transient(format!(
+                    "{} is rate-limiting {method}: {error}",
+                    self.shown_url()
+                )));
+            }
+            if is_transient(error) {
+                return Err(SourceError::Transient(format!(
+                    "{} answered {method} with {error}",
+                    self.shown_url()
+                )));
+            }
         }
         Ok(results)
     }
@@ -417,6 +517,54 @@ mod tests {
         assert!(error(-32602, "Log response size exceeded.").is_too_many_results());
         assert!(!error(3, "execution reverted").is_too_many_results());
         assert!(error(-32601, "the method trace_block does not exist").is_unsupported_method());
+    }
+
+    #[test]
+    fn quotas_are_rate_limits_not_result_limits() {
+        let kind = |code, message: &str| {
+            NodeError {
+                code,
+                message: message.to_string(),
+            }
+            .kind()
+        };
+        use NodeErrorKind::{MethodUnsupported, Other, RateLimited, TooManyResults};
+        for (code, message, expected) in [
+            // EIP-1474's -32005 is a quota unless the words are about results.
+            (-32005, "limit exceeded", RateLimited),
+            (
+                -32005,
+                "daily request count exceeded, request rate limited",
+                RateLimited,
+            ),
+            (-32007, "request limit reached", RateLimited),
+            (-32000, "Monthly capacity limit exceeded", RateLimited),
+            (
+                -32005,
+                "query returned more than 10000 results",
+                TooManyResults,
+            ),
+            (-32602, "Log response size exceeded.", TooManyResults),
+            (-32000, "too many requests", RateLimited),
+            // Method support is read from the code only.
+            (-32601, "Method not found", MethodUnsupported),
+            (-32004, "method not supported", MethodUnsupported),
+            (
+                -32602,
+                "invalid argument 1: unknown tracer",
+                MethodUnsupported,
+            ),
+            (-32600, "Unsupported method: trace_block", MethodUnsupported),
+            (-32600, "invalid json request", Other),
+            (-32000, "the method is temporarily not available", Other),
+            (-32000, "header not found", Other),
+            (-32603, "internal error", Other),
+            // A revert is an answer, whatever its reason says.
+            (3, "execution reverted: rate limit of the vault", Other),
+            (-32000, "execution reverted: quota used up", Other),
+        ] {
+            assert_eq!(kind(code, message), expected, "{code} {message}");
+        }
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! Contracts created in a block range, with the runtime code they were
 //! created with (docs/rpc-semantics.md, rules 17, 18 and 34).
 //!
-//! Nodes differ in what they offer, so the first answer decides the method
-//! for the rest of the run: Parity-style `trace_block` (what BigQuery's
-//! pipeline uses), else geth's `debug_traceBlockByNumber` with the call
-//! tracer, else transaction receipts' `contractAddress` — which sees only
-//! contracts deployed directly by a transaction, not by factories, so a
-//! warning says so in the run log.
+//! Nodes differ in what they offer, so each run probes: Parity-style
+//! `trace_block` (what BigQuery's pipeline uses), else geth's
+//! `debug_traceBlockByNumber` with the call tracer, else transaction
+//! receipts' `contractAddress` — which sees only contracts deployed directly
+//! by a transaction, not by factories, so a warning says so in the run log.
+//!
+//! Only the node's structured "method not found / not supported / invalid
+//! params" codes move the probe on ([`NodeError::is_unsupported_method`]).
+//! Any other error on these methods is transient (a trace is never an
+//! answer in itself): it is retried with backoff and, if it persists, fails
+//! the run without deciding anything. The decision lives for one run, so a
+//! node that gains the trace API, or a misread answer, costs one run at most.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -33,7 +39,8 @@ pub enum TraceMethod {
     Receipts = 3,
 }
 
-/// Remembers which method the node supports, across runs of one source.
+/// Which method the node supports, as one run has found out; a new run
+/// starts from a fresh (default) one and probes again.
 #[derive(Default)]
 pub struct TraceSupport(AtomicU8);
 
@@ -102,6 +109,12 @@ pub async fn created_in(
 /// `Ok(Err(..))`: the node lacks the method; try the next one.
 type Attempt = Result<Vec<Contract>, NodeError>;
 
+/// A node error that does not say the method is unsupported decides nothing:
+/// the client asks again, and fails the run as transient if it persists.
+fn undecided(error: &NodeError) -> bool {
+    !error.is_unsupported_method()
+}
+
 fn node_failure(client: &RpcClient, method: &str, block: u64, error: &NodeError) -> SourceError {
     SourceError::Transient(format!(
         "{} answered {method} for block {block} with {error}",
@@ -114,7 +127,7 @@ async fn by_trace_block(client: &RpcClient, blocks: &[u64]) -> Result<Attempt, S
         .iter()
         .map(|b| ("trace_block", json!([quantity(*b)])))
         .collect();
-    let answers = client.batch(&calls).await?;
+    let answers = client.batch_retrying(&calls, undecided).await?;
     let mut contracts = Vec::new();
     for (block, answer) in blocks.iter().zip(answers) {
         match answer {
@@ -172,7 +185,7 @@ async fn by_debug_trace(client: &RpcClient, blocks: &[u64]) -> Result<Attempt, S
             )
         })
         .collect();
-    let answers = client.batch(&calls).await?;
+    let answers = client.batch_retrying(&calls, undecided).await?;
     let mut contracts = Vec::new();
     for (block, answer) in blocks.iter().zip(answers) {
         match answer {
@@ -229,7 +242,7 @@ async fn by_receipts(
         .iter()
         .map(|b| ("eth_getBlockReceipts", json!([quantity(*b)])))
         .collect();
-    let answers = client.batch(&calls).await?;
+    let answers = client.batch_retrying(&calls, undecided).await?;
     let mut created = Vec::new();
     for (block, answer) in blocks.iter().zip(answers) {
         let receipts = match answer {
@@ -248,7 +261,7 @@ async fn by_receipts(
         .iter()
         .map(|(address, _)| ("eth_getCode", json!([address, quantity(code_block)])))
         .collect();
-    let codes = client.batch(&code_calls).await?;
+    let codes = client.batch_retrying(&code_calls, |_| true).await?;
     let mut contracts = Vec::with_capacity(created.len());
     for ((address, block), code) in created.into_iter().zip(codes) {
         let code = code.map_err(|e| node_failure(client, "eth_getCode", block, &e))?;

@@ -32,6 +32,9 @@ struct Candidate {
 pub struct TokenScan<'a> {
     pub client: &'a RpcClient,
     pub blocks: &'a Blocks,
+    /// Not consulted any more: each run probes the node afresh (see
+    /// `contracts`), so a transient answer cannot outlive its run. Kept
+    /// only until the source's wiring (`rpc/mod.rs`) drops it.
     pub traces: &'a TraceSupport,
     pub transfers: LogScan<'a>,
 }
@@ -49,9 +52,10 @@ impl TokenScan<'_> {
         let mut rows = 0;
         let numbers: Vec<u64> = (first..=last).collect();
         let mut warned = false;
+        let traces = TraceSupport::default();
         for group in numbers.chunks(TRACE_GROUP) {
             let (contracts, method) =
-                contracts::created_in(self.client, self.traces, group, last).await?;
+                contracts::created_in(self.client, &traces, group, last).await?;
             if method == TraceMethod::Receipts && !warned {
                 warned = true;
                 send(
@@ -144,14 +148,15 @@ impl TokenScan<'_> {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let selectors = abi::METADATA_SELECTORS;
+        let functions = abi::METADATA_FUNCTIONS;
+        let call_data: Vec<String> = functions.iter().map(|f| f.selector_hex()).collect();
         let calls: Vec<(&str, Value)> = candidates
             .iter()
             .flat_map(|c| {
-                selectors.iter().map(move |selector| {
+                call_data.iter().map(move |data| {
                     (
                         "eth_call",
-                        json!([{"to": c.address, "data": hex(selector)}, call_block]),
+                        json!([{"to": c.address, "data": data}, call_block]),
                     )
                 })
             })
@@ -160,7 +165,7 @@ impl TokenScan<'_> {
         let numbers: Vec<u64> = candidates.iter().map(|c| c.block_number).collect();
         let headers = self.blocks.headers(&numbers).await?;
         let mut tokens = Vec::with_capacity(candidates.len());
-        for (candidate, answers) in candidates.iter().zip(answers.chunks(selectors.len())) {
+        for (candidate, answers) in candidates.iter().zip(answers.chunks(functions.len())) {
             let outcomes: Vec<CallOutcome> = answers.iter().map(outcome).collect();
             let metadata = abi::resolve_metadata(&MetadataOutcomes::from_slice(&outcomes));
             let header = headers.get(&candidate.block_number).ok_or_else(|| {
@@ -196,13 +201,4 @@ fn outcome(answer: &Result<Value, super::client::NodeError>) -> CallOutcome {
         Ok(result) => CallOutcome::from_result(result),
         Err(_) => CallOutcome::Failed,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(2 + bytes.len() * 2);
-    text.push_str("0x");
-    for byte in bytes {
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
 }
