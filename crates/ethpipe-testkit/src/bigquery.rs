@@ -291,6 +291,40 @@ impl FakeBigQuery {
     pub fn token_exchanges(&self) -> u32 {
         self.with(|s| s.token_exchanges)
     }
+
+    /// An access token from this server's token endpoint, obtained the way a
+    /// client does (a JWT signed with the test key), for tests that call
+    /// the REST API themselves.
+    pub async fn access_token(&self) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": *self.shared.client_email,
+            "aud": self.token_url(),
+            "scope": BIGQUERY_SCOPE,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(
+            crate::keys::key_pair().private_pem.as_bytes(),
+        )?;
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        let assertion = jsonwebtoken::encode(&header, &claims, &key)?;
+        let response: Value = reqwest::Client::new()
+            .post(self.token_url())
+            .form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        response["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no access_token in {response}"))
+    }
 }
 
 fn error(status: u16, reason: &str, message: &str) -> Response {
@@ -573,7 +607,11 @@ impl Field {
     }
 
     fn to_json(self) -> Value {
-        let mode = if self.repeated { "REPEATED" } else { "NULLABLE" };
+        let mode = if self.repeated {
+            "REPEATED"
+        } else {
+            "NULLABLE"
+        };
         json!({ "name": self.name, "type": self.kind, "mode": mode })
     }
 
@@ -738,7 +776,8 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let day = day_parameter(body, sql)?;
-    let in_day = |micros: i64| day.is_none_or(|start| micros >= start && micros < start + DAY_MICROS);
+    let in_day =
+        |micros: i64| day.is_none_or(|start| micros >= start && micros < start + DAY_MICROS);
     let counting = sql.contains("COUNT(*)");
     if let (Some(generator), true) = (&inner.transfer_generator, sql.contains(".token_transfers`"))
     {

@@ -270,7 +270,10 @@ mod tests {
             panic!("trailing bytes are ignored");
         };
         assert_eq!(moves.len(), 2);
-        assert_eq!((moves[1].token_id.as_str(), moves[1].value.as_str()), ("2", "4"));
+        assert_eq!(
+            (moves[1].token_id.as_str(), moves[1].value.as_str()),
+            ("2", "4")
+        );
 
         let truncated = &data[..data.len() - 32];
         let mut huge_offset = data.clone();
@@ -279,7 +282,14 @@ mod tests {
         past_end[31] = 0xf0;
         let mut huge_length = data.clone();
         huge_length[64..96].copy_from_slice(&[0xff; 32]);
-        for bad in [truncated, &data[..40], &[], &huge_offset, &past_end, &huge_length] {
+        for bad in [
+            truncated,
+            &data[..40],
+            &[],
+            &huge_offset,
+            &past_end,
+            &huge_length,
+        ] {
             assert_eq!(
                 decode(&four, bad),
                 Decoded::Skipped(SkipReason::BatchOutOfBounds)

@@ -11,7 +11,7 @@
 //! chain over two UTC days.
 
 pub mod abi;
-mod scenario;
+pub mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -326,7 +326,8 @@ mod tests {
     fn receipt_and_block() -> (Value, Value) {
         let batch = encode_args(&[Arg::uints(&[5, 6]), Arg::uints(&[50, 60])]);
         let single = encode_args(&[Arg::uint(9), Arg::uint(1)]);
-        let topics4 = |event: &str| json!([event, address_topic(1), address_topic(0), address_topic(2)]);
+        let topics4 =
+            |event: &str| json!([event, address_topic(1), address_topic(0), address_topic(2)]);
         let receipt = json!({
             "transactionHash": "0xAA",
             "blockNumber": "0x7",
@@ -354,13 +355,19 @@ mod tests {
         assert_eq!(first.operator, crate::chain::to_hex(&[1; 20]));
         assert_eq!(first.from_address, crate::chain::to_hex(&[0; 20]));
         assert_eq!((first.token_id.as_str(), first.value.as_str()), ("5", "50"));
-        assert_eq!(first.block_timestamp.to_rfc3339(), "2024-03-01T23:59:59+00:00");
+        assert_eq!(
+            first.block_timestamp.to_rfc3339(),
+            "2024-03-01T23:59:59+00:00"
+        );
         assert_eq!(expected.skipped_count(), 1);
         assert_eq!(expected.skipped[0].reason, SkipReason::TopicCount(2));
         let day = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
         assert_eq!(expected.days(), vec![day]);
         assert_eq!(expected.on_day(day), expected);
-        assert_eq!(expected.on_day(day.succ_opt().unwrap()), Expected::default());
+        assert_eq!(
+            expected.on_day(day.succ_opt().unwrap()),
+            Expected::default()
+        );
     }
 
     #[test]

@@ -100,9 +100,7 @@ impl Erc1155Scenario {
     /// Deploys two `Erc1155Shapes` and mines the blocks of the table above.
     /// The chain's latest block must be before `first_day`.
     pub async fn run(chain: &Chain, first_day: NaiveDate) -> anyhow::Result<Erc1155Scenario> {
-        let second_day = first_day
-            .succ_opt()
-            .context("first_day has no next day")?;
+        let second_day = first_day.succ_opt().context("first_day has no next day")?;
         let latest = chain.block_number().await?;
         if chain.block_timestamp(latest).await? >= day_start(first_day) {
             bail!("the chain is already at {first_day}: start anvil before it (Erc1155Scenario::genesis_timestamp)");
@@ -255,7 +253,11 @@ fn blocks(d1: NaiveDate, d2: NaiveDate, a: &str, b: &str, sender: &str) -> Vec<P
                     a,
                     single(MARKET, ALICE, BOB, Arg::max_uint(), Arg::max_uint()),
                 ),
-                tx(S::BATCH_WITH_MAX, b, batch(ALICE, CAROL, max_array, max_values)),
+                tx(
+                    S::BATCH_WITH_MAX,
+                    b,
+                    batch(ALICE, CAROL, max_array, max_values),
+                ),
             ],
         },
         PlannedBlock {
@@ -263,7 +265,11 @@ fn blocks(d1: NaiveDate, d2: NaiveDate, a: &str, b: &str, sender: &str) -> Vec<P
             transactions: vec![
                 tx(S::MALFORMED_SINGLES, a, malformed_singles.clone()),
                 tx(S::MALFORMED_BATCHES, a, malformed_batches),
-                tx(S::ERC20_AND_SINGLE, b, erc20_and_single(ALICE, BOB, 500, 42, 3)),
+                tx(
+                    S::ERC20_AND_SINGLE,
+                    b,
+                    erc20_and_single(ALICE, BOB, 500, 42, 3),
+                ),
             ],
         },
         PlannedBlock {
