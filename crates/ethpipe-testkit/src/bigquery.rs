@@ -89,7 +89,7 @@ impl RecordedQuery {
         parameter(&self.body, name)
     }
 
-    /// A scalar parameter's value and type, e.g. `("DATE", "2024-03-01")`.
+    /// A scalar parameter's type and value, e.g. `("DATE", "2024-03-01")`.
     pub fn scalar_parameter(&self, name: &str) -> Option<(&str, &str)> {
         let p = self.parameter(name)?;
         let kind = p.pointer("/parameterType/type")?.as_str()?;
@@ -100,7 +100,7 @@ impl RecordedQuery {
     /// An ARRAY<STRING> parameter's values; `None` when it is absent or of
     /// another type.
     pub fn string_array_parameter(&self, name: &str) -> Option<Vec<String>> {
-        topics_like_parameter(self.parameter(name)?).ok()
+        string_array_values(self.parameter(name)?).ok()
     }
 }
 
@@ -742,11 +742,11 @@ fn topics_parameter(body: &Value, sql: &str) -> Result<Option<Vec<String>>, Stri
         }
         return Ok(None);
     };
-    topics_like_parameter(p).map(Some)
+    string_array_values(p).map(Some)
 }
 
 /// The values of an ARRAY<STRING> parameter, or BigQuery's complaint.
-fn topics_like_parameter(p: &Value) -> Result<Vec<String>, String> {
+fn string_array_values(p: &Value) -> Result<Vec<String>, String> {
     let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
     let kind = p.pointer("/parameterType/type").and_then(Value::as_str);
     let element = p
