@@ -12,8 +12,12 @@
 //!   seconds text otherwise, and BigQuery's error JSON.
 //!
 //! The "query engine" understands exactly the queries ethpipe sends: a table
-//! (`token_transfers`/`tokens`), an optional `@day` DATE parameter that filters
-//! on the UTC day of `block_timestamp`, and `COUNT(*)`.
+//! (`token_transfers`, `tokens`, or `logs` with its REPEATED `topics` column,
+//! `{"v":[{"v":"0x…"},…]}` on the wire), an optional `@day` DATE parameter
+//! that filters on the UTC day of `block_timestamp`, for `logs` an optional
+//! `@topics` ARRAY<STRING> parameter that keeps the logs whose topic0 is one
+//! of its values (`topics[SAFE_OFFSET(0)] IN UNNEST(@topics)`), and
+//! `COUNT(*)`. Every request body is recorded ([`FakeBigQuery::queries`]).
 //!
 //! Faults are set per test through [`Faults`].
 //!
@@ -37,6 +41,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::fixtures::{FixtureToken, FixtureTransfer};
+use crate::logs::FixtureLog;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
@@ -62,17 +67,48 @@ pub struct Faults {
     pub corrupt_transfer_cell: Option<(usize, usize, Option<String>)>,
     /// Wait this long before answering each page (a slow server).
     pub page_delay: Option<std::time::Duration>,
-    /// Refuse queries on this table (`token_transfers`, `tokens`) with this HTTP status.
+    /// Refuse queries on this table (`token_transfers`, `tokens`, `logs`) with this HTTP status.
     pub fail_table: Option<(String, u16)>,
 }
 
+/// A jobs.query request as the server received it.
 #[derive(Debug, Clone)]
 pub struct RecordedQuery {
     pub body: Value,
 }
 
-type Schema = Vec<(&'static str, &'static str)>;
-type Cells = Vec<Option<String>>;
+impl RecordedQuery {
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        self.body
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The query parameter called `name`, as sent (`{name, parameterType,
+    /// parameterValue}`).
+    pub fn parameter(&self, name: &str) -> Option<&Value> {
+        parameter(&self.body, name)
+    }
+
+    /// A scalar parameter's type and value, e.g. `("DATE", "2024-03-01")`.
+    pub fn scalar_parameter(&self, name: &str) -> Option<(&str, &str)> {
+        let p = self.parameter(name)?;
+        let kind = p.pointer("/parameterType/type")?.as_str()?;
+        let value = p.pointer("/parameterValue/value")?.as_str()?;
+        Some((kind, value))
+    }
+
+    /// An ARRAY<STRING> parameter's values; `None` when it is absent or of
+    /// another type.
+    pub fn string_array_parameter(&self, name: &str) -> Option<Vec<String>> {
+        string_array_values(self.parameter(name)?).ok()
+    }
+}
+
+type Schema = Vec<Field>;
+type Cells = Vec<Cell>;
 
 /// `token_transfers` rows made on demand (benchmarks): a day's rows have a
 /// fixed order and any slice of them can be produced without the rest.
@@ -121,10 +157,10 @@ impl GeneratedRows {
 #[derive(Default)]
 struct Job {
     /// Rows as cells, already filtered; TIMESTAMP cells hold microseconds.
-    rows: Vec<Vec<Option<String>>>,
+    rows: Vec<Cells>,
     /// Set instead of `rows` when the result comes from a generator.
     generated: Option<GeneratedRows>,
-    schema: Vec<(&'static str, &'static str)>,
+    schema: Schema,
     polls_left: u32,
 }
 
@@ -141,6 +177,7 @@ struct Inner {
     transfers: Vec<FixtureTransfer>,
     transfer_generator: Option<Arc<dyn TransferGenerator>>,
     tokens: Vec<FixtureToken>,
+    logs: Vec<FixtureLog>,
     faults: Faults,
     queries: Vec<RecordedQuery>,
     page_requests: Vec<HashMap<String, String>>,
@@ -231,6 +268,16 @@ impl FakeBigQuery {
         self.with(|s| s.tokens = rows);
     }
 
+    /// The rows of the `logs` table (`crypto_ethereum.logs`), e.g. from
+    /// [`crate::logs::node_logs`].
+    pub fn set_logs(&self, rows: Vec<FixtureLog>) {
+        self.with(|s| s.logs = rows);
+    }
+
+    pub fn add_logs(&self, rows: Vec<FixtureLog>) {
+        self.with(|s| s.logs.extend(rows));
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         self.with(|s| s.faults = faults);
     }
@@ -246,6 +293,40 @@ impl FakeBigQuery {
 
     pub fn token_exchanges(&self) -> u32 {
         self.with(|s| s.token_exchanges)
+    }
+
+    /// An access token from this server's token endpoint, obtained the way a
+    /// client does (a JWT signed with the test key), for tests that call
+    /// the REST API themselves.
+    pub async fn access_token(&self) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": *self.shared.client_email,
+            "aud": self.token_url(),
+            "scope": BIGQUERY_SCOPE,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(
+            crate::keys::key_pair().private_pem.as_bytes(),
+        )?;
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        let assertion = jsonwebtoken::encode(&header, &claims, &key)?;
+        let response: Value = reqwest::Client::new()
+            .post(self.token_url())
+            .form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        response["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no access_token in {response}"))
     }
 }
 
@@ -507,31 +588,146 @@ async fn get_query_results(
     )
 }
 
-const TRANSFER_SCHEMA: [(&str, &str); 9] = [
-    ("token_address", "STRING"),
-    ("from_address", "STRING"),
-    ("to_address", "STRING"),
-    ("value", "STRING"),
-    ("transaction_hash", "STRING"),
-    ("log_index", "INTEGER"),
-    ("block_timestamp", "TIMESTAMP"),
-    ("block_number", "INTEGER"),
-    ("block_hash", "STRING"),
+/// A column of a result's schema, as `schema.fields[]` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    name: &'static str,
+    /// The legacy type name (`STRING`, `INTEGER`, `TIMESTAMP`).
+    kind: &'static str,
+    /// `REPEATED` (an array) instead of `NULLABLE`.
+    repeated: bool,
+}
+
+impl Field {
+    const fn nullable(name: &'static str, kind: &'static str) -> Field {
+        Field {
+            name,
+            kind,
+            repeated: false,
+        }
+    }
+
+    const fn repeated(name: &'static str, kind: &'static str) -> Field {
+        Field {
+            name,
+            kind,
+            repeated: true,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        let mode = if self.repeated {
+            "REPEATED"
+        } else {
+            "NULLABLE"
+        };
+        json!({ "name": self.name, "type": self.kind, "mode": mode })
+    }
+
+    /// A value of this column as the wire shows it: TIMESTAMP as int64
+    /// microseconds or as legacy float-seconds text.
+    fn scalar(self, text: &str, int64_timestamps: bool) -> Value {
+        if self.kind == "TIMESTAMP" && !int64_timestamps {
+            json!(float_seconds(text))
+        } else {
+            json!(text)
+        }
+    }
+
+    /// A cell `{"v": …}`; a REPEATED cell holds `[{"v": …}, …]`.
+    fn cell(self, cell: &Cell, int64_timestamps: bool) -> Value {
+        match cell {
+            Cell::Null => json!({ "v": null }),
+            Cell::Text(text) => json!({ "v": self.scalar(text, int64_timestamps) }),
+            Cell::List(items) => {
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|item| json!({ "v": self.scalar(item, int64_timestamps) }))
+                    .collect();
+                json!({ "v": items })
+            }
+        }
+    }
+}
+
+fn schema_json(schema: &[Field]) -> Value {
+    let fields: Vec<Value> = schema.iter().map(|f| f.to_json()).collect();
+    json!({ "fields": fields })
+}
+
+/// One cell of a stored result; TIMESTAMP text holds microseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell {
+    Null,
+    Text(String),
+    /// A REPEATED column's values (never NULL in BigQuery, maybe empty).
+    List(Vec<String>),
+}
+
+impl From<Option<String>> for Cell {
+    fn from(value: Option<String>) -> Cell {
+        value.map_or(Cell::Null, Cell::Text)
+    }
+}
+
+impl From<String> for Cell {
+    fn from(value: String) -> Cell {
+        Cell::Text(value)
+    }
+}
+
+const TRANSFER_SCHEMA: [Field; 9] = [
+    Field::nullable("token_address", "STRING"),
+    Field::nullable("from_address", "STRING"),
+    Field::nullable("to_address", "STRING"),
+    Field::nullable("value", "STRING"),
+    Field::nullable("transaction_hash", "STRING"),
+    Field::nullable("log_index", "INTEGER"),
+    Field::nullable("block_timestamp", "TIMESTAMP"),
+    Field::nullable("block_number", "INTEGER"),
+    Field::nullable("block_hash", "STRING"),
 ];
 
-/// Resolves a query to its rows.
-fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
-    let sql = body
-        .get("query")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let day = body
-        .get("queryParameters")
-        .and_then(Value::as_array)
-        .and_then(|ps| {
-            ps.iter()
-                .find(|p| p.get("name").and_then(Value::as_str) == Some("day"))
-        })
+const TOKEN_SCHEMA: [Field; 8] = [
+    Field::nullable("address", "STRING"),
+    Field::nullable("symbol", "STRING"),
+    Field::nullable("name", "STRING"),
+    Field::nullable("decimals", "STRING"),
+    Field::nullable("total_supply", "STRING"),
+    Field::nullable("block_timestamp", "TIMESTAMP"),
+    Field::nullable("block_number", "INTEGER"),
+    Field::nullable("block_hash", "STRING"),
+];
+
+/// `crypto_ethereum.logs`, the columns ethpipe reads, in BigQuery's types.
+const LOG_SCHEMA: [Field; 9] = [
+    Field::nullable("log_index", "INTEGER"),
+    Field::nullable("transaction_hash", "STRING"),
+    Field::nullable("transaction_index", "INTEGER"),
+    Field::nullable("address", "STRING"),
+    Field::nullable("data", "STRING"),
+    Field::repeated("topics", "STRING"),
+    Field::nullable("block_timestamp", "TIMESTAMP"),
+    Field::nullable("block_number", "INTEGER"),
+    Field::nullable("block_hash", "STRING"),
+];
+
+const COUNT_SCHEMA: [Field; 1] = [Field::nullable("row_count", "INTEGER")];
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The query parameter called `name`, if the request has one.
+fn parameter<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+    body.get("queryParameters")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// `@day` (a DATE) as the day's first microsecond; an error when the SQL
+/// uses it and it is missing or not a DATE, as BigQuery answers.
+fn day_parameter(body: &Value, sql: &str) -> Result<Option<i64>, String> {
+    let day = parameter(body, "day")
         .map(|p| {
             let kind = p.pointer("/parameterType/type").and_then(Value::as_str);
             let value = p.pointer("/parameterValue/value").and_then(Value::as_str);
@@ -544,8 +740,53 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     if sql.contains("@day") && day.is_none() {
         return Err("Query parameter 'day' not found".into());
     }
+    Ok(day)
+}
+
+/// `@topics` (an ARRAY<STRING>), the topic0 values a logs query keeps.
+fn topics_parameter(body: &Value, sql: &str) -> Result<Option<Vec<String>>, String> {
+    let Some(p) = parameter(body, "topics") else {
+        if sql.contains("@topics") {
+            return Err("Query parameter 'topics' not found".into());
+        }
+        return Ok(None);
+    };
+    string_array_values(p).map(Some)
+}
+
+/// The values of an ARRAY<STRING> parameter, or BigQuery's complaint.
+fn string_array_values(p: &Value) -> Result<Vec<String>, String> {
+    let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+    let kind = p.pointer("/parameterType/type").and_then(Value::as_str);
+    let element = p
+        .pointer("/parameterType/arrayType/type")
+        .and_then(Value::as_str);
+    if (kind, element) != (Some("ARRAY"), Some("STRING")) {
+        return Err(format!("Query parameter '{name}' must be an ARRAY<STRING>"));
+    }
+    let values = p
+        .pointer("/parameterValue/arrayValues")
+        .and_then(Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .map(|v| v.get("value").and_then(Value::as_str).map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+        })
+        .unwrap_or(Some(Vec::new()))
+        .ok_or_else(|| format!("Query parameter '{name}' has a value that is not a STRING"))?;
+    Ok(values)
+}
+
+/// Resolves a query to its rows.
+fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
+    let sql = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let day = day_parameter(body, sql)?;
     let in_day =
-        |micros: i64| day.is_none_or(|start| micros >= start && micros < start + 86_400_000_000);
+        |micros: i64| day.is_none_or(|start| micros >= start && micros < start + DAY_MICROS);
     let counting = sql.contains("COUNT(*)");
     if let (Some(generator), true) = (&inner.transfer_generator, sql.contains(".token_transfers`"))
     {
@@ -560,11 +801,7 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
             days,
         };
         if counting {
-            return Ok(Job {
-                rows: vec![vec![Some(generated.total().to_string())]],
-                schema: vec![("row_count", "INTEGER")],
-                ..Job::default()
-            });
+            return Ok(count_job(generated.total()));
         }
         return Ok(Job {
             generated: Some(generated),
@@ -573,78 +810,114 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
         });
     }
     let (schema, rows): (Schema, Vec<Cells>) = if sql.contains(".token_transfers`") {
-        let rows = inner
-            .transfers
-            .iter()
-            .filter(|t| in_day(t.block_timestamp_micros))
-            .enumerate()
-            .map(|(i, t)| {
-                let mut cells = vec![
-                    Some(t.token_address.clone()),
-                    t.from_address.clone(),
-                    t.to_address.clone(),
-                    t.value.clone(),
-                    Some(t.transaction_hash.clone()),
-                    Some(t.log_index.to_string()),
-                    Some(t.block_timestamp_micros.to_string()),
-                    Some(t.block_number.to_string()),
-                    Some(t.block_hash.clone()),
-                ];
-                if let Some((row, column, value)) = &inner.faults.corrupt_transfer_cell {
-                    if *row == i {
-                        cells[*column] = value.clone();
-                    }
-                }
-                cells
-            })
-            .collect();
-        (TRANSFER_SCHEMA.to_vec(), rows)
+        (TRANSFER_SCHEMA.to_vec(), transfer_rows(inner, in_day))
     } else if sql.contains(".tokens`") {
-        let rows = inner
-            .tokens
-            .iter()
-            .filter(|t| in_day(t.block_timestamp_micros))
-            .map(|t| {
-                vec![
-                    Some(t.address.clone()),
-                    t.symbol.clone(),
-                    t.name.clone(),
-                    t.decimals.clone(),
-                    t.total_supply.clone(),
-                    Some(t.block_timestamp_micros.to_string()),
-                    Some(t.block_number.to_string()),
-                    Some(t.block_hash.clone()),
-                ]
-            })
-            .collect();
-        (
-            vec![
-                ("address", "STRING"),
-                ("symbol", "STRING"),
-                ("name", "STRING"),
-                ("decimals", "STRING"),
-                ("total_supply", "STRING"),
-                ("block_timestamp", "TIMESTAMP"),
-                ("block_number", "INTEGER"),
-                ("block_hash", "STRING"),
-            ],
-            rows,
-        )
+        (TOKEN_SCHEMA.to_vec(), token_rows(inner, in_day))
+    } else if sql.contains(".logs`") {
+        let topics = topics_parameter(body, sql)?;
+        (LOG_SCHEMA.to_vec(), log_rows(inner, in_day, topics))
     } else {
         return Err(format!("Not found: Table in query: {sql}"));
     };
     if counting {
-        return Ok(Job {
-            rows: vec![vec![Some(rows.len().to_string())]],
-            schema: vec![("row_count", "INTEGER")],
-            ..Job::default()
-        });
+        return Ok(count_job(rows.len()));
     }
     Ok(Job {
         rows,
         schema,
         ..Job::default()
     })
+}
+
+fn count_job(count: usize) -> Job {
+    Job {
+        rows: vec![vec![Cell::Text(count.to_string())]],
+        schema: COUNT_SCHEMA.to_vec(),
+        ..Job::default()
+    }
+}
+
+fn transfer_rows(inner: &Inner, in_day: impl Fn(i64) -> bool) -> Vec<Cells> {
+    inner
+        .transfers
+        .iter()
+        .filter(|t| in_day(t.block_timestamp_micros))
+        .enumerate()
+        .map(|(i, t)| {
+            let mut cells: Cells = vec![
+                t.token_address.clone().into(),
+                t.from_address.clone().into(),
+                t.to_address.clone().into(),
+                t.value.clone().into(),
+                t.transaction_hash.clone().into(),
+                t.log_index.to_string().into(),
+                t.block_timestamp_micros.to_string().into(),
+                t.block_number.to_string().into(),
+                t.block_hash.clone().into(),
+            ];
+            if let Some((row, column, value)) = &inner.faults.corrupt_transfer_cell {
+                if *row == i {
+                    cells[*column] = value.clone().into();
+                }
+            }
+            cells
+        })
+        .collect()
+}
+
+fn token_rows(inner: &Inner, in_day: impl Fn(i64) -> bool) -> Vec<Cells> {
+    inner
+        .tokens
+        .iter()
+        .filter(|t| in_day(t.block_timestamp_micros))
+        .map(|t| {
+            vec![
+                t.address.clone().into(),
+                t.symbol.clone().into(),
+                t.name.clone().into(),
+                t.decimals.clone().into(),
+                t.total_supply.clone().into(),
+                t.block_timestamp_micros.to_string().into(),
+                t.block_number.to_string().into(),
+                t.block_hash.clone().into(),
+            ]
+        })
+        .collect()
+}
+
+/// The day's logs whose topic0 is one of `topics` (`topics[SAFE_OFFSET(0)]
+/// IN UNNEST(@topics)`: a log without topics never matches; the comparison
+/// is on the text, as BigQuery's).
+fn log_rows(
+    inner: &Inner,
+    in_day: impl Fn(i64) -> bool,
+    topics: Option<Vec<String>>,
+) -> Vec<Cells> {
+    let wanted = |log: &FixtureLog| {
+        topics.as_ref().is_none_or(|topics| {
+            log.topics
+                .first()
+                .is_some_and(|topic0| topics.contains(topic0))
+        })
+    };
+    inner
+        .logs
+        .iter()
+        .filter(|log| in_day(log.block_timestamp_micros) && wanted(log))
+        .map(|log| {
+            vec![
+                log.log_index.to_string().into(),
+                log.transaction_hash.clone().into(),
+                log.transaction_index.to_string().into(),
+                log.address.clone().into(),
+                log.data.clone().into(),
+                Cell::List(log.topics.clone()),
+                log.block_timestamp_micros.to_string().into(),
+                log.block_number.to_string().into(),
+                log.block_hash.clone().into(),
+            ]
+        })
+        .collect()
 }
 
 fn respond_page(
@@ -715,21 +988,13 @@ fn respond_page(
         };
         page.render(&rows)
     } else {
-        let timestamp_columns: Vec<bool> =
-            job.schema.iter().map(|(_, t)| *t == "TIMESTAMP").collect();
         let rows: Vec<Value> = job.rows[offset.min(end)..end]
             .iter()
             .map(|cells| {
                 let f: Vec<Value> = cells
                     .iter()
-                    .zip(&timestamp_columns)
-                    .map(|(cell, is_timestamp)| match cell {
-                        None => json!({ "v": null }),
-                        Some(v) if *is_timestamp && !int64_timestamps => {
-                            json!({ "v": float_seconds(v) })
-                        }
-                        Some(v) => json!({ "v": v }),
-                    })
+                    .zip(&job.schema)
+                    .map(|(cell, field)| field.cell(cell, int64_timestamps))
                     .collect();
                 json!({ "f": f })
             })
@@ -737,7 +1002,7 @@ fn respond_page(
         let mut body = json!({
             "kind": kind,
             "etag": "\"test\"",
-            "schema": { "fields": job.schema.iter().map(|(name, kind)| json!({ "name": name, "type": kind, "mode": "NULLABLE" })).collect::<Vec<_>>() },
+            "schema": schema_json(&job.schema),
             "jobReference": job_reference,
             "totalRows": total.to_string(),
             "rows": rows,
@@ -778,7 +1043,7 @@ fn respond_page(
 /// cost, so a benchmark measures the client rather than this server.
 struct GeneratedPage<'a> {
     kind: &'a str,
-    schema: &'a [(&'static str, &'static str)],
+    schema: &'a [Field],
     job_reference: &'a Value,
     total: usize,
     next: Option<usize>,
@@ -790,7 +1055,7 @@ impl GeneratedPage<'_> {
         let head = json!({
             "kind": self.kind,
             "etag": "\"test\"",
-            "schema": { "fields": self.schema.iter().map(|(name, kind)| json!({ "name": name, "type": kind, "mode": "NULLABLE" })).collect::<Vec<_>>() },
+            "schema": schema_json(self.schema),
             "jobReference": self.job_reference,
             "totalRows": self.total.to_string(),
         });

@@ -2,14 +2,18 @@
 //! test, a BigQuery-compatible REST server, service-account keys, fixture rows,
 //! a runner for the real `ethpipe` binary, and for the JSON-RPC source: a real
 //! anvil node with the test contracts, a replay server for ethereum-etl's
-//! recorded mainnet responses, and a fault-injecting JSON-RPC proxy.
+//! recorded mainnet responses, and a fault-injecting JSON-RPC proxy; for the
+//! `erc1155_transfers` dataset, an anvil scenario and the rows it must give,
+//! computed independently of ethpipe.
 
 pub mod anvil;
 pub mod bigquery;
 pub mod chain;
 pub mod cli;
+pub mod erc1155;
 pub mod fixtures;
 pub mod keys;
+pub mod logs;
 pub mod pg;
 pub mod rpc_proxy;
 pub mod rpc_replay;
@@ -19,8 +23,10 @@ pub use anvil::{Anvil, AnvilOptions};
 pub use bigquery::{FakeBigQuery, Faults};
 pub use chain::{Arg, Artifact, Chain, Sent, Tx, TRANSFER_TOPIC};
 pub use cli::{Ethpipe, Output};
+pub use erc1155::{Erc1155Row, Erc1155Scenario, Expected, SkippedLog};
 pub use fixtures::{FixtureToken, FixtureTransfer};
 pub use keys::ServiceAccount;
+pub use logs::FixtureLog;
 pub use pg::TestDatabase;
 pub use rpc_proxy::{Fault, LogLimitWording, Match, RpcProxy};
 pub use rpc_replay::{ReplayOptions, RpcReplay};
