@@ -27,7 +27,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ethpipe_server::queries::{Reader, DEFAULT_STATEMENT_TIMEOUT};
+use ethpipe_server::store::{Reader, DEFAULT_STATEMENT_TIMEOUT};
 use ethpipe_server::{Server, ServerConfig};
 use ethpipe_sinks::{Database, DatabaseUrl};
 use rand::{Rng, SeedableRng};
@@ -188,7 +188,7 @@ async fn main() {
     let reader = Reader::open(
         &database_url,
         DEFAULT_STATEMENT_TIMEOUT,
-        ethpipe_server::queries::DEFAULT_POOL_SIZE,
+        ethpipe_server::store::DEFAULT_POOL_SIZE,
     )
     .expect("reader");
     let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), None).unwrap();

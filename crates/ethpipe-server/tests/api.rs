@@ -934,9 +934,9 @@ async fn reads_are_read_only_and_time_limited_and_readyz_sees_the_database() {
     let url: ethpipe_sinks::DatabaseUrl = db.url.parse().unwrap();
     ethpipe_sinks::Database::open(&url).await.unwrap();
     let reader =
-        ethpipe_server::queries::Reader::open(&url, std::time::Duration::from_millis(200), 2)
+        ethpipe_server::store::Reader::open(&url, std::time::Duration::from_millis(200), 2)
             .unwrap();
-    let ethpipe_server::queries::Reader::Postgres(pg) = &reader else {
+    let ethpipe_server::store::Reader::Postgres(pg) = &reader else {
         panic!("a PostgreSQL reader");
     };
     let write = pg
@@ -944,11 +944,14 @@ async fn reads_are_read_only_and_time_limited_and_readyz_sees_the_database() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&write, ethpipe_server::queries::QueryError::Failed(m) if m.contains("read-only")),
+        matches!(&write, ethpipe_server::store::QueryError::Failed { message, .. } if message.contains("read-only")),
         "{write:?}"
     );
     let slow = pg.query("SELECT pg_sleep(2)", &[]).await.unwrap_err();
-    assert_eq!(slow, ethpipe_server::queries::QueryError::Timeout);
+    assert!(
+        matches!(slow, ethpipe_server::store::QueryError::Timeout(_)),
+        "{slow:?}"
+    );
     // The pooled connection is clean after a failed read.
     assert_eq!(pg.query("SELECT 1", &[]).await.unwrap().len(), 1);
 
@@ -956,7 +959,7 @@ async fn reads_are_read_only_and_time_limited_and_readyz_sees_the_database() {
     let gone: ethpipe_sinks::DatabaseUrl =
         "postgres://postgres@127.0.0.1:1/nothing".parse().unwrap();
     let reader =
-        ethpipe_server::queries::Reader::open(&gone, std::time::Duration::from_secs(1), 1).unwrap();
+        ethpipe_server::store::Reader::open(&gone, std::time::Duration::from_secs(1), 1).unwrap();
     let config = ethpipe_server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), None).unwrap();
     let server = ethpipe_server::Server::bind(config, reader, None)
         .await

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use ethpipe_core::datasets::{TOKENS, TOKEN_TRANSFERS};
 use ethpipe_core::{
     Day, Pipeline, Rows, Scope, Source, SourceError, SourceEvent, Token, TokenTransfer,
 };
@@ -99,9 +100,9 @@ async fn run(source: &RpcSource, pipeline: Pipeline) -> Result<Vec<Rows>, Source
 
 async fn tokens(source: &RpcSource) -> Result<Vec<Token>, SourceError> {
     let mut tokens = Vec::new();
-    for batch in run(source, Pipeline::Tokens).await? {
-        if let Rows::Tokens(rows) = batch {
-            tokens.extend(rows);
+    for batch in run(source, TOKENS).await? {
+        if let Some(rows) = batch.as_slice::<Token>() {
+            tokens.extend_from_slice(rows);
         }
     }
     Ok(tokens)
@@ -109,9 +110,9 @@ async fn tokens(source: &RpcSource) -> Result<Vec<Token>, SourceError> {
 
 async fn transfers(source: &RpcSource) -> Result<Vec<TokenTransfer>, SourceError> {
     let mut transfers = Vec::new();
-    for batch in run(source, Pipeline::TokenTransfers).await? {
-        if let Rows::TokenTransfers(rows) = batch {
-            transfers.extend(rows);
+    for batch in run(source, TOKEN_TRANSFERS).await? {
+        if let Some(rows) = batch.as_slice::<TokenTransfer>() {
+            transfers.extend_from_slice(rows);
         }
     }
     Ok(transfers)

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ethpipe_core::{Day, Pipeline, Scope, Source};
 use ethpipe_orch::{Cancel, RunRequest};
-use ethpipe_server::jobs::Actions;
-use ethpipe_server::queries::Reader;
+use ethpipe_server::service::Actions;
+use ethpipe_server::store::Reader;
 use ethpipe_server::{Server, ServerConfig};
 use ethpipe_sinks::{Database, DatabaseUrl};
 use ethpipe_sources::bigquery::RetryPolicyConfig;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use ethpipe_core::Pipeline;
 use ethpipe_orch::scheduler::Scheduler;
-use ethpipe_server::jobs::Actions;
-use ethpipe_server::queries::{Reader, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT};
+use ethpipe_server::service::Actions;
+use ethpipe_server::store::{Reader, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT};
 use ethpipe_server::{Server, ServerConfig};
 
 use crate::args::ServeArgs;

@@ -16,8 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::queries::stats;
-use crate::AppState;
+use super::AppState;
 
 /// Latency buckets in seconds (upper bounds; +Inf is implicit).
 const HTTP_BUCKETS: [f64; 11] = [
@@ -151,7 +150,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the database answers a query through the read path.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.reader.ping().await {
+    match state.service.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -187,9 +186,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 async fn render_ledger(
     state: &AppState,
     out: &mut String,
-) -> Result<(), crate::queries::QueryError> {
-    let counts = stats::run_counts(&state.reader).await?;
-    let durations = stats::run_durations(&state.reader).await?;
+) -> Result<(), crate::service::ServiceError> {
+    let figures = state.service.run_figures().await?;
+    let (counts, durations) = (figures.counts, figures.durations);
     out.push_str("# HELP ethpipe_runs Runs in the ledger, by pipeline and status.\n");
     out.push_str("# TYPE ethpipe_runs gauge\n");
     for c in &counts {

@@ -15,8 +15,11 @@ use ethpipe_sinks::{Database, RunId};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use utoipa::ToSchema;
 
-use crate::error::AppError;
+use super::{PipelineName, ServiceError, ServiceResult};
+use crate::error::Invalid;
+use crate::store::timestamp;
 
 /// Backfills one server runs at once; more are refused with 409.
 pub const MAX_ACTIVE_BACKFILLS: usize = 4;
@@ -31,24 +34,57 @@ pub struct Actions {
     next_backfill: AtomicU64,
 }
 
+/// Most days one backfill loads at once.
+pub const MAX_PARALLEL: usize = 16;
+
+/// A backfill to start: which days, how many at once, whether to re-load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillOrder {
+    pub pipeline: Pipeline,
+    pub from: Day,
+    pub to: Day,
+    pub parallel: usize,
+    pub force: bool,
+}
+
+/// A backfill's state.
+#[derive(ToSchema)]
+#[schema(as = BackfillState, rename_all = "lowercase")]
+#[allow(dead_code)] // Exists for its schema.
+enum BackfillStateSchema {
+    Running,
+    /// Every day loaded or skipped.
+    Finished,
+    /// Some day failed.
+    Failed,
+    Interrupted,
+}
+
 /// A backfill started from the dashboard, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = Backfill)]
 pub struct BackfillView {
     pub id: u64,
+    #[schema(value_type = PipelineName)]
     pub pipeline: String,
+    #[schema(format = Date)]
     pub from: String,
+    #[schema(format = Date)]
     pub to: String,
     pub parallel: usize,
     pub force: bool,
     /// `running`, `finished` (every day loaded or skipped), `failed`
     /// (some day failed) or `interrupted`.
+    #[schema(value_type = BackfillStateSchema)]
     pub state: String,
     pub days_planned: u64,
     pub days_loaded: u64,
     pub days_skipped: u64,
     pub days_failed: u64,
     pub rows: u64,
+    #[schema(format = DateTime)]
     pub started_at: String,
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     pub error: Option<String>,
 }
@@ -98,10 +134,10 @@ impl BackfillProgress for BackfillJob {
 }
 
 /// Hands the run id to the request that started the run, once the ledger has it.
-struct Announce(Mutex<Option<oneshot::Sender<Result<RunId, AppError>>>>);
+struct Announce(Mutex<Option<oneshot::Sender<Result<RunId, ServiceError>>>>);
 
 impl Announce {
-    fn send(&self, result: Result<RunId, AppError>) {
+    fn send(&self, result: Result<RunId, ServiceError>) {
         if let Some(sender) = self.0.lock().ok().and_then(|mut s| s.take()) {
             let _ = sender.send(result);
         }
@@ -132,10 +168,6 @@ impl Actions {
         }
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        self.database.is_sqlite()
-    }
-
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         // Reap finished tasks so the set does not grow with the server's age.
@@ -145,7 +177,7 @@ impl Actions {
 
     /// Starts loading `pipeline` for `day`; answers once the run is in the
     /// ledger (its id), or with 409 when another writer holds the day.
-    pub async fn start_run(&self, pipeline: Pipeline, day: Day) -> Result<RunId, AppError> {
+    pub async fn start_run(&self, pipeline: Pipeline, day: Day) -> Result<RunId, ServiceError> {
         let (sender, receiver) = oneshot::channel();
         let announce = Arc::new(Announce(Mutex::new(Some(sender))));
         let request = RunRequest {
@@ -168,41 +200,45 @@ impl Actions {
                     tracing::info!("dashboard run {}: {} rows", outcome.run, outcome.rows);
                     progress.send(Ok(outcome.run));
                 }
-                Err(RunError::Busy { pipeline, scope }) => progress.send(Err(AppError::Conflict(
+                Err(RunError::Busy { pipeline, scope }) => progress.send(Err(ServiceError::Conflict(
                     format!("{pipeline} {scope} is being loaded by another run right now; try again when it has finished"),
                 ))),
-                Err(RunError::Ledger(e)) => {
-                    progress.send(Err(AppError::Unavailable(format!("cannot record the run: {e}"))))
-                }
+                Err(RunError::Ledger(source)) => progress.send(Err(ServiceError::Ledger {
+                    what: "cannot record the run",
+                    source,
+                })),
                 Err(e @ RunError::Failed { run, .. }) => {
                     tracing::warn!("dashboard run failed: {e}");
                     progress.send(Ok(run));
                 }
             }
         });
-        receiver.await.unwrap_or_else(|_| {
-            Err(AppError::Internal(
-                "the run task ended without a result".into(),
-            ))
-        })
+        receiver.await.map_err(ServiceError::RunTaskLost)?
     }
 
-    /// Starts a backfill in the background and returns its id at once.
-    pub fn start_backfill(
-        &self,
-        pipeline: Pipeline,
-        from: Day,
-        to: Day,
-        parallel: usize,
-        force: bool,
-    ) -> Result<BackfillView, AppError> {
+    /// Starts a backfill in the background and returns its id at once
+    /// (`order.parallel` is already within 1..=[`MAX_PARALLEL`]).
+    pub fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
+        let BackfillOrder {
+            pipeline,
+            from,
+            to,
+            parallel,
+            force,
+        } = order;
+        if self.database.is_sqlite() && parallel > 1 {
+            return Err(Invalid::new(
+                "SQLite has one writer at a time: parallel above 1 needs PostgreSQL",
+            )
+            .into());
+        }
         let mut backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
         let active = backfills
             .iter()
             .filter(|b| b.view().state == "running")
             .count();
         if active >= MAX_ACTIVE_BACKFILLS {
-            return Err(AppError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "{active} backfills are already running here; wait for one to finish"
             )));
         }
@@ -221,7 +257,7 @@ impl Actions {
                 days_skipped: 0,
                 days_failed: 0,
                 rows: 0,
-                started_at: crate::queries::timestamp(Utc::now()),
+                started_at: timestamp(Utc::now()),
                 finished_at: None,
                 error: None,
             }),
@@ -258,7 +294,7 @@ impl Actions {
             let result =
                 ethpipe_orch::backfill::backfill(database, source, request, progress, cancel).await;
             job.update(|v| {
-                v.finished_at = Some(crate::queries::timestamp(Utc::now()));
+                v.finished_at = Some(timestamp(Utc::now()));
                 match result {
                     Ok(summary) if !summary.interrupted.is_empty() => {
                         v.state = "interrupted".into()
@@ -292,11 +328,14 @@ impl Actions {
     }
 
     /// Turns a trigger on or off; false when there is no such trigger.
-    pub async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, AppError> {
+    pub async fn set_trigger_active(&self, name: &str, active: bool) -> ServiceResult<bool> {
         self.database
             .set_trigger_active(name, active)
             .await
-            .map_err(|e| AppError::Unavailable(format!("cannot change the trigger: {e}")))
+            .map_err(|source| ServiceError::Ledger {
+                what: "cannot change the trigger",
+                source,
+            })
     }
 
     /// Waits for every run and backfill started here to stop (after the

@@ -10,7 +10,7 @@
 use chrono::NaiveDate;
 use maud::{html, Markup, PreEscaped};
 
-use crate::queries::tokens::DailyStat;
+use crate::store::DailyStat;
 
 const WIDTH: f64 = 760.0;
 const LEFT: f64 = 72.0;

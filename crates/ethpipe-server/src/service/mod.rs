@@ -1,0 +1,383 @@
+//! What the server does, for the JSON API and the HTML pages alike: each
+//! operation takes typed, validated input and returns a domain or response
+//! type. Nothing here knows HTTP; [`crate::http`] translates requests into
+//! these calls and their results (or [`ServiceError`]s) into responses.
+//!
+//! Data reads go through [`crate::store`]; the pipelines' own state through
+//! the ledger reads in [`crate::queries`]; work started from the dashboard
+//! through [`Actions`].
+
+pub mod actions;
+mod pipelines;
+pub mod schemas;
+
+use std::sync::Arc;
+
+use ethpipe_core::{Day, Pipeline};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::Invalid;
+use crate::queries::ledger::{self, LogLine, PipelineSummary, Run, RunFilter, Step, Trigger};
+use crate::queries::stats::{self, RunCount};
+use crate::store::{
+    Counterparty, Cursor, DailyStat, DayOverview, Direction, QueryError, Reader, Side, Token,
+    TokenHit, TransferPage,
+};
+
+pub use actions::{Actions, BackfillOrder, BackfillView, MAX_ACTIVE_BACKFILLS, MAX_PARALLEL};
+pub use pipelines::{day_overview_pipeline, parse_pipeline, pipelines, PipelineName};
+
+/// Why an operation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is fine but cannot be done now (the day is being loaded).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this server was started without a source, so it cannot start runs")]
+    NoSource,
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The ledger refused a write (run, trigger).
+    #[error("{what}: {source}")]
+    Ledger {
+        what: &'static str,
+        #[source]
+        source: ethpipe_sinks::SinkError,
+    },
+    #[error("the run task ended without a result")]
+    RunTaskLost(#[source] tokio::sync::oneshot::error::RecvError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Each pipeline, the backfills started here, and whether runs can start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub pipelines: Vec<PipelineSummary>,
+    pub backfills: Vec<BackfillView>,
+    pub can_run: bool,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunsRequest {
+    pub pipeline: Option<Pipeline>,
+    pub status: Option<&'static str>,
+    pub trigger: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunsPage {
+    #[schema(value_type = Vec<schemas::RunSchema>)]
+    pub runs: Vec<Run>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunDetail {
+    #[schema(value_type = schemas::RunSchema)]
+    pub run: Run,
+    #[schema(value_type = Vec<schemas::StepSchema>)]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunLogs {
+    pub run_id: i64,
+    #[schema(value_type = Vec<schemas::LogLineSchema>)]
+    pub logs: Vec<LogLine>,
+    /// Pass as `after` for the lines that follow.
+    pub next_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Backfills {
+    /// Started from this server, newest first.
+    pub backfills: Vec<BackfillView>,
+    /// The latest runs of any backfill (also `ethpipe backfill`'s).
+    #[schema(value_type = Vec<schemas::RunSchema>)]
+    pub recent_runs: Vec<Run>,
+}
+
+/// A token's top senders and receivers of one day.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TopCounterparties {
+    pub token_address: String,
+    /// The day ranked: the one asked for, else the token's latest day.
+    #[schema(format = Date)]
+    pub day: Option<String>,
+    pub senders: Vec<Counterparty>,
+    pub receivers: Vec<Counterparty>,
+}
+
+/// What a token page shows besides the top lists.
+pub struct TokenProfile {
+    pub token: Option<Token>,
+    /// Up to a year of daily statistics, oldest first.
+    pub daily: Vec<DailyStat>,
+}
+
+/// The ledger figures `/metrics` exports.
+pub struct RunFigures {
+    pub counts: Vec<RunCount>,
+    /// (pipeline, status, seconds) of every finished run.
+    pub durations: Vec<(String, String, f64)>,
+}
+
+/// The operations, over one database and (when the server has a source)
+/// the actions that start work.
+pub struct Service {
+    reader: Reader,
+    actions: Option<Arc<Actions>>,
+}
+
+impl Service {
+    pub fn new(reader: Reader, actions: Option<Arc<Actions>>) -> Service {
+        Service { reader, actions }
+    }
+
+    fn actions(&self) -> ServiceResult<&Actions> {
+        self.actions.as_deref().ok_or(ServiceError::NoSource)
+    }
+
+    pub fn can_run(&self) -> bool {
+        self.actions.is_some()
+    }
+
+    /// Whether the database answers through the read path (`/readyz`).
+    pub async fn ping(&self) -> Result<(), QueryError> {
+        self.reader.ping().await
+    }
+
+    pub async fn run_figures(&self) -> ServiceResult<RunFigures> {
+        Ok(RunFigures {
+            counts: stats::run_counts(&self.reader).await?,
+            durations: stats::run_durations(&self.reader).await?,
+        })
+    }
+
+    pub async fn overview(&self) -> ServiceResult<Overview> {
+        let triggers = ledger::triggers(&self.reader).await?;
+        let mut summaries = Vec::new();
+        for pipeline in pipelines() {
+            summaries.push(ledger::pipeline_summary(&self.reader, pipeline, &triggers).await?);
+        }
+        Ok(Overview {
+            pipelines: summaries,
+            backfills: self.started_backfills(),
+            can_run: self.can_run(),
+        })
+    }
+
+    fn started_backfills(&self) -> Vec<BackfillView> {
+        self.actions
+            .as_ref()
+            .map(|a| a.backfills())
+            .unwrap_or_default()
+    }
+
+    pub async fn triggers(&self) -> ServiceResult<Vec<Trigger>> {
+        Ok(ledger::triggers(&self.reader).await?)
+    }
+
+    pub async fn set_trigger_active(&self, name: &str, active: bool) -> ServiceResult<()> {
+        if self.actions()?.set_trigger_active(name, active).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "no trigger named '{name}' (triggers come from [[triggers]] in ethpipe.toml)"
+            )))
+        }
+    }
+
+    pub async fn runs(&self, request: &RunsRequest) -> ServiceResult<RunsPage> {
+        let limit = request.limit as usize;
+        let filter = RunFilter {
+            pipeline: request.pipeline,
+            status: request.status,
+            trigger: request.trigger.clone(),
+            trigger_prefix: None,
+            before: request.before,
+            // One more than asked tells whether an older page exists.
+            limit: request.limit + 1,
+        };
+        let mut runs = ledger::runs(&self.reader, &filter).await?;
+        let next_before = (runs.len() > limit).then(|| runs[limit - 1].id);
+        runs.truncate(limit);
+        Ok(RunsPage { runs, next_before })
+    }
+
+    /// Starts loading `pipeline` for `day`; answers with the run's id once
+    /// the ledger has it.
+    pub async fn start_run(&self, pipeline: Pipeline, day: Day) -> ServiceResult<i64> {
+        Ok(self.actions()?.start_run(pipeline, day).await?.0)
+    }
+
+    pub async fn run(&self, id: i64) -> ServiceResult<RunDetail> {
+        let (run, steps) = ledger::run(&self.reader, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no run {id}")))?;
+        Ok(RunDetail { run, steps })
+    }
+
+    /// A run's log lines after the line `after` (0: from the start).
+    pub async fn run_logs(&self, id: i64, after: i64, limit: u32) -> ServiceResult<RunLogs> {
+        if ledger::run(&self.reader, id).await?.is_none() {
+            return Err(ServiceError::NotFound(format!("no run {id}")));
+        }
+        let logs = ledger::logs(&self.reader, id, after, limit).await?;
+        let next_after = logs.last().map_or(after, |l| l.id);
+        Ok(RunLogs {
+            run_id: id,
+            logs,
+            next_after,
+        })
+    }
+
+    pub async fn backfills(&self) -> ServiceResult<Backfills> {
+        let recent_runs = ledger::runs(
+            &self.reader,
+            &RunFilter {
+                trigger_prefix: Some("backfill".into()),
+                limit: 20,
+                ..RunFilter::default()
+            },
+        )
+        .await?;
+        Ok(Backfills {
+            backfills: self.started_backfills(),
+            recent_runs,
+        })
+    }
+
+    pub fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
+        if !(1..=MAX_PARALLEL).contains(&order.parallel) {
+            return Err(Invalid::new(format!(
+                "invalid parallel {}: expected 1 to {MAX_PARALLEL} days in flight",
+                order.parallel
+            ))
+            .into());
+        }
+        self.actions()?.start_backfill(order)
+    }
+
+    pub fn backfill(&self, id: u64) -> ServiceResult<BackfillView> {
+        self.actions
+            .as_ref()
+            .and_then(|a| a.backfill(id))
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "no backfill {id} (backfills are kept while the server runs)"
+                ))
+            })
+    }
+
+    pub async fn search_tokens(&self, text: &str, limit: u32) -> ServiceResult<Vec<TokenHit>> {
+        Ok(self.reader.store().search_tokens(text, limit).await?)
+    }
+
+    pub async fn token(&self, address: &str) -> ServiceResult<Option<Token>> {
+        Ok(self.reader.store().token(address).await?)
+    }
+
+    pub async fn token_daily(
+        &self,
+        address: &str,
+        from: Option<Day>,
+        to: Option<Day>,
+        limit: u32,
+    ) -> ServiceResult<Vec<DailyStat>> {
+        Ok(self.reader.store().daily(address, from, to, limit).await?)
+    }
+
+    /// The token's metadata and a year of statistics; not found when it has
+    /// neither.
+    pub async fn token_profile(&self, address: &str) -> ServiceResult<TokenProfile> {
+        let store = self.reader.store();
+        let token = store.token(address).await?;
+        let daily = store.daily(address, None, None, 365).await?;
+        if token.is_none() && daily.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no token {address}: it is neither in ethereum.tokens nor in the daily statistics"
+            )));
+        }
+        Ok(TokenProfile { token, daily })
+    }
+
+    /// Top senders and receivers on `day`, else on the token's latest day.
+    pub async fn token_top(
+        &self,
+        address: &str,
+        day: Option<Day>,
+        limit: u32,
+    ) -> ServiceResult<TopCounterparties> {
+        let store = self.reader.store();
+        let day = match day {
+            Some(day) => Some(day),
+            None => store.latest_day(address).await?,
+        };
+        let Some(day) = day else {
+            return Ok(TopCounterparties {
+                token_address: address.to_string(),
+                day: None,
+                senders: Vec::new(),
+                receivers: Vec::new(),
+            });
+        };
+        let decimals = store.token(address).await?.and_then(|t| t.decimals);
+        let mut ranked = Vec::new();
+        for side in [Side::Senders, Side::Receivers] {
+            let rows = store.top_counterparties(address, day, side, limit).await?;
+            ranked.push(
+                rows.into_iter()
+                    .map(|(address, transfers, volume_raw)| Counterparty {
+                        volume: crate::store::scaled(Some(&volume_raw), decimals.as_deref()),
+                        address,
+                        transfers,
+                        volume_raw,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let receivers = ranked.pop().unwrap_or_default();
+        let senders = ranked.pop().unwrap_or_default();
+        Ok(TopCounterparties {
+            token_address: address.to_string(),
+            day: Some(day.to_string()),
+            senders,
+            receivers,
+        })
+    }
+
+    pub async fn transfers(
+        &self,
+        address: &str,
+        direction: Direction,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> ServiceResult<TransferPage> {
+        Ok(self
+            .reader
+            .store()
+            .transfers(address, direction, cursor, limit)
+            .await?)
+    }
+
+    pub async fn day_overview(&self, day: Day, limit: u32) -> ServiceResult<DayOverview> {
+        Ok(self.reader.store().day_overview(day, limit).await?)
+    }
+
+    /// The latest day the day overview has data for.
+    pub async fn latest_loaded_day(&self) -> ServiceResult<Option<String>> {
+        let summary = ledger::pipeline_summary(&self.reader, day_overview_pipeline(), &[]).await?;
+        Ok(summary.last_day)
+    }
+}

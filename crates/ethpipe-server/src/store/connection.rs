@@ -1,0 +1,219 @@
+//! How a read reaches each database, and how it fails.
+//!
+//! PostgreSQL reads take a pooled connection, open a `READ ONLY` transaction
+//! and set a transaction-local `statement_timeout` before the query, so a slow
+//! query is cut off by the server and nothing a reader runs can write. SQLite
+//! reads open the file read-only (`query_only` too) on a blocking thread, and
+//! a watchdog interrupts a statement that runs past the same timeout.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio_postgres::types::ToSql;
+
+use super::sql::{postgres_record, sqlite_record, Param, Record};
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a read failed; the message is what the HTTP edge shows.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the query ran past the statement timeout")]
+    Timeout(#[source] Cause),
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("{message}")]
+    Failed {
+        message: String,
+        #[source]
+        source: Cause,
+    },
+    /// A column did not hold what its statement promises (a bug).
+    #[error("column {column} holds {found}, expected {expected}")]
+    Decode {
+        column: usize,
+        expected: &'static str,
+        found: String,
+    },
+}
+
+impl QueryError {
+    fn unavailable(source: impl Into<Cause>) -> QueryError {
+        let source = source.into();
+        QueryError::Unavailable {
+            message: source.to_string(),
+            source,
+        }
+    }
+}
+
+pub struct PgReader {
+    pub(super) pool: Pool,
+    /// `statement_timeout` in milliseconds, as the text `set_config` takes.
+    pub(super) timeout_ms: String,
+}
+
+pub struct SqliteReader {
+    pub(super) path: PathBuf,
+    pub(super) timeout: Duration,
+}
+
+impl PgReader {
+    /// One statement in its own read-only transaction with the timeout set.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
+        let mut client = self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => QueryError::Unavailable {
+                message: describe(&e),
+                source: Box::new(e),
+            },
+            other => QueryError::unavailable(other),
+        })?;
+        let transaction = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .await
+            .map_err(classify)?;
+        // set_config(…, true) is SET LOCAL with the value bound as a parameter.
+        transaction
+            .execute(
+                "SELECT set_config('statement_timeout', $1, true)",
+                &[&self.timeout_ms],
+            )
+            .await
+            .map_err(classify)?;
+        let rows = transaction.query(sql, params).await.map_err(classify)?;
+        transaction.commit().await.map_err(classify)?;
+        Ok(rows)
+    }
+
+    /// [`PgReader::query`] with [`Param`]s, rows as [`Record`]s.
+    pub(super) async fn records(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Record>, QueryError> {
+        let bound: Vec<_> = params.iter().map(Param::postgres).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = bound
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.query(sql, &refs).await?;
+        rows.iter()
+            .map(|row| postgres_record(row).map_err(classify))
+            .collect()
+    }
+}
+
+impl SqliteReader {
+    /// Runs `read` on a fresh read-only connection in one transaction, on a
+    /// blocking thread.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let (path, timeout) = (self.path.clone(), self.timeout);
+        let joined = tokio::task::spawn_blocking(move || {
+            use rusqlite::OpenFlags;
+            let connection = rusqlite::Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(QueryError::unavailable)?;
+            connection
+                .busy_timeout(Duration::from_secs(5))
+                .and_then(|_| connection.pragma_update(None, "query_only", true))
+                .map_err(QueryError::unavailable)?;
+            // A watchdog interrupts the statement once the timeout has passed.
+            let interrupt = connection.get_interrupt_handle();
+            let watchdog = tokio::runtime::Handle::current().spawn(async move {
+                tokio::time::sleep(timeout).await;
+                interrupt.interrupt();
+            });
+            let result = connection
+                .execute_batch("BEGIN")
+                .and_then(|()| read(&connection))
+                .map_err(classify_sqlite);
+            watchdog.abort();
+            let _ = connection.execute_batch("COMMIT");
+            result
+        })
+        .await;
+        joined.map_err(|e| QueryError::Failed {
+            message: format!("a read task failed: {e}"),
+            source: Box::new(e),
+        })?
+    }
+
+    /// One statement (SQLite's spelling) with [`Param`]s, rows as [`Record`]s.
+    pub(super) async fn records(
+        &self,
+        sql: String,
+        params: &[Param],
+    ) -> Result<Vec<Record>, QueryError> {
+        let values: Vec<rusqlite::types::Value> = params.iter().map(Param::sqlite).collect();
+        self.read(move |c| {
+            let mut statement = c.prepare(&sql)?;
+            let columns = statement.column_count();
+            let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+                sqlite_record(row, columns)
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn classify_sqlite(error: rusqlite::Error) -> QueryError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::Timeout(Box::new(error)),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::CannotOpen) => {
+            QueryError::unavailable(error)
+        }
+        _ => QueryError::Failed {
+            message: error.to_string(),
+            source: Box::new(error),
+        },
+    }
+}
+
+/// Cancelled by `statement_timeout` is SQLSTATE 57014; connection trouble is
+/// "unavailable"; anything else is a bug worth a 500.
+fn classify(error: tokio_postgres::Error) -> QueryError {
+    let message = describe(&error);
+    let unavailable = match error.code().map(|c| c.code()) {
+        Some("57014") => return QueryError::Timeout(Box::new(error)),
+        Some(code) => code.starts_with("08") || code.starts_with("57"),
+        None => error.is_closed() || error.as_db_error().is_none(),
+    };
+    let source = Box::new(error);
+    if unavailable {
+        QueryError::Unavailable { message, source }
+    } else {
+        QueryError::Failed { message, source }
+    }
+}
+
+/// The database's own message and code, or the error with its causes.
+fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
