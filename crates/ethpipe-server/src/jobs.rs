@@ -294,6 +294,7 @@ impl Actions {
     /// Turns a trigger on or off; false when there is no such trigger.
     pub async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, AppError> {
         self.database
+            .ledger()
             .set_trigger_active(name, active)
             .await
             .map_err(|e| AppError::Unavailable(format!("cannot change the trigger: {e}")))

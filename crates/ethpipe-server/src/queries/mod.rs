@@ -18,10 +18,11 @@ pub mod tokens;
 pub mod transfers;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use ethpipe_sinks::DatabaseUrl;
+use ethpipe_sinks::{DatabaseUrl, Ledger};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
@@ -48,12 +49,15 @@ pub enum Reader {
 
 pub struct PgReader {
     pool: Pool,
+    /// The ledger's reads (runs, triggers): read-only, with the same timeout.
+    ledger: Arc<dyn Ledger>,
     /// `statement_timeout` in milliseconds, as the text `set_config` takes.
     timeout_ms: String,
 }
 
 pub struct SqliteReader {
     path: PathBuf,
+    ledger: Arc<dyn Ledger>,
     timeout: Duration,
 }
 
@@ -61,6 +65,8 @@ impl Reader {
     /// A reader over the database `url` names. Connects lazily: an
     /// unreachable PostgreSQL shows up as 503s and a failing `/readyz`.
     pub fn open(url: &DatabaseUrl, timeout: Duration, pool_size: usize) -> Result<Reader, String> {
+        let ledger =
+            ethpipe_sinks::ledger::open_read_only(url, timeout).map_err(|e| e.to_string())?;
         match url {
             DatabaseUrl::Postgres { config, .. } => {
                 let mut config = (**config).clone();
@@ -89,11 +95,13 @@ impl Reader {
                     .map_err(|e| format!("cannot set up the PostgreSQL read pool: {e}"))?;
                 Ok(Reader::Postgres(PgReader {
                     pool,
+                    ledger,
                     timeout_ms: timeout.as_millis().max(1).to_string(),
                 }))
             }
             DatabaseUrl::Sqlite { path } => Ok(Reader::Sqlite(SqliteReader {
                 path: path.clone(),
+                ledger,
                 timeout,
             })),
         }
@@ -101,6 +109,14 @@ impl Reader {
 
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Reader::Sqlite(_))
+    }
+
+    /// The ledger, for reads of runs, steps, logs and triggers.
+    pub fn ledger(&self) -> &dyn Ledger {
+        match self {
+            Reader::Postgres(pg) => &*pg.ledger,
+            Reader::Sqlite(lite) => &*lite.ledger,
+        }
     }
 
     /// `SELECT 1` through the same path every read takes (for `/readyz`).

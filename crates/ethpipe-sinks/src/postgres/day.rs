@@ -145,9 +145,9 @@ impl PgDayWriter {
         }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
         steps.push(self.refresh_statistics().await?);
-        super::ledger::record_success(&self.client, &commit, self.rows).await?;
+        crate::ledger::postgres::record_success(&self.client, &commit, self.rows).await?;
         if let Some((pipeline, name, value)) = &commit.set_variable {
-            super::ledger::set_variable(&self.client, *pipeline, name, value).await?;
+            crate::ledger::postgres::set_variable(&self.client, *pipeline, name, value).await?;
         }
         self.client
             .batch_execute("COMMIT")

@@ -3,11 +3,9 @@
 //! - [`migrations`]: versioned schema changes, applied under an advisory lock.
 //! - [`copy`]: the binary `COPY` encoder (rows → PGCOPY bytes).
 //! - [`day`]: staging a day and swapping it in atomically.
-//! - [`ledger`]: runs, their log lines and pipeline variables.
 
 pub mod copy;
 pub mod day;
-pub mod ledger;
 pub mod migrations;
 
 use ethpipe_core::{Day, Pipeline, Scope};
@@ -47,10 +45,6 @@ impl PgDatabase {
 
     pub async fn new_client(&self) -> Result<Client, SinkError> {
         open_client(&self.config, &self.shown).await
-    }
-
-    pub fn ledger(&self) -> ledger::PgLedger<'_> {
-        ledger::PgLedger::new(&self.client)
     }
 
     pub fn client(&self) -> &Client {

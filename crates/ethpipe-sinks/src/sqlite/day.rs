@@ -7,7 +7,8 @@ use rusqlite::{params, Connection};
 
 use chrono::Utc;
 
-use super::{ledger, statistics, timestamp_text};
+use super::{statistics, timestamp_text};
+use crate::ledger::sqlite as ledger;
 use crate::{check_in_scope, Commit, SinkError, StepReport};
 
 pub struct SqliteDayWriter {

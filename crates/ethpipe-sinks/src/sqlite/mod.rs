@@ -7,7 +7,6 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 pub mod day;
-pub mod ledger;
 mod migrations;
 mod statistics;
 
@@ -80,13 +79,6 @@ impl SqliteDatabase {
         scope: Scope,
     ) -> Result<day::SqliteDayWriter, SinkError> {
         day::SqliteDayWriter::begin(open_connection(&self.path)?, pipeline, scope)
-    }
-
-    pub fn ledger<T>(
-        &self,
-        operation: impl FnOnce(&ledger::SqliteLedger<'_>) -> Result<T, SinkError>,
-    ) -> Result<T, SinkError> {
-        self.with_connection(|c| operation(&ledger::SqliteLedger::new(c)))
     }
 
     pub fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {

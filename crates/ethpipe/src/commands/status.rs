@@ -39,7 +39,7 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
                 .map_err(Fatal::usage)?,
         );
     }
-    let triggers = database.triggers().await.map_err(Fatal::usage)?;
+    let triggers = database.ledger().triggers().await.map_err(Fatal::usage)?;
     if args.json {
         let triggers: Vec<serde_json::Value> = triggers
             .iter()
@@ -75,11 +75,12 @@ async fn pipeline_status(
     database: &Database,
     pipeline: Pipeline,
 ) -> Result<PipelineStatus, ethpipe_sinks::SinkError> {
-    let days = database.days_loaded(pipeline).await?;
+    let days = database.ledger().days_loaded(pipeline).await?;
     let (ranges, gaps) = ranges_and_gaps(&days);
     let full_load_done = match pipeline {
         Pipeline::Tokens => Some(
             database
+                .ledger()
                 .variable(pipeline, TOKENS_FULL_LOAD_DONE)
                 .await?
                 .as_deref()
@@ -93,7 +94,7 @@ async fn pipeline_status(
         rows_loaded: days.iter().map(|d| d.rows).sum(),
         days_loaded: ranges,
         gaps,
-        recent_runs: database.recent_runs(pipeline, 5).await?,
+        recent_runs: database.ledger().recent_runs(pipeline, 5).await?,
     })
 }
 
