@@ -3,71 +3,15 @@
 //! API and the pages. No SQL here: the ledger is the only code that knows its
 //! tables.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ethpipe_core::Pipeline;
-use ethpipe_sinks::ledger::{
-    FailureKind, LedgerError, LogRecord, RunId, RunRecord, StepRecord, TriggerState,
-};
+use ethpipe_sinks::ledger::{FailureKind, LedgerError, RunId};
 use ethpipe_sinks::{Ledger, RunStatus};
 use serde::Serialize;
 
-pub use ethpipe_sinks::ledger::RunFilter;
+pub use ethpipe_sinks::ledger::{LogLine, Run, RunFilter, Step, Trigger};
 
 use super::{timestamp, QueryError, Reader};
-
-/// A run as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Run {
-    pub id: i64,
-    pub pipeline: String,
-    /// `None` for a tokens full load.
-    pub day: Option<String>,
-    pub trigger: String,
-    pub source: String,
-    pub status: String,
-    pub attempt: i32,
-    /// Rows staged so far while running; rows committed once it succeeded.
-    pub rows_written: Option<i64>,
-    pub source_rows: Option<i64>,
-    pub skipped_rows: Option<i64>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    /// Until now while still running.
-    pub duration_seconds: Option<f64>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Step {
-    pub position: i32,
-    pub name: String,
-    pub status: String,
-    pub rows: Option<i64>,
-    pub started_at: String,
-    pub finished_at: String,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LogLine {
-    pub id: i64,
-    pub at: String,
-    pub level: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Trigger {
-    pub name: String,
-    pub pipeline: String,
-    pub schedule: String,
-    pub active: bool,
-    pub day_offset: i32,
-    pub max_attempts: i32,
-    pub last_slot: Option<String>,
-    /// The next slot, when active.
-    pub next_run: Option<String>,
-}
 
 /// One pipeline at a glance.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -101,73 +45,6 @@ impl From<LedgerError> for QueryError {
     }
 }
 
-fn duration(started: DateTime<Utc>, finished: Option<DateTime<Utc>>) -> f64 {
-    let end = finished.unwrap_or_else(Utc::now);
-    ((end - started).num_milliseconds().max(0) as f64) / 1000.0
-}
-
-impl From<RunRecord> for Run {
-    fn from(run: RunRecord) -> Self {
-        Run {
-            id: run.id.0,
-            pipeline: run.pipeline,
-            day: run.day,
-            trigger: run.trigger,
-            source: run.source,
-            status: run.status.as_str().to_string(),
-            attempt: run.attempt,
-            rows_written: run.rows_written,
-            source_rows: run.source_rows,
-            skipped_rows: run.skipped_rows,
-            started_at: timestamp(run.started_at),
-            finished_at: run.finished_at.map(timestamp),
-            duration_seconds: Some(duration(run.started_at, run.finished_at)),
-            error: run.error,
-        }
-    }
-}
-
-impl From<StepRecord> for Step {
-    fn from(step: StepRecord) -> Self {
-        Step {
-            position: step.position,
-            name: step.name,
-            status: step.status,
-            rows: step.rows,
-            started_at: timestamp(step.started_at),
-            finished_at: timestamp(step.finished_at),
-            error: step.error,
-        }
-    }
-}
-
-impl From<LogRecord> for LogLine {
-    fn from(line: LogRecord) -> Self {
-        LogLine {
-            id: line.id,
-            at: timestamp(line.at),
-            level: line.level,
-            message: line.message,
-        }
-    }
-}
-
-impl From<TriggerState> for Trigger {
-    fn from(state: TriggerState) -> Self {
-        let def = state.def;
-        Trigger {
-            next_run: next_run(&def.schedule, def.active),
-            name: def.name,
-            pipeline: def.pipeline,
-            schedule: def.schedule,
-            active: def.active,
-            day_offset: def.day_offset,
-            max_attempts: def.max_attempts,
-            last_slot: state.last_slot.map(timestamp),
-        }
-    }
-}
-
 pub async fn runs(reader: &Reader, filter: &RunFilter) -> Result<Vec<Run>, QueryError> {
     let runs = reader.ledger().runs(filter).await?;
     Ok(runs.into_iter().map(Run::from).collect())
@@ -179,10 +56,7 @@ pub async fn run(reader: &Reader, id: i64) -> Result<Option<(Run, Vec<Step>)>, Q
         return Ok(None);
     };
     let steps = ledger.steps(RunId(id)).await?;
-    Ok(Some((
-        run.into(),
-        steps.into_iter().map(Step::from).collect(),
-    )))
+    Ok(Some((run.into(), steps)))
 }
 
 /// Log lines of a run after the line `after` (0: from the start), oldest first.
@@ -192,8 +66,7 @@ pub async fn logs(
     after: i64,
     limit: u32,
 ) -> Result<Vec<LogLine>, QueryError> {
-    let lines = reader.ledger().log_lines(RunId(run), after, limit).await?;
-    Ok(lines.into_iter().map(LogLine::from).collect())
+    Ok(reader.ledger().log_lines(RunId(run), after, limit).await?)
 }
 
 fn next_run(schedule: &str, active: bool) -> Option<String> {
@@ -206,7 +79,13 @@ fn next_run(schedule: &str, active: bool) -> Option<String> {
 
 pub async fn triggers(reader: &Reader) -> Result<Vec<Trigger>, QueryError> {
     let triggers = reader.ledger().triggers().await?;
-    Ok(triggers.into_iter().map(Trigger::from).collect())
+    Ok(triggers
+        .into_iter()
+        .map(|state| Trigger {
+            next_run: next_run(&state.def.schedule, state.def.active),
+            ..Trigger::from(state)
+        })
+        .collect())
 }
 
 pub async fn pipeline_summary(

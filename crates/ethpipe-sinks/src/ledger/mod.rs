@@ -4,7 +4,8 @@
 //!
 //! - [`statements`]: every statement, written once, and the bound values.
 //! - [`shared`]: the operations, written once over a backend.
-//! - [`postgres`], [`sqlite`]: only what differs — connecting, binding,
+//! - [`views`]: records as the dashboard and the API show them.
+//! - `postgres`, `sqlite`: only what differs — connecting, binding,
 //!   reading columns, locks.
 //!
 //! A ledger is opened from a [`DatabaseUrl`] of its own, so it may live in
@@ -31,6 +32,7 @@ mod records;
 mod shared;
 pub(crate) mod sqlite;
 mod statements;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +44,10 @@ use ethpipe_core::{Day, Pipeline, Scope};
 pub use error::{FailureKind, LedgerError};
 pub use locks::Lock;
 pub use records::{
-    DayLoaded, LogRecord, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus,
-    StepRecord, TriggerDef, TriggerState,
+    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
+    TriggerState,
 };
+pub use views::{LogLine, Run, Step, Trigger};
 
 use crate::{Commit, DatabaseUrl, StepReport};
 
@@ -141,7 +144,7 @@ pub trait Ledger: Send + Sync {
 
     async fn run(&self, id: RunId) -> Result<Option<RunRecord>, LedgerError>;
 
-    async fn steps(&self, run: RunId) -> Result<Vec<StepRecord>, LedgerError>;
+    async fn steps(&self, run: RunId) -> Result<Vec<Step>, LedgerError>;
 
     /// A run's log lines after the line `after` (0: from the start), oldest first.
     async fn log_lines(
@@ -149,7 +152,7 @@ pub trait Ledger: Send + Sync {
         run: RunId,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LogRecord>, LedgerError>;
+    ) -> Result<Vec<LogLine>, LedgerError>;
 
     /// Runs and rows per (pipeline, status), for metrics.
     async fn run_counts(&self) -> Result<Vec<RunCount>, LedgerError>;

@@ -69,26 +69,6 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-/// One recorded step of a run (the load, the daily statistics, a SQL model).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepRecord {
-    pub position: i32,
-    pub name: String,
-    pub status: String,
-    pub rows: Option<i64>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogRecord {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub level: String,
-    pub message: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayLoaded {
     pub day: String,

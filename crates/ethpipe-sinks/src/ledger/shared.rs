@@ -8,10 +8,11 @@ use ethpipe_core::{Day, Pipeline, Scope};
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
 use super::records::{
-    DayLoaded, LogRecord, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus,
-    StepRecord, TriggerDef, TriggerState,
+    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
+    TriggerState,
 };
 use super::statements::{self as sql, Record, Statement, Value};
+use super::views::{timestamp, LogLine, Step};
 use super::Ledger;
 use crate::{Commit, StepReport};
 
@@ -94,14 +95,14 @@ fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
     })
 }
 
-fn step_record(row: &Record) -> Result<StepRecord, LedgerError> {
-    Ok(StepRecord {
+fn step(row: &Record) -> Result<Step, LedgerError> {
+    Ok(Step {
         position: row.int32(0)?,
         name: row.text(1)?,
         status: row.text(2)?,
         rows: row.optional_int(3)?,
-        started_at: row.time(4)?,
-        finished_at: row.time(5)?,
+        started_at: timestamp(row.time(4)?),
+        finished_at: timestamp(row.time(5)?),
         error: row.optional_text(6)?,
     })
 }
@@ -334,12 +335,12 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         rows.first().map(run_record).transpose()
     }
 
-    async fn steps(&self, run: RunId) -> Result<Vec<StepRecord>, LedgerError> {
+    async fn steps(&self, run: RunId) -> Result<Vec<Step>, LedgerError> {
         let rows = self
             .backend
             .query(&sql::STEPS, vec![Value::int(run.0)])
             .await?;
-        collect(rows, step_record)
+        collect(rows, step)
     }
 
     async fn log_lines(
@@ -347,7 +348,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         run: RunId,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<LogRecord>, LedgerError> {
+    ) -> Result<Vec<LogLine>, LedgerError> {
         let params = vec![
             Value::int(run.0),
             Value::int(after),
@@ -355,9 +356,9 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         ];
         let rows = self.backend.query(&sql::LOG_LINES, params).await?;
         collect(rows, |row| {
-            Ok(LogRecord {
+            Ok(LogLine {
                 id: row.int(0)?,
-                at: row.time(1)?,
+                at: timestamp(row.time(1)?),
                 level: row.text(2)?,
                 message: row.text(3)?,
             })

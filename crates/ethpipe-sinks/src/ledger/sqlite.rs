@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ethpipe_core::Pipeline;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{CachedStatement, Connection, OpenFlags};
 
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
@@ -124,32 +124,8 @@ impl Backend for SqliteBackend {
         statement: &'static Statement,
         params: Vec<Value>,
     ) -> Result<Vec<Record>, LedgerError> {
-        self.with_connection(statement.context, move |connection| {
-            let failed = |source| LedgerError::Sqlite {
-                context: statement.context,
-                source,
-            };
-            let mut prepared = connection
-                .prepare_cached(&dialect(statement.sql))
-                .map_err(failed)?;
-            let columns = prepared.column_count();
-            let mut rows = prepared
-                .query(rusqlite::params_from_iter(params.iter()))
-                .map_err(failed)?;
-            let mut records = Vec::new();
-            while let Some(row) = rows.next().map_err(failed)? {
-                let cells = (0..columns)
-                    .map(|i| row.get_ref(i).map(cell))
-                    .collect::<Result<_, _>>()
-                    .map_err(failed)?;
-                records.push(Record {
-                    cells,
-                    context: statement.context,
-                });
-            }
-            Ok(records)
-        })
-        .await
+        self.with_connection(statement.context, move |c| query(c, statement, &params))
+            .await
     }
 
     /// One writer per database file: the day lock is `<db>.lock`, the
@@ -215,22 +191,53 @@ pub(crate) fn set_variable(
     execute(connection, statement, &params).map(drop)
 }
 
+/// Prepares `statement` in SQLite's spelling (cached per connection) and
+/// hands it to `work`; any failure is reported with what the statement does.
+fn with_statement<T>(
+    connection: &Connection,
+    statement: &Statement,
+    work: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
+) -> Result<T, LedgerError> {
+    connection
+        .prepare_cached(&dialect(statement.sql))
+        .and_then(|mut prepared| work(&mut prepared))
+        .map_err(|source| LedgerError::Sqlite {
+            context: statement.context,
+            source,
+        })
+}
+
 fn execute(
     connection: &Connection,
     statement: &'static Statement,
     params: &[Value],
 ) -> Result<u64, LedgerError> {
-    let failed = |source| LedgerError::Sqlite {
-        context: statement.context,
-        source,
-    };
-    let mut prepared = connection
-        .prepare_cached(&dialect(statement.sql))
-        .map_err(failed)?;
-    let changed = prepared
-        .execute(rusqlite::params_from_iter(params.iter()))
-        .map_err(failed)?;
+    let changed = with_statement(connection, statement, |prepared| {
+        prepared.execute(rusqlite::params_from_iter(params))
+    })?;
     Ok(changed as u64)
+}
+
+fn query(
+    connection: &Connection,
+    statement: &'static Statement,
+    params: &[Value],
+) -> Result<Vec<Record>, LedgerError> {
+    let rows = with_statement(connection, statement, |prepared| {
+        let columns = prepared.column_count();
+        let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+        let mut all = Vec::new();
+        while let Some(row) = rows.next()? {
+            let cells = (0..columns).map(|i| row.get_ref(i).map(cell));
+            all.push(cells.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(all)
+    })?;
+    let records = rows.into_iter().map(|cells| Record {
+        cells,
+        context: statement.context,
+    });
+    Ok(records.collect())
 }
 
 /// PostgreSQL's spelling to SQLite's: `ethpipe.runs` → `ethpipe_runs`
