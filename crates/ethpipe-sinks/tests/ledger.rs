@@ -92,7 +92,12 @@ async fn runs_and_their_outcomes(ledger: &dyn Ledger) {
         .start_run(&new_run(transfers, d1, "manual"))
         .await
         .unwrap();
-    ledger.record_success(&commit(third, 5), 5).await.unwrap();
+    let flag = "ledger_test_flag";
+    let with_flag = |value: &str| Commit {
+        set_variable: Some((Pipeline::Tokens, flag, value.to_string())),
+        ..commit(third, 5)
+    };
+    ledger.record_commit(&with_flag("first"), 5).await.unwrap();
     let done = run(ledger, third).await;
     assert_eq!(done.attempt, 3);
     assert_eq!(done.status, RunStatus::Success);
@@ -101,14 +106,22 @@ async fn runs_and_their_outcomes(ledger: &dyn Ledger) {
         (Some(5), Some(5), Some(1))
     );
     assert_eq!(done.day.as_deref(), Some("2024-03-01"));
+    let value = ledger.variable(Pipeline::Tokens, flag).await.unwrap();
+    assert_eq!(value.as_deref(), Some("first"), "set with the success");
     let again = ledger
-        .record_success(&commit(third, 5), 5)
+        .record_commit(&with_flag("second"), 5)
         .await
         .unwrap_err();
     assert!(matches!(again, LedgerError::NotRunning { .. }));
     assert_eq!(
         again.to_string(),
         format!("run {third} is no longer 'running' in the ledger; not committing")
+    );
+    let value = ledger.variable(Pipeline::Tokens, flag).await.unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some("first"),
+        "nothing recorded for a closed run"
     );
 
     // A failure arriving after the commit does not undo it.
@@ -258,7 +271,7 @@ async fn some_history(ledger: &dyn Ledger) -> Vec<RunId> {
             .unwrap();
         if succeeds {
             ledger
-                .record_success(&commit(id, 100 + ids.len() as u64), 100 + ids.len() as u64)
+                .record_commit(&commit(id, 100 + ids.len() as u64), 100 + ids.len() as u64)
                 .await
                 .unwrap();
         } else {

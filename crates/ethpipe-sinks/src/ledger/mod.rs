@@ -11,7 +11,7 @@
 //! A ledger is opened from a [`DatabaseUrl`] of its own, so it may live in
 //! another database than the data. When it shares the data's database, a
 //! sink records a run's success inside the day's transaction with
-//! `postgres::record_success` / `sqlite::record_success`.
+//! `postgres::record_commit` / `sqlite::record_commit`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -72,9 +72,10 @@ pub trait Ledger: Send + Sync {
         source_rows: Option<u64>,
     ) -> Result<(), LedgerError>;
 
-    /// Marks a run successful, outside any day's transaction (a ledger kept
-    /// in another database than the data). Fails if it is no longer `running`.
-    async fn record_success(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError>;
+    /// Records a committed day — the run's success, and the variable the
+    /// commit sets — outside the day's transaction (a ledger kept in another
+    /// database than the data). Fails if the run is no longer `running`.
+    async fn record_commit(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError>;
 
     /// Marks runs of a (pipeline, scope) still `running` as failed: their
     /// process died. Call only while holding that day's lock.

@@ -21,7 +21,6 @@ use super::locks::{lock_key, Lock, LockName};
 use super::shared::{self, Backend};
 use super::statements::{Cell, Record, Statement, Value};
 use crate::Commit;
-use ethpipe_core::Pipeline;
 
 /// Ledger statements are short; a few connections serve a whole backfill.
 const POOL_SIZE: usize = 4;
@@ -143,27 +142,18 @@ impl Backend for PgBackend {
     }
 }
 
-/// Records the run's success on the day's own connection, inside its open
-/// transaction, so the success and the rows commit together.
-pub(crate) async fn record_success(
+/// Records a committed day's bookkeeping (the run's success, the variable it
+/// sets) on the day's own connection, inside its open transaction, so it
+/// commits together with the rows.
+pub(crate) async fn record_commit(
     client: &Client,
     commit: &Commit,
     rows: u64,
 ) -> Result<(), LedgerError> {
-    let (statement, params) = shared::record_success(commit, rows);
-    let updated = execute(client, statement, &params).await?;
-    shared::expect_one_updated(updated, commit.run)
-}
-
-/// Sets a pipeline variable inside the day's open transaction.
-pub(crate) async fn set_variable(
-    client: &Client,
-    pipeline: Pipeline,
-    name: &str,
-    value: &str,
-) -> Result<(), LedgerError> {
-    let (statement, params) = shared::set_variable(pipeline, name, value);
-    execute(client, statement, &params).await.map(drop)
+    for step in shared::commit_bookkeeping(commit, rows) {
+        step.check(execute(client, step.statement, &step.params).await?)?;
+    }
+    Ok(())
 }
 
 async fn execute(

@@ -40,41 +40,58 @@ pub(crate) struct SqlLedger<B> {
     pub backend: B,
 }
 
-/// The statement and parameters that record a committed run's success, for
-/// the sink to run inside the day's transaction.
-pub(crate) fn record_success(commit: &Commit, rows: u64) -> (&'static Statement, Vec<Value>) {
-    let params = vec![
-        Value::int(commit.run.0),
-        Value::count(rows),
-        Value::count(commit.source_rows),
-        Value::count(commit.skipped_rows),
-        Value::Time(Utc::now()),
-    ];
-    (&sql::RECORD_SUCCESS, params)
+/// One statement of a committed day's bookkeeping.
+pub(crate) struct Bookkeeping {
+    pub statement: &'static Statement,
+    pub params: Vec<Value>,
+    /// Set when the statement must update exactly this run, still `running`.
+    closes: Option<RunId>,
 }
 
-/// Success is recorded only over a run still `running`; anything else means
-/// another process closed it, and the day must not commit.
-pub(crate) fn expect_one_updated(updated: u64, run: RunId) -> Result<(), LedgerError> {
-    if updated == 1 {
-        Ok(())
-    } else {
-        Err(LedgerError::NotRunning { run })
+impl Bookkeeping {
+    /// A success is recorded only over a run still `running`; anything else
+    /// means another process closed it, and the day must not commit.
+    pub fn check(&self, updated: u64) -> Result<(), LedgerError> {
+        match self.closes {
+            Some(run) if updated != 1 => Err(LedgerError::NotRunning { run }),
+            _ => Ok(()),
+        }
     }
 }
 
-pub(crate) fn set_variable(
-    pipeline: Pipeline,
-    name: &str,
-    value: &str,
-) -> (&'static Statement, Vec<Value>) {
-    let params = vec![
+/// What a committed day records, in this order: the run's success, then the
+/// pipeline variable the commit sets (the tokens first-run flag). A sink runs
+/// these on the day's own transaction so they commit with the rows.
+pub(crate) fn commit_bookkeeping(commit: &Commit, rows: u64) -> Vec<Bookkeeping> {
+    let success = Bookkeeping {
+        statement: &sql::RECORD_SUCCESS,
+        params: vec![
+            Value::int(commit.run.0),
+            Value::count(rows),
+            Value::count(commit.source_rows),
+            Value::count(commit.skipped_rows),
+            Value::Time(Utc::now()),
+        ],
+        closes: Some(commit.run),
+    };
+    let variable = commit
+        .set_variable
+        .as_ref()
+        .map(|(pipeline, name, value)| Bookkeeping {
+            statement: &sql::SET_VARIABLE,
+            params: variable_params(*pipeline, name, value),
+            closes: None,
+        });
+    std::iter::once(success).chain(variable).collect()
+}
+
+fn variable_params(pipeline: Pipeline, name: &str, value: &str) -> Vec<Value> {
+    vec![
         Value::text(pipeline.name()),
         Value::text(name),
         Value::text(value),
         Value::Time(Utc::now()),
-    ];
-    (&sql::SET_VARIABLE, params)
+    ]
 }
 
 fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
@@ -185,10 +202,15 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         Ok(())
     }
 
-    async fn record_success(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError> {
-        let (statement, params) = record_success(commit, rows);
-        let updated = self.backend.execute(statement, params).await?;
-        expect_one_updated(updated, commit.run)
+    async fn record_commit(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError> {
+        for step in commit_bookkeeping(commit, rows) {
+            let updated = self
+                .backend
+                .execute(step.statement, step.params.clone())
+                .await?;
+            step.check(updated)?;
+        }
+        Ok(())
     }
 
     async fn abandon_stale_runs(
@@ -264,8 +286,8 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         name: &str,
         value: &str,
     ) -> Result<(), LedgerError> {
-        let (statement, params) = set_variable(pipeline, name, value);
-        self.backend.execute(statement, params).await?;
+        let params = variable_params(pipeline, name, value);
+        self.backend.execute(&sql::SET_VARIABLE, params).await?;
         Ok(())
     }
 

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ethpipe_core::Pipeline;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection, OpenFlags};
 
@@ -168,27 +167,18 @@ fn lock_file(path: &Path, wait: bool) -> Result<Option<Lock>, LedgerError> {
     }
 }
 
-/// Records the run's success on the day's own connection, inside its open
-/// transaction, so the success and the rows commit together.
-pub(crate) fn record_success(
+/// Records a committed day's bookkeeping (the run's success, the variable it
+/// sets) on the day's own connection, inside its open transaction, so it
+/// commits together with the rows.
+pub(crate) fn record_commit(
     connection: &Connection,
     commit: &Commit,
     rows: u64,
 ) -> Result<(), LedgerError> {
-    let (statement, params) = shared::record_success(commit, rows);
-    let updated = execute(connection, statement, &params)?;
-    shared::expect_one_updated(updated, commit.run)
-}
-
-/// Sets a pipeline variable inside the day's open transaction.
-pub(crate) fn set_variable(
-    connection: &Connection,
-    pipeline: Pipeline,
-    name: &str,
-    value: &str,
-) -> Result<(), LedgerError> {
-    let (statement, params) = shared::set_variable(pipeline, name, value);
-    execute(connection, statement, &params).map(drop)
+    for step in shared::commit_bookkeeping(commit, rows) {
+        step.check(execute(connection, step.statement, &step.params)?)?;
+    }
+    Ok(())
 }
 
 /// Prepares `statement` in SQLite's spelling (cached per connection) and

@@ -145,10 +145,7 @@ impl PgDayWriter {
         }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
         steps.push(self.refresh_statistics().await?);
-        crate::ledger::postgres::record_success(&self.client, &commit, self.rows).await?;
-        if let Some((pipeline, name, value)) = &commit.set_variable {
-            crate::ledger::postgres::set_variable(&self.client, *pipeline, name, value).await?;
-        }
+        crate::ledger::postgres::record_commit(&self.client, &commit, self.rows).await?;
         self.client
             .batch_execute("COMMIT")
             .await

@@ -144,10 +144,7 @@ impl SqliteDayWriter {
             }
             steps.push(StepReport::since("load", self.rows, started));
             steps.push(statistics::refresh(connection, self.pipeline, self.scope)?);
-            ledger::record_success(connection, &commit, self.rows)?;
-            if let Some((pipeline, name, value)) = &commit.set_variable {
-                ledger::set_variable(connection, *pipeline, name, value)?;
-            }
+            ledger::record_commit(connection, &commit, self.rows)?;
             Ok(())
         };
         match swapped() {
