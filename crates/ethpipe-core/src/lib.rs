@@ -28,3 +28,16 @@ pub use day::{Day, DayParseError};
 pub use pipeline::Scope;
 pub use source::{RowStream, Source, SourceError, SourceEvent, SourceEventSender};
 pub use validate::{RowError, Uint};
+
+/// An error's message followed by each of its causes (`a: b: c`), for the
+/// libraries whose own message hides the cause.
+pub fn with_causes(head: String, error: &dyn std::error::Error) -> String {
+    let mut text = head;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -100,9 +100,10 @@ pub async fn backfill(
             let wait = round == 1;
             let scope = Scope::Day(day);
             let lock = database
+                .ledger()
                 .lock_day(request.pipeline, scope, wait)
                 .await
-                .map_err(RunError::Ledger)?;
+                .map_err(|e| RunError::Ledger(e.into()))?;
             let Some(lock) = lock else {
                 deferred.push(day);
                 continue;
@@ -129,7 +130,7 @@ pub async fn backfill(
                 let result =
                     run_while_locked(&database, source.as_ref(), run_request, &*progress, &cancel)
                         .await;
-                drop(lock);
+                lock.release().await;
                 (day, result)
             });
         }
@@ -181,9 +182,10 @@ async fn done_days(
     }
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
+        .ledger()
         .succeeded_days(request.pipeline, request.from, request.to, trigger)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(days.into_iter().collect())
 }
 
@@ -199,8 +201,9 @@ async fn done_days_between(
     }
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
+        .ledger()
         .succeeded_days(request.pipeline, day, day, trigger)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(!days.is_empty())
 }

@@ -81,16 +81,19 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     let scope = effective_scope(database, source, &request).await?;
     let lock = database
+        .ledger()
         .lock_day(request.pipeline, scope, false)
         .await
-        .map_err(RunError::Ledger)?;
-    let Some(_lock) = lock else {
+        .map_err(|e| RunError::Ledger(e.into()))?;
+    let Some(lock) = lock else {
         return Err(RunError::Busy {
             pipeline: request.pipeline,
             scope,
         });
     };
-    run_while_locked(database, source, request, progress, cancel).await
+    let result = run_while_locked(database, source, request, progress, cancel).await;
+    lock.release().await;
+    result
 }
 
 /// Like [`run`], for a caller that already holds the (pipeline, day) lock.
@@ -104,9 +107,10 @@ pub async fn run_while_locked(
     let scope = effective_scope(database, source, &request).await?;
     // Holding the lock, any run of this day still marked `running` is dead.
     let abandoned = database
+        .ledger()
         .abandon_stale_runs(request.pipeline, scope)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     if abandoned > 0 {
         tracing::info!(
             "{} {scope}: closed {abandoned} abandoned run(s)",
@@ -114,6 +118,7 @@ pub async fn run_while_locked(
         );
     }
     let run = database
+        .ledger()
         .start_run(&NewRun {
             pipeline: request.pipeline,
             scope,
@@ -121,12 +126,12 @@ pub async fn run_while_locked(
             source: source.name().to_string(),
         })
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     if scope != request.scope {
         let note =
             "first tokens run: loading the whole tokens table (the full load) instead of one day";
         tracing::info!("{note}");
-        let _ = database.log(run, "info", note).await;
+        let _ = database.ledger().log(run, "info", note).await;
     }
     progress.started(request.pipeline, scope);
     progress.recorded(run);
@@ -161,6 +166,7 @@ pub async fn run_while_locked(
                 elapsed: started.elapsed(),
             };
             let _ = database
+                .ledger()
                 .log(
                     run,
                     "info",
@@ -171,10 +177,11 @@ pub async fn run_while_locked(
         }
         Err(failure) => {
             let message = failure.message();
-            let _ = database.log(run, "error", &message).await;
+            let _ = database.ledger().log(run, "error", &message).await;
             // Best effort: if the database is gone, the run stays 'running' and
             // the error is still reported to the caller.
             if let Err(e) = database
+                .ledger()
                 .fail_run(run, &message, rows_written, failure.source_rows)
                 .await
             {
@@ -204,9 +211,10 @@ async fn effective_scope(
         return Ok(request.scope);
     }
     let done = database
+        .ledger()
         .variable(request.pipeline, TOKENS_FULL_LOAD_DONE)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(if done.as_deref() == Some("true") {
         request.scope
     } else {
@@ -289,14 +297,18 @@ async fn load(
                 if last_recorded.elapsed() >= LEDGER_PROGRESS_EVERY {
                     last_recorded = Instant::now();
                     // Best effort: a missed update only delays the live count.
-                    if let Err(e) = database.record_progress(run, *rows_written).await {
+                    if let Err(e) = database.ledger().record_progress(run, *rows_written).await {
                         tracing::debug!("could not record the progress of run {run}: {e}");
                     }
                 }
             }
             SourceEvent::Warning(message) => {
                 tracing::warn!("{message}");
-                database.log(run, "warn", &message).await?;
+                database
+                    .ledger()
+                    .log(run, "warn", &message)
+                    .await
+                    .map_err(SinkError::from)?;
             }
             SourceEvent::End {
                 source_rows,
@@ -324,7 +336,7 @@ async fn load(
         kind: FailureKind::Sink(e),
         source_rows: Some(source_rows),
     })?;
-    if let Err(e) = database.record_steps(run, &steps).await {
+    if let Err(e) = database.ledger().record_steps(run, &steps).await {
         tracing::warn!("could not record the steps of run {run}: {e}");
     }
     Ok(source_rows)
@@ -342,6 +354,7 @@ async fn run_models(
     let Some(day) = scope.day() else {
         if !models.is_empty() {
             let _ = database
+                .ledger()
                 .log(
                     run,
                     "info",
@@ -359,6 +372,7 @@ async fn run_models(
             step.error = Some(e.to_string());
         }
         if let Err(e) = database
+            .ledger()
             .record_steps(run, std::slice::from_ref(&step))
             .await
         {
@@ -366,13 +380,14 @@ async fn run_models(
         }
         if let Err(e) = result {
             let message = format!("model {} failed: {e}", model.name);
-            let _ = database.log(run, "error", &message).await;
-            if let Err(e) = database.fail_committed_run(run, &message).await {
+            let _ = database.ledger().log(run, "error", &message).await;
+            if let Err(e) = database.ledger().fail_committed_run(run, &message).await {
                 tracing::warn!("could not record run {run} as failed: {e}");
             }
             return Err(message);
         }
         let _ = database
+            .ledger()
             .log(
                 run,
                 "info",

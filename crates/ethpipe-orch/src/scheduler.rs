@@ -51,11 +51,12 @@ impl Scheduler {
     /// (an in-flight run rolls back and is marked interrupted).
     pub async fn serve(self, cancel: Cancel) -> Result<(), RunError> {
         self.database
+            .ledger()
             .sync_triggers(&self.triggers)
             .await
-            .map_err(RunError::Ledger)?;
+            .map_err(|e| RunError::Ledger(e.into()))?;
         let lock = tokio::select! {
-            lock = self.database.lock_leader(true) => lock.map_err(RunError::Ledger)?,
+            lock = self.database.ledger().lock_leader(true) => lock.map_err(|e| RunError::Ledger(e.into()))?,
             () = cancel.cancelled() => return Ok(()),
         };
         tracing::info!(
@@ -78,7 +79,7 @@ impl Scheduler {
     }
 
     async fn state(&self, name: &str) -> Option<TriggerState> {
-        match self.database.triggers().await {
+        match self.database.ledger().triggers().await {
             Ok(all) => all.into_iter().find(|t| t.def.name == name),
             Err(e) => {
                 tracing::warn!("trigger {name}: cannot read its state: {e}");
@@ -110,7 +111,7 @@ impl Scheduler {
             let now = Utc::now();
             let Some(last) = state.last_slot else {
                 // Newly active: start from now, not from the beginning of time.
-                let _ = self.database.set_last_slot(name, now).await;
+                let _ = self.database.ledger().set_last_slot(name, now).await;
                 continue;
             };
             let due = due_slots(&cron, last, now, state.def.catchup_days);
@@ -126,7 +127,7 @@ impl Scheduler {
                     return;
                 }
                 self.fire(&state.def, slot, cancel).await;
-                if let Err(e) = self.database.set_last_slot(name, slot).await {
+                if let Err(e) = self.database.ledger().set_last_slot(name, slot).await {
                     tracing::warn!("trigger {name}: cannot record slot {slot}: {e}");
                 }
             }
@@ -139,7 +140,12 @@ impl Scheduler {
         };
         let day = Day::containing(slot);
         let day = (0..def.day_offset.max(0)).fold(day, |d, _| d.pred());
-        match self.database.claim_fire(&def.name, slot, day).await {
+        match self
+            .database
+            .ledger()
+            .claim_fire(&def.name, slot, day)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return, // this slot already fired
             Err(e) => {

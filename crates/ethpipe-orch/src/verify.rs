@@ -37,13 +37,15 @@ pub async fn verify(
     to: Day,
 ) -> Result<Vec<DayCheck>, RunError> {
     let latest = database
+        .ledger()
         .latest_runs(pipeline, from, to)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     let succeeded = database
+        .ledger()
         .succeeded_days(pipeline, from, to, None)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     let mut checks = Vec::new();
     for day in days(from, to) {
         let key = day.to_string();
@@ -92,9 +94,10 @@ async fn latest_success_rows(
     day: Day,
 ) -> Result<Option<i64>, RunError> {
     let loaded = database
+        .ledger()
         .days_loaded(pipeline)
         .await
-        .map_err(RunError::Ledger)?;
+        .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(loaded
         .iter()
         .find(|d| d.day == day.to_string())

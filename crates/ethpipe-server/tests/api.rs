@@ -479,6 +479,7 @@ async fn ledger_endpoints_match_the_ledger() {
     let env = Env::start(Options::default()).await;
     let client = env.pg().await;
     env.database
+        .ledger()
         .sync_triggers(&[ethpipe_sinks::TriggerDef {
             name: "daily_transfers".into(),
             pipeline: "token_transfers".into(),

@@ -5,4 +5,4 @@
 pub mod ledger;
 pub mod stats;
 
-pub(crate) use crate::store::{prefix_pattern, sqlite_timestamp, timestamp, QueryError, Reader};
+pub(crate) use crate::store::{timestamp, QueryError, Reader};

@@ -330,11 +330,12 @@ impl Actions {
     /// Turns a trigger on or off; false when there is no such trigger.
     pub async fn set_trigger_active(&self, name: &str, active: bool) -> ServiceResult<bool> {
         self.database
+            .ledger()
             .set_trigger_active(name, active)
             .await
             .map_err(|source| ServiceError::Ledger {
                 what: "cannot change the trigger",
-                source,
+                source: source.into(),
             })
     }
 

@@ -54,12 +54,15 @@ impl QueryError {
 
 pub struct PgReader {
     pub(super) pool: Pool,
+    /// The ledger's reads (runs, triggers): read-only, with the same timeout.
+    pub(super) ledger: std::sync::Arc<dyn ethpipe_sinks::Ledger>,
     /// `statement_timeout` in milliseconds, as the text `set_config` takes.
     pub(super) timeout_ms: String,
 }
 
 pub struct SqliteReader {
     pub(super) path: PathBuf,
+    pub(super) ledger: std::sync::Arc<dyn ethpipe_sinks::Ledger>,
     pub(super) timeout: Duration,
 }
 
@@ -72,7 +75,7 @@ impl PgReader {
     ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
         let mut client = self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => QueryError::Unavailable {
-                message: describe(&e),
+                message: ethpipe_sinks::postgres::describe(&e),
                 source: Box::new(e),
             },
             other => QueryError::unavailable(other),
@@ -189,7 +192,7 @@ fn classify_sqlite(error: rusqlite::Error) -> QueryError {
 /// Cancelled by `statement_timeout` is SQLSTATE 57014; connection trouble is
 /// "unavailable"; anything else is a bug worth a 500.
 fn classify(error: tokio_postgres::Error) -> QueryError {
-    let message = describe(&error);
+    let message = ethpipe_sinks::postgres::describe(&error);
     let unavailable = match error.code().map(|c| c.code()) {
         Some("57014") => return QueryError::Timeout(Box::new(error)),
         Some(code) => code.starts_with("08") || code.starts_with("57"),
@@ -201,19 +204,4 @@ fn classify(error: tokio_postgres::Error) -> QueryError {
     } else {
         QueryError::Failed { message, source }
     }
-}
-
-/// The database's own message and code, or the error with its causes.
-fn describe(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return format!("{} ({})", db.message(), db.code().code());
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

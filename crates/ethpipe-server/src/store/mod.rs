@@ -147,10 +147,14 @@ pub enum Reader {
     Sqlite(SqliteReader),
 }
 
-/// The read pool could not be set up.
+/// The read pool or the ledger's reader could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the PostgreSQL read pool: {0}")]
-pub struct PoolSetupError(#[source] deadpool_postgres::BuildError);
+pub enum PoolSetupError {
+    #[error("cannot set up the PostgreSQL read pool: {0}")]
+    Pool(#[source] deadpool_postgres::BuildError),
+    #[error("cannot open the ledger for reading: {0}")]
+    Ledger(#[source] ethpipe_sinks::ledger::LedgerError),
+}
 
 impl Reader {
     /// A reader over the database `url` names. Connects lazily: an
@@ -160,6 +164,8 @@ impl Reader {
         timeout: Duration,
         pool_size: usize,
     ) -> Result<Reader, PoolSetupError> {
+        let ledger =
+            ethpipe_sinks::ledger::open_read_only(url, timeout).map_err(PoolSetupError::Ledger)?;
         match url {
             DatabaseUrl::Postgres { config, .. } => {
                 let mut config = (**config).clone();
@@ -185,14 +191,16 @@ impl Reader {
                     .create_timeout(Some(Duration::from_secs(5)))
                     .runtime(deadpool_postgres::Runtime::Tokio1)
                     .build()
-                    .map_err(PoolSetupError)?;
+                    .map_err(PoolSetupError::Pool)?;
                 Ok(Reader::Postgres(PgReader {
                     pool,
+                    ledger,
                     timeout_ms: timeout.as_millis().max(1).to_string(),
                 }))
             }
             DatabaseUrl::Sqlite { path } => Ok(Reader::Sqlite(SqliteReader {
                 path: path.clone(),
+                ledger,
                 timeout,
             })),
         }
@@ -200,6 +208,14 @@ impl Reader {
 
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Reader::Sqlite(_))
+    }
+
+    /// The ledger, for reads of runs, steps, logs and triggers.
+    pub fn ledger(&self) -> &dyn ethpipe_sinks::Ledger {
+        match self {
+            Reader::Postgres(pg) => &*pg.ledger,
+            Reader::Sqlite(lite) => &*lite.ledger,
+        }
     }
 
     /// The data reads of whichever store this is.

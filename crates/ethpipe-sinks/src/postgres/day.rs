@@ -23,7 +23,7 @@ use ethpipe_core::{Pipeline, Rows, Scope};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
-use super::{copy, ddl};
+use super::copy;
 use crate::sink::DayWriter;
 use crate::{check_batch, Commit, SinkError, StepReport};
 
@@ -48,7 +48,7 @@ impl PgDayWriter {
         pipeline: Pipeline,
         scope: Scope,
     ) -> Result<Self, SinkError> {
-        let table = ddl::table(pipeline);
+        let table = crate::ddl::table(pipeline, Dialect::Postgres);
         let direct = pipeline.load_mode() == LoadMode::ReplaceDay && scope.day().is_some();
         let target = if direct {
             client
@@ -135,10 +135,7 @@ impl DayWriter for PgDayWriter {
         for derived in self.pipeline.derived() {
             steps.push(self.derive(*derived).await?);
         }
-        super::ledger::record_success(&self.client, &commit, self.rows).await?;
-        if let Some((pipeline, name, value)) = &commit.set_variable {
-            super::ledger::set_variable(&self.client, *pipeline, name, value).await?;
-        }
+        crate::ledger::postgres::record_commit(&self.client, &commit, self.rows).await?;
         self.client
             .batch_execute("COMMIT")
             .await
@@ -204,7 +201,7 @@ impl PgDayWriter {
     /// Replaces the day with the staged rows, or merges them by the
     /// dataset's own rules.
     async fn merge_staged(&self) -> Result<(), SinkError> {
-        let table = ddl::table(self.pipeline);
+        let table = crate::ddl::table(self.pipeline, Dialect::Postgres);
         let fail = |e| SinkError::db(format!("inserting {} into {table}", self.scope), e);
         if self.pipeline.load_mode() == LoadMode::Merge {
             for statement in self.pipeline.merge_statements(Dialect::Postgres) {
@@ -230,7 +227,7 @@ async fn delete_day(client: &Client, pipeline: Pipeline, scope: Scope) -> Result
     let Some(day) = scope.day() else {
         return Ok(());
     };
-    let table = ddl::table(pipeline);
+    let table = crate::ddl::table(pipeline, Dialect::Postgres);
     let column = pipeline.day_column();
     client
         .execute(

@@ -4,6 +4,8 @@
 
 use tokio_postgres::Client;
 
+use ethpipe_core::dataset::Dialect;
+
 use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
@@ -221,7 +223,9 @@ async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
         }
         let sql = match change {
             Change::Sql { postgres, .. } => postgres.to_string(),
-            Change::CreateDataset(pipeline) => super::ddl::create(*pipeline).join(";\n"),
+            Change::CreateDataset(pipeline) => {
+                crate::ddl::create(*pipeline, Dialect::Postgres).join(";\n")
+            }
         };
         client
             .batch_execute(&sql)

@@ -3,16 +3,13 @@
 //! - [`migrations`]: versioned schema changes, applied under an advisory lock.
 //! - [`copy`]: the binary `COPY` encoder (rows of any dataset → PGCOPY bytes).
 //! - [`day`]: loading a day and committing it atomically.
-//! - [`ddl`]: a dataset's table from its description.
-//! - [`ledger`]: runs, their log lines and pipeline variables.
 
 pub mod copy;
 pub mod day;
-pub mod ddl;
-pub mod ledger;
 pub mod migrations;
 
 use async_trait::async_trait;
+use ethpipe_core::dataset::Dialect;
 use ethpipe_core::{Day, Pipeline, Scope};
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -44,10 +41,6 @@ impl PgDatabase {
         open_client(&self.config, &self.shown).await
     }
 
-    pub fn ledger(&self) -> ledger::PgLedger<'_> {
-        ledger::PgLedger::new(&self.client)
-    }
-
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -67,14 +60,14 @@ impl Sink for PgDatabase {
     }
 
     fn ddl(&self, pipeline: Pipeline) -> Vec<String> {
-        ddl::create(pipeline)
+        crate::ddl::create(pipeline, Dialect::Postgres)
     }
 
     async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
         let sql = format!(
             "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2",
-            ddl::table(pipeline)
+            crate::ddl::table(pipeline, Dialect::Postgres)
         );
         let row = self
             .client
@@ -130,16 +123,9 @@ pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, 
 }
 
 /// tokio-postgres' Display for server errors is just "db error"; show the server's message.
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+pub fn describe(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         return format!("{} ({})", db.message(), db.code().code());
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    ethpipe_core::with_causes(error.to_string(), error)
 }

@@ -9,7 +9,8 @@ use ethpipe_core::dataset::{CellWriter, Dialect, LoadMode};
 use ethpipe_core::{Pipeline, Rows, Scope, Uint};
 use rusqlite::{Connection, Statement};
 
-use super::{ddl, ledger, statistics, timestamp_text};
+use super::{statistics, timestamp_text};
+use crate::ledger::sqlite as ledger;
 use crate::sink::DayWriter;
 use crate::{check_batch, Commit, SinkError, StepReport};
 
@@ -35,7 +36,7 @@ impl SqliteDayWriter {
         connection
             .execute_batch(&format!(
                 "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM {} WHERE 0",
-                ddl::table(pipeline)
+                crate::ddl::table(pipeline, Dialect::Sqlite)
             ))
             .map_err(fail("opening the staging table"))?;
         Ok(SqliteDayWriter {
@@ -80,7 +81,7 @@ impl SqliteDayWriter {
     fn swap_in(&self, commit: &Commit, steps: &mut Vec<StepReport>) -> Result<(), SinkError> {
         let started = Utc::now();
         let connection = &self.connection;
-        let table = ddl::table(self.pipeline);
+        let table = crate::ddl::table(self.pipeline, Dialect::Sqlite);
         if self.pipeline.load_mode() == LoadMode::Merge {
             for statement in self.pipeline.merge_statements(Dialect::Sqlite) {
                 let sql = statement
@@ -108,10 +109,7 @@ impl SqliteDayWriter {
         for derived in self.pipeline.derived() {
             steps.push(statistics::derive(connection, *derived, self.scope)?);
         }
-        ledger::record_success(connection, commit, self.rows)?;
-        if let Some((pipeline, name, value)) = &commit.set_variable {
-            ledger::set_variable(connection, *pipeline, name, value)?;
-        }
+        ledger::record_commit(connection, commit, self.rows)?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 
 use rusqlite::Connection;
 
+use ethpipe_core::dataset::Dialect;
+
 use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
@@ -177,7 +179,9 @@ pub fn apply(connection: &Connection) -> Result<Vec<u32>, SinkError> {
             if !done {
                 let sql = match change {
                     Change::Sql { sqlite, .. } => sqlite.to_string(),
-                    Change::CreateDataset(pipeline) => super::ddl::create(*pipeline).join(";\n"),
+                    Change::CreateDataset(pipeline) => {
+                        crate::ddl::create(*pipeline, Dialect::Sqlite).join(";\n")
+                    }
                 };
                 connection.execute_batch(&sql)?;
                 connection.execute(

@@ -7,8 +7,6 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 pub mod day;
-pub mod ddl;
-pub mod ledger;
 pub(crate) mod migrations;
 mod statistics;
 
@@ -18,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ethpipe_core::dataset::Dialect;
 use ethpipe_core::{Day, Pipeline, Scope};
 use rusqlite::Connection;
 
@@ -71,13 +70,6 @@ impl SqliteDatabase {
         self.with_connection(migrations::apply)
     }
 
-    pub fn ledger<T>(
-        &self,
-        operation: impl FnOnce(&ledger::SqliteLedger<'_>) -> Result<T, SinkError>,
-    ) -> Result<T, SinkError> {
-        self.with_connection(|c| operation(&ledger::SqliteLedger::new(c)))
-    }
-
     fn with_connection<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, SinkError>,
@@ -104,14 +96,14 @@ impl Sink for SqliteDatabase {
     }
 
     fn ddl(&self, pipeline: Pipeline) -> Vec<String> {
-        ddl::create(pipeline)
+        crate::ddl::create(pipeline, Dialect::Sqlite)
     }
 
     async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
         let sql = format!(
             "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2",
-            ddl::table(pipeline)
+            crate::ddl::table(pipeline, Dialect::Sqlite)
         );
         self.with_connection(|c| {
             c.query_row(

@@ -301,14 +301,7 @@ fn fix_hint(reason: Option<&str>, status: u16) -> Option<&'static str> {
 
 /// reqwest's Display hides the cause ("error sending request"); walk the chain.
 fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut text = error.without_url_ref_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    ethpipe_core::with_causes(error.without_url_ref_string(), error)
 }
 
 trait WithoutUrl {

@@ -41,6 +41,7 @@ pub async fn open_database(settings: &Settings) -> Result<Database, Fatal> {
         .map_err(Fatal::usage)?;
     if !settings.triggers.is_empty() {
         database
+            .ledger()
             .sync_triggers(&settings.triggers)
             .await
             .map_err(Fatal::usage)?;

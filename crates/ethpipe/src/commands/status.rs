@@ -39,7 +39,7 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
                 .map_err(Fatal::usage)?,
         );
     }
-    let triggers = database.triggers().await.map_err(Fatal::usage)?;
+    let triggers = database.ledger().triggers().await.map_err(Fatal::usage)?;
     if args.json {
         let triggers: Vec<serde_json::Value> = triggers
             .iter()
@@ -75,10 +75,13 @@ async fn pipeline_status(
     database: &Database,
     pipeline: Pipeline,
 ) -> Result<PipelineStatus, ethpipe_sinks::SinkError> {
-    let days = database.days_loaded(pipeline).await?;
+    let days = database.ledger().days_loaded(pipeline).await?;
     let (ranges, gaps) = ranges_and_gaps(&days);
     let full_load_done = if pipeline.full_load_first() {
-        let flag = database.variable(pipeline, TOKENS_FULL_LOAD_DONE).await?;
+        let flag = database
+            .ledger()
+            .variable(pipeline, TOKENS_FULL_LOAD_DONE)
+            .await?;
         Some(flag.as_deref() == Some("true"))
     } else {
         None
@@ -89,7 +92,7 @@ async fn pipeline_status(
         rows_loaded: days.iter().map(|d| d.rows).sum(),
         days_loaded: ranges,
         gaps,
-        recent_runs: database.recent_runs(pipeline, 5).await?,
+        recent_runs: database.ledger().recent_runs(pipeline, 5).await?,
     })
 }
 

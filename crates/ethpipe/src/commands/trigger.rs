@@ -12,7 +12,7 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> Result<(), Fatal
     let database = super::open_database(settings).await?;
     match args.action {
         TriggerAction::List => {
-            let triggers = database.triggers().await.map_err(Fatal::usage)?;
+            let triggers = database.ledger().triggers().await.map_err(Fatal::usage)?;
             print_triggers(&triggers, settings);
             Ok(())
         }
@@ -26,6 +26,7 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> Result<(), Fatal
 
 async fn toggle(database: &ethpipe_sinks::Database, name: &str, active: bool) -> Result<(), Fatal> {
     if database
+        .ledger()
         .set_trigger_active(name, active)
         .await
         .map_err(Fatal::usage)?

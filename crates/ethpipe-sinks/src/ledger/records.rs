@@ -1,0 +1,131 @@
+//! The ledger's vocabulary: what a run, a step, a log line, a trigger is.
+
+use chrono::{DateTime, Utc};
+use ethpipe_core::{Pipeline, Scope};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Success,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> RunStatus {
+        match text {
+            "success" => RunStatus::Success,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+/// A run about to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub pipeline: Pipeline,
+    pub scope: Scope,
+    /// What started it: `manual`, `backfill`, a trigger's name.
+    pub trigger: String,
+    pub source: String,
+}
+
+/// A run as the ledger holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub pipeline: String,
+    /// `None` for a full load.
+    pub day: Option<String>,
+    pub trigger: String,
+    pub source: String,
+    pub status: RunStatus,
+    pub attempt: i32,
+    pub rows_written: Option<i64>,
+    pub source_rows: Option<i64>,
+    pub skipped_rows: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayLoaded {
+    pub day: String,
+    pub rows: i64,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub pipeline: Option<Pipeline>,
+    pub status: Option<&'static str>,
+    pub trigger: Option<String>,
+    /// Runs whose trigger starts with this (e.g. `backfill`).
+    pub trigger_prefix: Option<String>,
+    /// Keyset: only runs with a smaller id.
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// Runs of one (pipeline, status) and the rows they wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCount {
+    pub pipeline: String,
+    pub status: String,
+    pub runs: i64,
+    pub rows: i64,
+}
+
+/// How long one finished run took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDuration {
+    pub pipeline: String,
+    pub status: String,
+    pub seconds: f64,
+}
+
+/// A trigger as the config file defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TriggerDef {
+    pub name: String,
+    pub pipeline: String,
+    /// Cron expression (5 or 6 fields, seconds first when 6) or `@daily`/`@hourly`.
+    pub schedule: String,
+    pub active: bool,
+    /// The day loaded is the slot's UTC date minus this (1 = yesterday).
+    pub day_offset: i32,
+    pub max_attempts: i32,
+    pub backoff_seconds: i32,
+    pub timeout_seconds: i32,
+    /// How many missed slots are run after downtime (newest first chosen, run oldest first).
+    pub catchup_days: i32,
+}
+
+/// A trigger as the database holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerState {
+    #[serde(flatten)]
+    pub def: TriggerDef,
+    pub last_slot: Option<DateTime<Utc>>,
+}
