@@ -124,6 +124,15 @@ pub(crate) fn check_batch(
     Ok(())
 }
 
+/// The source sent the same key twice in one day: a broken day that no
+/// retry can fix, so it is a permanent failure with a clear name.
+pub(crate) fn duplicate_key(pipeline: Pipeline, detail: impl std::fmt::Display) -> SinkError {
+    SinkError::Rejected(format!(
+        "source day has duplicate ({}): {detail}; the source holds that key twice, a retry cannot help",
+        pipeline.key().join(", ")
+    ))
+}
+
 fn check_in_scope(
     scope: Scope,
     timestamp: chrono::DateTime<chrono::Utc>,

@@ -25,7 +25,7 @@ use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
 use crate::sink::DayWriter;
-use crate::{check_batch, Commit, SinkError, StepReport};
+use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
 
 const STAGING: &str = "ethpipe_staging";
 
@@ -105,7 +105,7 @@ impl DayWriter for PgDayWriter {
         self.copy
             .send(chunk)
             .await
-            .map_err(|e| SinkError::db("streaming rows with COPY", e))
+            .map_err(|e| copy_error(self.pipeline, "streaming rows with COPY", e))
     }
 
     async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
@@ -115,13 +115,13 @@ impl DayWriter for PgDayWriter {
         self.copy
             .send(tail)
             .await
-            .map_err(|e| SinkError::db("finishing COPY", e))?;
+            .map_err(|e| copy_error(self.pipeline, "finishing COPY", e))?;
         let copied = self
             .copy
             .as_mut()
             .finish()
             .await
-            .map_err(|e| SinkError::db("finishing COPY", e))?;
+            .map_err(|e| copy_error(self.pipeline, "finishing COPY", e))?;
         if copied != self.rows {
             return Err(SinkError::Rejected(format!(
                 "PostgreSQL staged {copied} rows but {} were sent",
@@ -216,8 +216,23 @@ impl PgDayWriter {
         self.client
             .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), &[])
             .await
-            .map_err(fail)?;
+            .map_err(|e| copy_error(self.pipeline, "inserting the staged rows", e))?;
         Ok(())
+    }
+}
+
+/// A unique violation while rows go in is the source's duplicate key;
+/// anything else is the database's trouble (and may pass).
+fn copy_error(
+    pipeline: Pipeline,
+    context: &'static str,
+    error: tokio_postgres::Error,
+) -> SinkError {
+    match error.as_db_error() {
+        Some(db) if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+            duplicate_key(pipeline, db.detail().unwrap_or(db.message()))
+        }
+        _ => SinkError::db(context, error),
     }
 }
 

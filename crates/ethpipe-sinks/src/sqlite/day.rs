@@ -12,7 +12,7 @@ use rusqlite::{Connection, Statement};
 use super::{statistics, timestamp_text};
 use crate::ledger::sqlite as ledger;
 use crate::sink::DayWriter;
-use crate::{check_batch, Commit, SinkError, StepReport};
+use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
 
 const STAGING: &str = "temp.ethpipe_staging";
 
@@ -103,7 +103,13 @@ impl SqliteDayWriter {
             }
             connection
                 .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), [])
-                .map_err(fail("inserting the day"))?;
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => duplicate_key(
+                        self.pipeline,
+                        self.duplicated_key().unwrap_or(e.to_string()),
+                    ),
+                    _ => fail("inserting the day")(e),
+                })?;
         }
         steps.push(StepReport::since("load", self.rows, started));
         for derived in self.pipeline.derived() {
@@ -111,6 +117,24 @@ impl SqliteDayWriter {
         }
         ledger::record_commit(connection, commit, self.rows)?;
         Ok(())
+    }
+}
+
+impl SqliteDayWriter {
+    /// A staged key that appears twice, spelled as PostgreSQL reports one.
+    fn duplicated_key(&self) -> Option<String> {
+        let key = self.pipeline.key().join(", ");
+        let values = self
+            .pipeline
+            .key()
+            .iter()
+            .map(|column| format!("CAST({column} AS TEXT)"))
+            .collect::<Vec<_>>()
+            .join(" || ', ' || ");
+        let sql =
+            format!("SELECT {values} FROM {STAGING} GROUP BY {key} HAVING count(*) > 1 LIMIT 1");
+        let found: String = self.connection.query_row(&sql, [], |row| row.get(0)).ok()?;
+        Some(format!("Key ({key})=({found}) appears more than once"))
     }
 }
 
