@@ -71,4 +71,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "erc1155_transfers",
         change: Change::CreateDataset(ERC1155_TRANSFERS),
     },
+    sql(
+        7,
+        "one token row found in transfers per address",
+        postgres::migrations::V7,
+        sqlite::migrations::V7,
+    ),
 ];

@@ -164,8 +164,18 @@ pub fn from_bigquery(cells: &[Option<&str>], row: u64) -> Result<Token, RowError
 // transfers goes in only for an address with no row at all, and moves to the
 // earliest day it was seen. PostgreSQL needs `DISTINCT ON` because one INSERT
 // may not update a row twice; SQLite applies rows one by one.
+//
+// Two loads of different days may merge at once. Under READ COMMITTED each
+// would see no row for a token both found in transfers and both insert one,
+// so on PostgreSQL every merge first takes one transaction-scoped advisory
+// lock: merges of tokens run one after the other, each seeing what the
+// previous committed (SQLite's `BEGIN IMMEDIATE` already serialises them). A
+// partial unique index (migration 7) keeps "one found row per address" true
+// whatever the interleaving.
 
+/// The lock key is FNV-1a of `ethpipe:tokens:merge`, like the day locks.
 const POSTGRES_MERGE: &[&str] = &[
+    "SELECT pg_advisory_xact_lock(-6864165656802136746)",
     "INSERT INTO {table}
      SELECT DISTINCT ON (address, block_number) * FROM {staging}
      WHERE NOT found_in_transfers

@@ -176,6 +176,16 @@ CREATE INDEX token_transfers_to_idx ON ethereum.token_transfers (to_address, blo
 CREATE INDEX token_transfers_token_time_idx ON ethereum.token_transfers (token_address, block_timestamp);
 "#;
 
+/// Concurrent tokens loads could each add a row found in transfers for one
+/// address (docs/reliability.md): keep the earliest, then let the database
+/// refuse a second one.
+pub(crate) const V7: &str = r#"
+DELETE FROM ethereum.tokens t USING ethereum.tokens u
+WHERE t.found_in_transfers AND u.found_in_transfers
+  AND t.address = u.address AND u.block_number < t.block_number;
+CREATE UNIQUE INDEX tokens_found_in_transfers_once ON ethereum.tokens (address) WHERE found_in_transfers;
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
     let fail = |what: &str, e: tokio_postgres::Error| {

@@ -8,6 +8,14 @@ use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
 /// See the PostgreSQL migration of the same number.
+pub(crate) const V7: &str = "
+DELETE FROM tokens WHERE found_in_transfers AND EXISTS
+    (SELECT 1 FROM tokens u WHERE u.found_in_transfers
+        AND u.address = tokens.address AND u.block_number < tokens.block_number);
+CREATE UNIQUE INDEX tokens_found_in_transfers_once ON tokens (address) WHERE found_in_transfers;
+";
+
+/// See the PostgreSQL migration of the same number.
 pub(crate) const V5: &str = "
 CREATE INDEX token_transfers_from_idx ON token_transfers (from_address, block_number);
 CREATE INDEX token_transfers_to_idx ON token_transfers (to_address, block_number);
