@@ -656,7 +656,7 @@ fn schema_json(schema: &[Field]) -> Value {
 }
 
 /// One cell of a stored result; TIMESTAMP text holds microseconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Cell {
     Null,
     Text(String),
@@ -820,13 +820,34 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
         return Err(format!("Not found: Table in query: {sql}"));
     };
     if counting {
-        return Ok(count_job(rows.len()));
+        return Ok(count_job(distinct_count(sql, &schema, &rows)));
     }
     Ok(Job {
         rows,
         schema,
         ..Job::default()
     })
+}
+
+/// `COUNT(*)` of the rows, or of the distinct tuples of the columns a
+/// `SELECT DISTINCT a, b FROM …` subquery names, as BigQuery counts them.
+fn distinct_count(sql: &str, schema: &Schema, rows: &[Cells]) -> usize {
+    let Some(columns) = sql
+        .split_once("SELECT DISTINCT ")
+        .and_then(|(_, rest)| rest.split_once(" FROM"))
+        .map(|(list, _)| list)
+    else {
+        return rows.len();
+    };
+    let positions: Vec<usize> = columns
+        .split(',')
+        .filter_map(|name| schema.iter().position(|f| f.name == name.trim()))
+        .collect();
+    let tuples: std::collections::HashSet<Vec<&Cell>> = rows
+        .iter()
+        .map(|row| positions.iter().map(|&i| &row[i]).collect())
+        .collect();
+    tuples.len()
 }
 
 fn count_job(count: usize) -> Job {

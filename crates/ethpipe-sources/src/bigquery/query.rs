@@ -2,7 +2,7 @@
 //! (`@day`, type DATE), and the filter is a range on `block_timestamp`, the
 //! tables' partitioning column, so BigQuery scans one partition.
 
-use ethpipe_core::dataset::BigQueryExtraction;
+use ethpipe_core::dataset::{BigQueryExtraction, LoadMode};
 use ethpipe_core::{Day, Pipeline, Scope, SourceError};
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
@@ -98,13 +98,20 @@ pub fn extract(dataset: &Dataset, pipeline: Pipeline, scope: Scope) -> Query {
 }
 
 /// A partition-pruned `COUNT(*)` of a table dataset's day (for `verify`).
+/// A merged dataset keeps one row per key (BigQuery's `tokens` has exact
+/// duplicate rows), so its count is of distinct keys.
 pub fn count(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
     let (table, filter, mut parameters) = source_table(dataset, pipeline);
     parameters.insert(0, day_parameter(day));
-    Query {
-        sql: format!("SELECT COUNT(*) AS row_count FROM {table} WHERE {DAY_FILTER}{filter}"),
-        parameters,
-    }
+    let rows = format!("{table} WHERE {DAY_FILTER}{filter}");
+    let sql = match pipeline.load_mode() {
+        LoadMode::Merge => format!(
+            "SELECT COUNT(*) AS row_count FROM (SELECT DISTINCT {} FROM {rows})",
+            pipeline.key().join(", ")
+        ),
+        LoadMode::ReplaceDay => format!("SELECT COUNT(*) AS row_count FROM {rows}"),
+    };
+    Query { sql, parameters }
 }
 
 fn day_parameter(day: Day) -> QueryParameter {
