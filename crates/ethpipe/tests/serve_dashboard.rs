@@ -186,6 +186,19 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
     assert_durations_shown(&seen, &client).await;
     assert_tokens_row_after_full_load(&seen, &client).await;
     assert_amounts_rounded_with_exact_value_on_hover(&seen);
+    let day_titles: Vec<&serde_json::Value> = seen["dayAmounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["title"])
+        .collect();
+    let day_exact: Vec<&serde_json::Value> =
+        seen["dayApiVolumes"].as_array().unwrap().iter().collect();
+    assert!(!day_exact.is_empty(), "the day has tokens with decimals");
+    assert_eq!(
+        day_titles, day_exact,
+        "the day page keeps each exact volume (and unit) on hover"
+    );
     // The place a pipeline's token filter shows (none has one yet).
     for row in seen["pipelines"].as_array().unwrap() {
         assert_eq!(row["filter"], "all tokens", "{row}");

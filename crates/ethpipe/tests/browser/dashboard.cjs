@@ -113,6 +113,19 @@ async function main() {
     const chart = await page.$('#chart svg');
     await chart.screenshot({ path: path.join(outDir, '05-chart.png') });
     seen.screenshots.push(path.join(outDir, '05-chart.png'));
+
+    // 6. The day page: each token's volume, rounded, exact on hover.
+    await page.goto(`${base}/days/${day}`);
+    await page.waitForSelector('#day-tokens');
+    seen.dayAmounts = await page.$$eval('#day-tokens .amount', (spans) => spans.map((span) => ({
+      text: span.textContent, title: span.title,
+    })));
+    seen.dayApiVolumes = await page.evaluate(async (d) => {
+      const overview = await (await fetch('/api/v1/days/' + d + '?limit=50')).json();
+      return overview.top_tokens.filter((t) => t.volume !== null)
+        .map((t) => t.volume + (t.symbol ? ' ' + t.symbol : ''));
+    }, day);
+    await shot('06-day-page.png');
   } finally {
     await browser.close();
   }
