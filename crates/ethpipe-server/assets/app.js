@@ -46,12 +46,25 @@
     return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US');
   }
 
-  function seconds(s) {
-    if (s === null || s === undefined) return '–';
-    if (s < 60) return s.toFixed(1) + 's';
+  // The same as the server's views::amounts::duration: 850 ms, 1.24 s,
+  // 12.3 s, 2 min 3 s, 1 h 5 min.
+  function duration(s) {
+    if (s === null || s === undefined || !(s >= 0)) return '–';
+    var ms = Math.round(s * 1000);
+    if (ms === 0) return '< 1 ms';
+    if (ms < 1000) return ms + ' ms';
     var pad = function (x) { return (x < 10 ? '0' : '') + x; };
-    if (s < 3600) return Math.floor(s / 60) + 'm ' + pad(Math.floor(s % 60)) + 's';
-    return Math.floor(s / 3600) + 'h ' + pad(Math.floor((s % 3600) / 60)) + 'm';
+    if (ms < 9995) {
+      var hundredths = Math.floor((ms + 5) / 10);
+      return Math.floor(hundredths / 100) + '.' + pad(hundredths % 100) + ' s';
+    }
+    if (ms < 59950) {
+      var tenths = Math.floor((ms + 50) / 100);
+      return Math.floor(tenths / 10) + '.' + (tenths % 10) + ' s';
+    }
+    var whole = Math.floor((ms + 500) / 1000);
+    if (whole < 3600) return Math.floor(whole / 60) + ' min ' + (whole % 60) + ' s';
+    return Math.floor(whole / 3600) + ' h ' + Math.floor((whole % 3600) / 60) + ' min';
   }
 
   function runRow(run) {
@@ -69,13 +82,16 @@
     status.appendChild(badge(run.status));
     tr.appendChild(status);
     tr.appendChild(el('td', null, run.started_at));
-    tr.appendChild(el('td', 'duration', seconds(run.duration_seconds)));
+    tr.appendChild(el('td', 'duration num', duration(run.duration_seconds)));
     tr.appendChild(el('td', 'rows num', number(run.rows_written)));
     tr.appendChild(el('td', 'error', run.error || ''));
     return tr;
   }
 
   function replaceRows(tbody, rows, emptyText, columns) {
+    // Keep the server's empty row (its commands are marked up) while still empty.
+    var onlyEmpty = tbody.children.length === 1 && tbody.firstElementChild.classList.contains('empty');
+    if (rows.length === 0 && onlyEmpty) return;
     while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
     rows.forEach(function (row) { tbody.appendChild(row); });
     if (rows.length === 0) {
@@ -91,7 +107,7 @@
     var tbody = document.getElementById('runs-body');
     if (!tbody) return Promise.resolve();
     return request('GET', '/api/v1/runs?limit=20').then(function (data) {
-      replaceRows(tbody, data.runs.map(runRow), 'No runs yet.', 9);
+      replaceRows(tbody, data.runs.map(runRow), tbody.dataset.empty || 'No runs yet.', 9);
     });
   }
 
@@ -115,7 +131,7 @@
     var tbody = document.getElementById('backfills-body');
     if (!tbody) return Promise.resolve();
     return request('GET', '/api/v1/backfills').then(function (data) {
-      replaceRows(tbody, data.backfills.map(backfillRow), 'No backfills started from this server.', 10);
+      replaceRows(tbody, data.backfills.map(backfillRow), tbody.dataset.empty || 'No backfills started from this server.', 10);
     });
   }
 
@@ -216,7 +232,7 @@
         status.appendChild(badge(run.status));
         document.getElementById('run-rows').textContent = number(run.rows_written);
         document.getElementById('run-source-rows').textContent = number(run.source_rows);
-        document.getElementById('run-duration').textContent = seconds(run.duration_seconds);
+        document.getElementById('run-duration').textContent = duration(run.duration_seconds);
         document.getElementById('run-finished').textContent = run.finished_at || '–';
         document.getElementById('run-error').textContent = run.error || '';
         var body = document.getElementById('logs-body');

@@ -446,6 +446,46 @@ async fn serving_endpoints_match_the_tables_on_postgres() {
     check_bad_inputs(&env).await;
 }
 
+/// The full load's rows, and the first and last day tokens were created
+/// (SQLite's spelling; the PostgreSQL test rewrites them).
+const FULL_LOAD_ROWS: &str =
+    "SELECT CAST(rows_written AS TEXT) FROM ethpipe_runs WHERE pipeline = 'tokens' AND day IS NULL AND status = 'success'";
+const FIRST_CREATION_DAY: &str = "SELECT substr(min(block_timestamp), 1, 10) FROM tokens";
+const LAST_CREATION_DAY: &str = "SELECT substr(max(block_timestamp), 1, 10) FROM tokens";
+
+/// Every finished run has a duration above zero (milliseconds are kept),
+/// and the tokens row counts its full load: the rows it wrote and the
+/// creation days its tokens cover.
+fn assert_durations_and_full_load(
+    pipelines: &Value,
+    runs: &Value,
+    answer: impl Fn(&str) -> String,
+) {
+    for run in runs["runs"].as_array().unwrap() {
+        assert!(run["duration_seconds"].as_f64().unwrap() > 0.0, "{run}");
+    }
+    let tokens = pipelines["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pipeline"] == "tokens")
+        .unwrap();
+    assert_eq!(tokens["full_load_done"], true, "{tokens}");
+    assert_eq!(
+        tokens["rows_loaded"].as_i64().unwrap().to_string(),
+        answer(FULL_LOAD_ROWS),
+        "{tokens}"
+    );
+    let (first, last) = (answer(FIRST_CREATION_DAY), answer(LAST_CREATION_DAY));
+    assert_eq!(tokens["first_day"], first.as_str(), "{tokens}");
+    assert_eq!(tokens["last_day"], last.as_str(), "{tokens}");
+    let span = (last.parse::<chrono::NaiveDate>().unwrap()
+        - first.parse::<chrono::NaiveDate>().unwrap())
+    .num_days()
+        + 1;
+    assert_eq!(tokens["days_loaded"], span, "{tokens}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_endpoints_match_the_tables_on_sqlite() {
     let env = Env::start(Options {
@@ -462,6 +502,10 @@ async fn serving_endpoints_match_the_tables_on_sqlite() {
     assert_eq!(pipelines["pipelines"][0]["rows_loaded"], 720);
     let runs = env.get("/api/v1/runs?limit=100", 200).await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 4);
+    assert_durations_and_full_load(&pipelines, &runs, |sql| {
+        let c = rusqlite::Connection::open(env.sqlite_path()).unwrap();
+        c.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap()
+    });
     for page in [
         "/",
         "/runs",
@@ -493,6 +537,27 @@ async fn ledger_endpoints_match_the_ledger() {
         }])
         .await
         .unwrap();
+
+    // Durations and the tokens full load, as the dashboard shows them.
+    let pipelines = env.get("/api/v1/pipelines", 200).await;
+    let all_runs = env.get("/api/v1/runs?limit=100", 200).await;
+    let mut answers = std::collections::HashMap::new();
+    for sql in [FULL_LOAD_ROWS, FIRST_CREATION_DAY, LAST_CREATION_DAY] {
+        let postgres = sql
+            .replace("ethpipe_runs", "ethpipe.runs")
+            .replace("FROM tokens", "FROM ethereum.tokens")
+            .replace(
+                "substr(min(block_timestamp), 1, 10)",
+                "min((block_timestamp AT TIME ZONE 'UTC')::date)::text",
+            )
+            .replace(
+                "substr(max(block_timestamp), 1, 10)",
+                "max((block_timestamp AT TIME ZONE 'UTC')::date)::text",
+            );
+        let answer: String = client.query_one(&postgres, &[]).await.unwrap().get(0);
+        answers.insert(sql, answer);
+    }
+    assert_durations_and_full_load(&pipelines, &all_runs, |sql| answers[sql].clone());
 
     // Runs, newest first, paged by id.
     let ids: Vec<i64> = client

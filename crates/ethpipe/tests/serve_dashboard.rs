@@ -1,8 +1,12 @@
 //! `ethpipe serve` with its dashboard: a real headless Chromium (Debian's
 //! `chromium`, driven by npm `playwright-core`) opens the dashboard, starts a
 //! run for a day, watches it reach "success", and opens a token page with its
-//! chart; screenshots land in this test's output folder. Also: serve refuses
-//! to listen beyond loopback without a token, and stops on SIGTERM.
+//! chart; it reads what a person would (durations, the tokens row after a
+//! full load, rounded amounts with the exact value on hover) and the test
+//! checks that against the database. A server without a source serves a
+//! read-only dashboard that says why runs cannot start. Screenshots land in
+//! this test's output folder (printed). Also: serve refuses to listen beyond
+//! loopback without a token, and stops on SIGTERM.
 
 mod common;
 
@@ -44,6 +48,11 @@ async fn serve(harness: &Harness, url: &str, extra_env: &[(&str, &str)]) -> (Chi
     for (key, value) in extra_env {
         ethpipe = ethpipe.env(key, *value);
     }
+    serve_with(&ethpipe).await
+}
+
+/// Starts `ethpipe serve` as `ethpipe` is configured, on a free port.
+async fn serve_with(ethpipe: &ethpipe_testkit::Ethpipe) -> (Child, String) {
     let mut child = ethpipe
         .command(&["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
@@ -108,7 +117,7 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
     // Earlier days come from the CLI; the browser loads DAY.
     let ethpipe = harness.ethpipe(&db.url);
     ethpipe
-        .run(&["run", "tokens", "--date", "2024-02-01"])
+        .run(&["run", "tokens", "--full"])
         .await
         .assert_success();
     for day in ["2024-03-03", "2024-03-04"] {
@@ -124,31 +133,14 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
     });
     let (child, base) = serve(&harness, &db.url, &[]).await;
 
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve_dashboard");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs");
-    let result = tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::process::Command::new("node")
-            .arg(&script)
-            .args([base.as_str(), DAY, token.as_str()])
-            .arg(&out)
-            .env("ETHPIPE_PLAYWRIGHT_CORE", &playwright)
-            .kill_on_drop(true)
-            .output(),
+    let out = output_folder("serve_dashboard");
+    let seen = browser(
+        &playwright,
+        "dashboard.cjs",
+        &[base.as_str(), DAY, token.as_str()],
+        &out,
     )
-    .await
-    .expect("the browser script finishes")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    eprintln!("screenshots in {}", out.display());
+    .await;
 
     // What the browser saw agrees with the ledger and the tables.
     let client = db.client().await.unwrap();
@@ -191,11 +183,268 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
         );
     }
     assert!(seen["logLines"].as_i64().unwrap() >= 1);
+    assert_durations_shown(&seen, &client).await;
+    assert_tokens_row_after_full_load(&seen, &client).await;
+    assert_amounts_rounded_with_exact_value_on_hover(&seen);
+    let day_titles: Vec<&serde_json::Value> = seen["dayAmounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["title"])
+        .collect();
+    let day_exact: Vec<&serde_json::Value> =
+        seen["dayApiVolumes"].as_array().unwrap().iter().collect();
+    assert!(!day_exact.is_empty(), "the day has tokens with decimals");
+    assert_eq!(
+        day_titles, day_exact,
+        "the day page keeps each exact volume (and unit) on hover"
+    );
+    // The place a pipeline's token filter shows (none has one yet).
+    for row in seen["pipelines"].as_array().unwrap() {
+        assert_eq!(row["filter"], "all tokens", "{row}");
+    }
+    assert_screenshots(&seen);
+    stop(child).await;
+}
+
+/// Durations are real (milliseconds on): no finished run reads as zero, and
+/// the ledger's own times agree that each took time.
+async fn assert_durations_shown(seen: &serde_json::Value, client: &tokio_postgres::Client) {
+    let shown: Vec<&str> = seen["durations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let finished: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ethpipe.runs WHERE finished_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        shown.len() as i64,
+        finished,
+        "one duration per finished run: {shown:?}"
+    );
+    for text in shown
+        .iter()
+        .copied()
+        .chain([seen["runDuration"].as_str().unwrap()])
+    {
+        assert!(
+            text.ends_with(" ms") || text.ends_with(" s"),
+            "a duration in ms or s: {text:?}"
+        );
+        let figure: f64 = text.split(' ').next().unwrap().parse().unwrap_or(0.0);
+        assert!(figure > 0.0, "a non-zero duration: {text:?}");
+    }
+    let zero: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ethpipe.runs WHERE finished_at IS NOT NULL AND finished_at <= started_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(zero, 0, "the ledger keeps sub-second times");
+}
+
+/// After `run tokens --full` the tokens row shows the full load's rows and
+/// the creation days its tokens cover.
+async fn assert_tokens_row_after_full_load(
+    seen: &serde_json::Value,
+    client: &tokio_postgres::Client,
+) {
+    let row = seen["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pipeline"] == "tokens")
+        .expect("a tokens row");
+    let full_load = client
+        .query_one(
+            "SELECT rows_written FROM ethpipe.runs WHERE pipeline = 'tokens' AND day IS NULL AND status = 'success'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: i64 = full_load.get::<_, Option<i64>>(0).unwrap();
+    assert!(rows > 0);
+    let range = client
+        .query_one(
+            "SELECT min((block_timestamp AT TIME ZONE 'UTC')::date)::text, max((block_timestamp AT TIME ZONE 'UTC')::date)::text,
+                    max((block_timestamp AT TIME ZONE 'UTC')::date) - min((block_timestamp AT TIME ZONE 'UTC')::date) + 1
+             FROM ethereum.tokens",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (first, last, days): (String, String, i32) = (range.get(0), range.get(1), range.get(2));
+    assert_eq!(row["rows"], rows.to_string(), "{row}");
+    assert_eq!(row["range"], format!("{first} … {last}"), "{row}");
+    assert_eq!(row["days"], days.to_string(), "{row}");
+}
+
+/// Amounts are rounded and grouped (`12,345,678.9`), the exact value is the
+/// element's title, and it is the API's exact value.
+fn assert_amounts_rounded_with_exact_value_on_hover(seen: &serde_json::Value) {
+    let amounts = seen["amounts"].as_array().unwrap();
+    let api: Vec<&str> = seen["apiVolumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().expect("the token has decimals: a scaled volume"))
+        .collect();
+    assert_eq!(amounts.len(), api.len(), "one amount per API volume");
+    let mut grouped = 0;
+    for (amount, exact) in amounts.iter().zip(&api) {
+        let (text, title) = (
+            amount["text"].as_str().unwrap(),
+            amount["title"].as_str().unwrap(),
+        );
+        assert_eq!(title, *exact, "the exact value on hover");
+        let shown = text.replace(',', "");
+        let (whole, cents) = shown.split_once('.').unwrap_or((&shown, ""));
+        let (exact_whole, exact_fraction) = exact.split_once('.').unwrap_or((exact, ""));
+        assert!(cents.len() <= 2, "rounded to two decimals: {text}");
+        // Rounded, not cut: within half a cent of the exact value.
+        let exact_cents = format!(
+            "{exact_whole}{:0<2}",
+            &exact_fraction[..exact_fraction.len().min(2)]
+        );
+        let shown_cents = format!("{whole}{cents:0<2}");
+        let (a, b): (u128, u128) = (exact_cents.parse().unwrap(), shown_cents.parse().unwrap());
+        assert!(b == a || b == a + 1, "{text} is {exact} rounded");
+        assert!(
+            text.split(',')
+                .skip(1)
+                .all(|group| group.len() >= 3 && group[..3].bytes().all(|b| b.is_ascii_digit())),
+            "groups of three: {text}"
+        );
+        grouped += usize::from(text.contains(','));
+    }
+    assert!(
+        grouped > 0,
+        "some amount is large enough to be grouped: {amounts:?}"
+    );
+}
+
+fn assert_screenshots(seen: &serde_json::Value) {
     for shot in seen["screenshots"].as_array().unwrap() {
         let bytes = std::fs::read(shot.as_str().unwrap()).unwrap();
         assert!(bytes.len() > 5_000, "{shot} is too small to be a page");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{shot} is a PNG");
     }
+}
+
+/// This test's own folder of screenshots, emptied.
+fn output_folder(name: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    eprintln!("screenshots in {}", out.display());
+    out
+}
+
+/// Runs a script of tests/browser with `args` and the output folder, and
+/// returns the JSON line it prints.
+async fn browser(playwright: &Path, script: &str, args: &[&str], out: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let result = tokio::time::timeout(
+        Duration::from_secs(240),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .args(args)
+            .arg(out)
+            .env("ETHPIPE_PLAYWRIGHT_CORE", playwright)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser script finishes")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_source_serve_is_a_read_only_dashboard_that_says_how_to_run() {
+    let playwright = browser_tools();
+    let db = fresh_database().await;
+    let home = tempfile::tempdir().unwrap();
+    // Only a database: no BigQuery key, no RPC URL, and a HOME without gcloud's files.
+    let ethpipe = ethpipe_testkit::Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
+        .cwd(home.path())
+        .env("HOME", home.path().display().to_string())
+        .env("ETHPIPE_DATABASE_URL", db.url.as_str());
+    let cli = ethpipe
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await;
+    assert_eq!(cli.code, 2, "{}", cli.all());
+    let cli_message = cli.stderr.trim().to_string();
+    assert!(
+        cli_message.contains("no BigQuery credentials found"),
+        "{cli_message}"
+    );
+
+    let (child, base) = serve_with(&ethpipe).await;
+    let (status, body) = http_post(&base, "/api/v1/runs", None).await;
+    assert_eq!(status, 503, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let message = error["error"].as_str().unwrap();
+    let reason = cli_message.trim_start_matches("error: ");
+    assert!(
+        message.contains(reason),
+        "the CLI's message {reason:?} in {message:?}"
+    );
+
+    let out = output_folder("serve_dashboard_read_only");
+    let seen = browser(&playwright, "readonly.cjs", &[base.as_str(), DAY], &out).await;
+    assert!(seen["reason"].as_str().unwrap().contains(reason), "{seen}");
+    let notice = seen["notice"].as_str().unwrap();
+    assert!(
+        notice.contains("--source rpc --rpc-url URL"),
+        "how to give a source: {notice}"
+    );
+    let run_message = seen["runMessage"].as_str().unwrap();
+    assert!(
+        run_message.starts_with("Not started: this server cannot start runs"),
+        "{run_message}"
+    );
+    assert!(run_message.contains(reason), "{run_message}");
+    assert!(
+        seen["emptyRuns"]
+            .as_str()
+            .unwrap()
+            .contains("ethpipe run token_transfers --date"),
+        "the empty run table says what to run: {seen}"
+    );
+    assert!(
+        seen["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row.as_str().unwrap().contains("ethpipe run tokens --full")),
+        "the tokens row says how to load tokens: {seen}"
+    );
+    let client = db.client().await.unwrap();
+    let runs: i64 = client
+        .query_one("SELECT count(*) FROM ethpipe.runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 0, "nothing was run");
+    assert_screenshots(&seen);
     stop(child).await;
 }
 
@@ -227,13 +476,14 @@ async fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
 
     // With a token it serves, and answers mutations only with it.
     let (child, base) = serve(&harness, &db.url, &[("ETHPIPE_API_TOKEN", "t0ken")]).await;
-    let http = reqwest_like_post(&base, "/api/v1/runs", None).await;
-    assert_eq!(http, 401);
+    let (status, _) = http_post(&base, "/api/v1/runs", None).await;
+    assert_eq!(status, 401);
     stop(child).await;
 }
 
-/// A tiny HTTP/1.1 POST over a TCP socket (this crate has no HTTP client).
-async fn reqwest_like_post(base: &str, path: &str, token: Option<&str>) -> u16 {
+/// A tiny HTTP/1.1 POST over a TCP socket (this crate has no HTTP client):
+/// the status and the body.
+async fn http_post(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
@@ -248,5 +498,10 @@ async fn reqwest_like_post(base: &str, path: &str, token: Option<&str>) -> u16 {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_string();
+    (status, body)
 }

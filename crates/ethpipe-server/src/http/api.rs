@@ -73,6 +73,9 @@ pub struct PipelinesBody {
     pub backfills: Vec<BackfillView>,
     /// Whether this server can start runs (it has a source).
     pub can_run: bool,
+    /// Why this server cannot start runs (its source could not be opened:
+    /// no credentials, no RPC URL), when it cannot.
+    pub source_missing: Option<String>,
     /// Whether mutations need `Authorization: Bearer …`.
     pub token_required: bool,
 }
@@ -88,6 +91,7 @@ async fn pipelines(State(state): State<AppState>) -> ApiResult<Json<PipelinesBod
         pipelines: overview.pipelines,
         backfills: overview.backfills,
         can_run: overview.can_run,
+        source_missing: overview.source_missing,
         token_required: state.config.token_required(),
     }))
 }

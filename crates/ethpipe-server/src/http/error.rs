@@ -74,7 +74,7 @@ impl AppError {
                 ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                ServiceError::NoSource | ServiceError::Ledger { .. } => {
+                ServiceError::NoSource(_) | ServiceError::Ledger { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 ServiceError::Query(QueryError::Timeout(_) | QueryError::Unavailable { .. }) => {

@@ -1,7 +1,10 @@
 //! Work the dashboard starts in this process: "run now" for a day, backfills,
 //! and trigger toggles. Runs and backfills call the orchestrator with the
 //! source `ethpipe serve` opened, under the same per-day locks as every other
-//! writer, and stop (rolling back) when the server shuts down.
+//! writer, and stop (rolling back) when the server shuts down. A server
+//! started without a source (a read-only dashboard) still has its actions:
+//! trigger toggles work, and a run or backfill is refused with the reason
+//! the CLI would give.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +29,8 @@ pub const MAX_ACTIVE_BACKFILLS: usize = 4;
 
 pub struct Actions {
     database: Arc<Database>,
-    source: Arc<dyn Source>,
+    /// The source runs read from, or why this server has none.
+    source: Result<Arc<dyn Source>, String>,
     models: HashMap<Pipeline, Vec<Model>>,
     cancel: Cancel,
     tasks: Mutex<JoinSet<()>>,
@@ -151,9 +155,11 @@ impl Progress for Announce {
 }
 
 impl Actions {
+    /// `source` is the opened source, or the one-line reason it could not
+    /// be opened (shown when a run is asked for).
     pub fn new(
         database: Arc<Database>,
-        source: Arc<dyn Source>,
+        source: Result<Arc<dyn Source>, String>,
         models: HashMap<Pipeline, Vec<Model>>,
         cancel: Cancel,
     ) -> Actions {
@@ -168,6 +174,19 @@ impl Actions {
         }
     }
 
+    /// The source, or [`ServiceError::NoSource`] with the reason there is none.
+    fn source(&self) -> ServiceResult<Arc<dyn Source>> {
+        self.source
+            .as_ref()
+            .map(Arc::clone)
+            .map_err(|reason| ServiceError::NoSource(reason.clone()))
+    }
+
+    /// Why runs cannot start here, when they cannot.
+    pub fn source_missing(&self) -> Option<&str> {
+        self.source.as_ref().err().map(String::as_str)
+    }
+
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         // Reap finished tasks so the set does not grow with the server's age.
@@ -178,6 +197,7 @@ impl Actions {
     /// Starts loading `pipeline` for `day`; answers once the run is in the
     /// ledger (its id), or with 409 when another writer holds the day.
     pub async fn start_run(&self, pipeline: Pipeline, day: Day) -> Result<RunId, ServiceError> {
+        let source = self.source()?;
         let (sender, receiver) = oneshot::channel();
         let announce = Arc::new(Announce(Mutex::new(Some(sender))));
         let request = RunRequest {
@@ -186,11 +206,7 @@ impl Actions {
             trigger: "dashboard".to_string(),
             models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
-        let (database, source, cancel) = (
-            Arc::clone(&self.database),
-            Arc::clone(&self.source),
-            self.cancel.clone(),
-        );
+        let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
         let progress = Arc::clone(&announce);
         self.spawn(async move {
             let result =
@@ -226,6 +242,7 @@ impl Actions {
             parallel,
             force,
         } = order;
+        let source = self.source()?;
         if self.database.is_sqlite() && parallel > 1 {
             return Err(Invalid::new(
                 "SQLite has one writer at a time: parallel above 1 needs PostgreSQL",
@@ -283,11 +300,7 @@ impl Actions {
             shared_force: false,
             models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
-        let (database, source, cancel) = (
-            Arc::clone(&self.database),
-            Arc::clone(&self.source),
-            self.cancel.clone(),
-        );
+        let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
         let view = job.view();
         self.spawn(async move {
             let progress: Arc<dyn BackfillProgress> = job.clone();

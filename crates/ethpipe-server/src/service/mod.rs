@@ -8,6 +8,7 @@
 //! through [`Actions`].
 
 pub mod actions;
+mod full_load;
 mod pipelines;
 pub mod schemas;
 
@@ -38,8 +39,10 @@ pub enum ServiceError {
     /// The request is fine but cannot be done now (the day is being loaded).
     #[error("{0}")]
     Conflict(String),
-    #[error("this server was started without a source, so it cannot start runs")]
-    NoSource,
+    /// Runs need a source and this server has none; the reason says how
+    /// to give one.
+    #[error("this server cannot start runs: {0}")]
+    NoSource(String),
     #[error(transparent)]
     Query(#[from] QueryError),
     /// The ledger refused a write (run, trigger).
@@ -61,6 +64,8 @@ pub struct Overview {
     pub pipelines: Vec<PipelineSummary>,
     pub backfills: Vec<BackfillView>,
     pub can_run: bool,
+    /// Why runs cannot start here (the source could not be opened).
+    pub source_missing: Option<String>,
 }
 
 /// Which runs to list, newest first.
@@ -145,11 +150,26 @@ impl Service {
     }
 
     fn actions(&self) -> ServiceResult<&Actions> {
-        self.actions.as_deref().ok_or(ServiceError::NoSource)
+        self.actions.as_deref().ok_or_else(|| {
+            ServiceError::NoSource(
+                "it was started without a source and a database to write to".into(),
+            )
+        })
     }
 
+    /// Whether runs and backfills can start here (the server has a source).
     pub fn can_run(&self) -> bool {
-        self.actions.is_some()
+        self.actions
+            .as_ref()
+            .is_some_and(|a| a.source_missing().is_none())
+    }
+
+    /// Why runs cannot start here, when they cannot.
+    pub fn source_missing(&self) -> Option<String> {
+        match &self.actions {
+            Some(actions) => actions.source_missing().map(str::to_string),
+            None => Some("it was started without a source and a database to write to".into()),
+        }
     }
 
     /// Whether the database answers through the read path (`/readyz`).
@@ -168,12 +188,15 @@ impl Service {
         let triggers = ledger::triggers(&self.reader).await?;
         let mut summaries = Vec::new();
         for pipeline in pipelines() {
-            summaries.push(ledger::pipeline_summary(&self.reader, pipeline, &triggers).await?);
+            let mut summary = ledger::pipeline_summary(&self.reader, pipeline, &triggers).await?;
+            full_load::include_full_load(&self.reader, pipeline, &mut summary).await?;
+            summaries.push(summary);
         }
         Ok(Overview {
             pipelines: summaries,
             backfills: self.started_backfills(),
             can_run: self.can_run(),
+            source_missing: self.source_missing(),
         })
     }
 

@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
-use ethpipe_core::Day;
+use ethpipe_core::{Day, Pipeline};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::sql::{Param, Record};
+use super::sql::{Cell, Param, Record};
 use super::{
     contains_pattern, normalize_decimal, prefix_pattern, scaled, PgReader, QueryError, ReadStore,
     SqliteReader,
@@ -220,6 +220,33 @@ pub(super) async fn latest_day<S: ReadStore + ?Sized>(
         None => None,
     };
     Ok(text.and_then(|t| t.parse().ok()))
+}
+
+/// The first and last UTC day a pipeline's table covers (by its day
+/// column; for tokens, the days they were created), or `None` when empty.
+/// Both ends come from the day column's index.
+pub async fn day_range(
+    store: &dyn ReadStore,
+    pipeline: Pipeline,
+) -> Result<Option<(String, String)>, QueryError> {
+    let column = pipeline.dataset().day_column();
+    let sql = format!(
+        "SELECT min({column}), max({column}) FROM ethereum.{}",
+        pipeline.name()
+    );
+    let rows = store.fetch(&sql, Vec::new()).await?;
+    let Some(row) = rows
+        .first()
+        .filter(|row| row.0.first() != Some(&Cell::Null))
+    else {
+        return Ok(None);
+    };
+    // `instant` is RFC 3339 in UTC, so its first ten characters are the day.
+    let day = |column| {
+        row.instant(column)
+            .map(|at| at.get(..10).unwrap_or(&at).to_string())
+    };
+    Ok(Some((day(0)?, day(1)?)))
 }
 
 /// PostgreSQL ranks and sums `numeric` values in the statement.

@@ -4,7 +4,7 @@ use ethpipe_core::Day;
 use maud::{html, Markup};
 
 use super::charts::daily_chart;
-use super::{address_link, counterparties, layout, number, short};
+use super::{address_link, amount, counterparties, layout, number, short};
 use crate::service::{TokenProfile, TopCounterparties};
 use crate::store::{DayOverview, Direction, TokenHit, TransferPage};
 
@@ -25,7 +25,9 @@ pub fn token_search(text: Option<&str>, hits: Option<&[TokenHit]>) -> Markup {
                              td.mono { a href={"/tokens/" (t.address)} { (t.address) } }
                              td.num { (t.decimals.as_deref().unwrap_or("–")) } }
                     }
-                    @if hits.is_empty() { tr.empty { td colspan="4" { "No token matches." } } }
+                    @if hits.is_empty() { tr.empty { td colspan="4" {
+                        "No token matches. Tokens come from the tokens pipeline: "
+                        code { "ethpipe run tokens --full" } " loads all of them." } } }
                 }
             }
         } @else {
@@ -55,12 +57,18 @@ pub fn token(address: &str, profile: &TokenProfile, top: &TopCounterparties) -> 
                     tr { th { "symbol" } td { (t.symbol.as_deref().unwrap_or("–")) } }
                     tr { th { "name" } td { (t.name.as_deref().unwrap_or("–")) } }
                     tr { th { "decimals" } td { (t.decimals.as_deref().unwrap_or("unknown")) } }
-                    tr { th { "total supply" } td.mono { (t.total_supply_scaled.as_deref().or(t.total_supply.as_deref()).unwrap_or("–")) } }
+                    tr { th { "total supply" } td { @match (t.total_supply_scaled.as_deref(), t.total_supply.as_deref()) {
+                        (Some(scaled), _) => (amount(scaled, t.symbol.as_deref())),
+                        (None, Some(raw)) => { (amount(raw, None)) small.muted { " raw units (decimals unknown)" } }
+                        (None, None) => "–",
+                    } } }
                     tr { th { "created" } td { "block " (t.block_number) ", " (t.block_timestamp)
                         @if t.deployments > 1 { " (" (t.deployments) " deployments; the latest is shown)" }
                         @if t.found_in_transfers { " (first seen in transfers)" } } }
                 } @else {
-                    tr { th { "metadata" } td.muted { "not in ethereum.tokens (load the tokens pipeline)" } }
+                    tr { th { "metadata" } td.muted { "Not in ethereum.tokens yet: load every token with "
+                        code { "ethpipe run tokens --full" } ", or the day it was created with "
+                        code { "ethpipe run tokens --date YYYY-MM-DD" } "." } }
                 }
             }
         }
@@ -107,8 +115,12 @@ pub fn address(address: &str, is_token: bool, direction: Direction, page: &Trans
                         td { a href={"/tokens/" (t.token_address)} { (t.symbol.as_deref().map_or_else(|| short(&t.token_address), str::to_string)) } }
                         td { (address_link(t.from_address.as_deref())) }
                         td { (address_link(t.to_address.as_deref())) }
-                        td.num.mono { (t.amount.as_deref().or(t.value.as_deref()).unwrap_or("–"))
-                            @if t.amount.is_none() && t.value.is_some() { small.muted { " raw" } } }
+                        td.num { @match (t.amount.as_deref(), t.value.as_deref()) {
+                            (Some(scaled), _) => (amount(scaled, None)),
+                            // Without decimals it may be an NFT's id: shown as it is.
+                            (None, Some(raw)) => { span.mono { (raw) } small.muted { " raw" } }
+                            (None, None) => "–",
+                        } }
                         td.mono title=(t.transaction_hash) { (short(&t.transaction_hash)) ":" (t.log_index) }
                     }
                 }
@@ -126,7 +138,10 @@ pub fn address(address: &str, is_token: bool, direction: Direction, page: &Trans
 pub fn no_days(pipeline: &str) -> Markup {
     layout(
         "Days",
-        html! { p.muted { "No day of " (pipeline) " is loaded yet. Start one from the dashboard." } },
+        html! { p.muted { "No day of " (pipeline) " is loaded yet. Load one with "
+        code { "ethpipe run " (pipeline) " --date YYYY-MM-DD" } ", a range with "
+        code { "ethpipe backfill " (pipeline) " --from D --to D" } ", or Run now on the "
+        a href="/" { "dashboard" } "." } },
     )
 }
 
@@ -150,7 +165,10 @@ pub fn day(day: Day, overview: &DayOverview) -> Markup {
                         td.num { (number(t.transfer_count)) }
                         td.num { (number(t.unique_senders)) }
                         td.num { (number(t.unique_receivers)) }
-                        td.num.mono { (t.volume.as_deref().unwrap_or("–")) " " (t.symbol.as_deref().unwrap_or("")) }
+                        td.num { @match t.volume.as_deref() {
+                            Some(volume) => (amount(volume, t.symbol.as_deref())),
+                            None => span.muted title="the token's decimals are unknown (load the tokens pipeline)" { "–" },
+                        } }
                     }
                 }
                 @if overview.top_tokens.is_empty() { tr.empty { td colspan="7" { "No transfers loaded for this day." } } }

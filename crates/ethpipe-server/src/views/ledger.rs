@@ -3,8 +3,8 @@
 use ethpipe_core::Day;
 use maud::{html, Markup};
 
-use super::{layout, number, opt_number, runs_table, seconds, status_badge};
-use crate::queries::ledger::LogLine;
+use super::{duration, layout, number, opt_number, runs_table, status_badge};
+use crate::queries::ledger::{LogLine, PipelineSummary};
 use crate::service::{pipelines, Overview, RunDetail, RunsPage};
 
 fn yesterday() -> String {
@@ -25,28 +25,23 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
                     input #api-token type="password" autocomplete="off" placeholder="ETHPIPE_API_TOKEN"; }
             }
         }
+        @if let Some(reason) = &overview.source_missing {
+            section #no-source.notice {
+                strong { "Read-only: this server has no source, so it cannot start runs." }
+                p.error-message #no-source-reason { (reason) }
+                p { "Runs read from BigQuery (" code { "--credentials KEY.json" } " or "
+                    code { "GOOGLE_APPLICATION_CREDENTIALS" } ", with " code { "--bigquery-project" } ") or from a node ("
+                    code { "--source rpc --rpc-url URL" } "); restart " code { "ethpipe serve" }
+                    " with one, or load from the command line (" code { "ethpipe run …" } ")." }
+            }
+        }
         section {
             h2 { "Pipelines" }
             table #pipelines {
-                thead { tr { th { "pipeline" } th.num { "days loaded" } th { "range" } th.num { "gap days" }
+                thead { tr { th { "pipeline" } th { "filter" } th.num { "days loaded" } th { "range" } th.num { "gap days" }
                              th.num { "rows loaded" } th { "last run" } th.num { "running" } } }
                 tbody {
-                    @for p in &overview.pipelines {
-                        tr data-pipeline=(p.pipeline) {
-                            td { strong { (p.pipeline) }
-                                 @if let Some(done) = p.full_load_done {
-                                     br; small.muted { "full load " (if done { "done" } else { "pending" }) } } }
-                            td.num { (number(p.days_loaded)) }
-                            td { (p.first_day.as_deref().unwrap_or("–")) " … " (p.last_day.as_deref().unwrap_or("–")) }
-                            td.num { (number(p.gap_days)) }
-                            td.num { (number(p.rows_loaded)) }
-                            td { @if let Some(run) = &p.last_run {
-                                    a href={"/runs/" (run.id)} { "#" (run.id) } " "
-                                    (status_badge(&run.status)) " " (run.day.as_deref().unwrap_or("full load"))
-                                 } @else { span.muted { "never run" } } }
-                            td.num { (p.running) }
-                        }
-                    }
+                    @for p in &overview.pipelines { (pipeline_row(p)) }
                 }
             }
         }
@@ -82,7 +77,8 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
                 label { "pipeline " select #run-pipeline name="pipeline" {
                     @for p in pipelines() { option value=(p.name()) { (p.name()) } } } }
                 label { "day " input #run-day type="date" name="day" value=(yesterday()) required; }
-                button #run-submit type="submit" disabled[!overview.can_run] { "Run now" }
+                // Enabled without a source too: the answer says why and how to give one.
+                button #run-submit type="submit" { "Run now" }
                 p #run-message.message aria-live="polite" {}
             }
             form #backfill-form.card {
@@ -93,7 +89,7 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
                 label { "to " input #backfill-to type="date" name="to" value=(yesterday()) required; }
                 label { "parallel " input #backfill-parallel type="number" name="parallel" min="1" max="16" value="1"; }
                 label { input #backfill-force type="checkbox" name="force"; " re-load days already loaded" }
-                button #backfill-submit type="submit" disabled[!overview.can_run] { "Start backfill" }
+                button #backfill-submit type="submit" { "Start backfill" }
                 p #backfill-message.message aria-live="polite" {}
             }
         }
@@ -120,6 +116,48 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
         }
     };
     layout("Dashboard", body)
+}
+
+/// One pipeline's row on the dashboard.
+fn pipeline_row(p: &PipelineSummary) -> Markup {
+    let never_loaded = p.days_loaded == 0 && p.last_run.is_none();
+    html! {
+        tr data-pipeline=(p.pipeline) {
+            td { strong { (p.pipeline) }
+                 @if let Some(done) = p.full_load_done {
+                     br; small.muted.full-load { "full load " (if done { "done" } else { "pending" }) } } }
+            (filter_cell(p))
+            td.num.days { (number(p.days_loaded)) }
+            td.range { @match (&p.first_day, &p.last_day) {
+                (Some(first), Some(last)) => { (first) " … " (last) }
+                _ => span.muted { "nothing loaded" },
+            } }
+            td.num { (number(p.gap_days)) }
+            td.num.rows { (number(p.rows_loaded)) }
+            td { @if let Some(run) = &p.last_run {
+                    a href={"/runs/" (run.id)} { "#" (run.id) } " "
+                    (status_badge(&run.status)) " " (run.day.as_deref().unwrap_or("full load"))
+                 } @else if never_loaded {
+                    span.muted.hint { "never run: " code { (first_command(p)) } }
+                 } @else { span.muted { "never run" } } }
+            td.num { (p.running) }
+        }
+    }
+}
+
+/// Where a pipeline's token filter will show (pipelines do not carry one
+/// yet): every pipeline loads all tokens today.
+fn filter_cell(_pipeline: &PipelineSummary) -> Markup {
+    html! { td.filter { span.muted { "all tokens" } } }
+}
+
+/// The command that loads a pipeline for the first time.
+fn first_command(p: &PipelineSummary) -> String {
+    if p.full_load_done.is_some() {
+        format!("ethpipe run {} --full", p.pipeline)
+    } else {
+        format!("ethpipe run {} --date YYYY-MM-DD", p.pipeline)
+    }
 }
 
 /// The run history with its filters; `pipeline` and `status` are the
@@ -168,7 +206,7 @@ pub fn run(detail: &RunDetail, logs: &[LogLine]) -> Markup {
                 tr { th { "skipped source rows" } td { (opt_number(run.skipped_rows)) } }
                 tr { th { "started (UTC)" } td { (run.started_at) } }
                 tr { th { "finished (UTC)" } td #run-finished { (run.finished_at.as_deref().unwrap_or("–")) } }
-                tr { th { "duration" } td #run-duration { (seconds(run.duration_seconds)) } }
+                tr { th { "duration" } td #run-duration { (duration(run.duration_seconds)) } }
                 tr { th { "error" } td #run-error.error { (run.error.as_deref().unwrap_or("")) } }
             }
         }

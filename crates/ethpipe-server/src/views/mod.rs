@@ -3,6 +3,7 @@
 //! module per group of pages. Views take service results and return markup;
 //! they read nothing and know nothing of HTTP.
 
+pub mod amounts;
 pub mod charts;
 pub mod data;
 pub mod ledger;
@@ -60,14 +61,7 @@ pub fn status_badge(status: &str) -> Markup {
 
 pub fn number(n: i64) -> String {
     // 1234567 → "1,234,567": tables of counts are read by people.
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
+    let out = amounts::group(&n.unsigned_abs().to_string());
     if n < 0 {
         format!("-{out}")
     } else {
@@ -79,18 +73,7 @@ pub fn opt_number(n: Option<i64>) -> String {
     n.map_or_else(|| "–".into(), number)
 }
 
-pub fn seconds(value: Option<f64>) -> String {
-    match value {
-        None => "–".into(),
-        Some(s) if s < 60.0 => format!("{s:.1}s"),
-        Some(s) if s < 3600.0 => format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
-        Some(s) => format!(
-            "{}h {:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        ),
-    }
-}
+pub use amounts::{amount, duration};
 
 pub fn short(address: &str) -> String {
     if address.len() > 14 {
@@ -116,21 +99,26 @@ pub fn run_row(run: &Run) -> Markup {
             td { (run.trigger) }
             td.status-cell { (status_badge(&run.status)) }
             td { (run.started_at) }
-            td.duration { (seconds(run.duration_seconds)) }
+            td.duration.num { (duration(run.duration_seconds)) }
             td.rows.num { (opt_number(run.rows_written)) }
             td.error { (run.error.as_deref().unwrap_or("")) }
         }
     }
 }
 
+/// What an empty run table says when the page script empties it.
+pub const NO_RUNS: &str = "No runs yet. Load a day with: ethpipe run token_transfers --date YYYY-MM-DD (or Run now on the dashboard); ethpipe run tokens --full loads every token.";
+
 pub fn runs_table(runs: &[Run], live: bool) -> Markup {
     html! {
         table.runs data-live=[live.then_some("runs")] {
             thead { tr { th { "run" } th { "pipeline" } th { "day" } th { "trigger" } th { "status" }
-                         th { "started (UTC)" } th { "duration" } th.num { "rows" } th { "error" } } }
-            tbody #runs-body {
+                         th { "started (UTC)" } th.num { "duration" } th.num { "rows" } th { "error" } } }
+            tbody #runs-body data-empty=(NO_RUNS) {
                 @for run in runs { (run_row(run)) }
-                @if runs.is_empty() { tr.empty { td colspan="9" { "No runs yet." } } }
+                @if runs.is_empty() { tr.empty { td colspan="9" {
+                    "No runs yet. Load a day with " code { "ethpipe run token_transfers --date YYYY-MM-DD" }
+                    " (or Run now on the dashboard); " code { "ethpipe run tokens --full" } " loads every token." } } }
             }
         }
     }
@@ -145,7 +133,7 @@ pub fn counterparties(title: &str, rows: &[Counterparty], unit: &str) -> Markup 
                 tbody {
                     @for c in rows {
                         tr { td { (address_link(Some(&c.address))) } td.num { (number(c.transfers)) }
-                             td.num.mono { (c.volume.as_deref().unwrap_or(&c.volume_raw)) } }
+                             td.num { (amount(c.volume.as_deref().unwrap_or(&c.volume_raw), None)) } }
                     }
                     @if rows.is_empty() { tr.empty { td colspan="3" { "None that day." } } }
                 }

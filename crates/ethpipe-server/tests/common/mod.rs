@@ -172,7 +172,7 @@ impl Env {
         let reader = Reader::open(&url, Duration::from_secs(5), 4).unwrap();
         let actions = Arc::new(Actions::new(
             Arc::clone(&database),
-            Arc::clone(&source),
+            Ok(Arc::clone(&source)),
             HashMap::new(),
             Cancel::never(),
         ));

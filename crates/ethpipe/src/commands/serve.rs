@@ -2,6 +2,11 @@
 //! and the scheduler, in one process. Both stop on Ctrl-C or SIGTERM: the
 //! HTTP server finishes the requests in flight, runs in progress (scheduled
 //! or started from the dashboard) roll back and are marked interrupted.
+//!
+//! Reading needs only the database: when the source cannot be opened (no
+//! BigQuery credentials, no `--rpc-url`), serve still starts as a read-only
+//! dashboard; runs asked of it, and the scheduler, are refused with the
+//! message the CLI would print.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +30,10 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     for &pipeline in Pipeline::ALL {
         models.insert(pipeline, super::load_models(settings, pipeline)?);
     }
-    let source = super::open_source(settings).await?;
+    // Without a source the dashboard still reads; runs say why they cannot start.
+    let source = super::open_source(settings)
+        .await
+        .map_err(|fatal| fatal.message);
     let database = Arc::new(super::open_database(settings).await?);
     let reader = Reader::open(
         &settings.database_url,
@@ -36,7 +44,7 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     let cancel = super::shutdown_on_signals();
     let actions = Arc::new(Actions::new(
         Arc::clone(&database),
-        Arc::clone(&source),
+        source.clone(),
         models.clone(),
         cancel.clone(),
     ));
@@ -59,20 +67,33 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
             _ = stopped => {}
         }
     }));
+    let scheduler_state = match &source {
+        Ok(_) => format!("scheduler started ({} trigger(s))", settings.triggers.len()),
+        Err(reason) => {
+            eprintln!(
+                "no source, so this server only reads (runs and the scheduler need one): {reason}"
+            );
+            "read-only, scheduler not started".to_string()
+        }
+    };
     if settings.triggers.is_empty() {
         eprintln!("no [[triggers]] in the config file: the scheduler has nothing to run (see docs/orchestration.md)");
     }
     eprintln!(
-        "ethpipe serve: dashboard and API on http://{address}/ ; scheduler started ({} trigger(s)); Ctrl-C or SIGTERM stops it",
-        settings.triggers.len()
+        "ethpipe serve: dashboard and API on http://{address}/ ; {scheduler_state}; Ctrl-C or SIGTERM stops it"
     );
-    let scheduler = Scheduler {
-        database,
-        source,
-        triggers: settings.triggers.clone(),
-        models,
+    let scheduled = match source {
+        Ok(source) => {
+            let scheduler = Scheduler {
+                database,
+                source,
+                triggers: settings.triggers.clone(),
+                models,
+            };
+            scheduler.serve(cancel.clone()).await
+        }
+        Err(_) => Ok(()),
     };
-    let scheduled = scheduler.serve(cancel.clone()).await;
     if scheduled.is_ok() {
         // With no triggers the scheduler is done at once; keep serving.
         cancel.cancelled().await;

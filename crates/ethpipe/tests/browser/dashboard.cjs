@@ -1,11 +1,12 @@
 // Drives the dashboard in real headless Chromium (Debian's /usr/bin/chromium)
-// with playwright-core, for tests/dashboard_browser.rs:
+// with playwright-core, for tests/serve_dashboard.rs:
 //   node dashboard.cjs BASE_URL DAY TOKEN_ADDRESS OUTPUT_DIR
-// Opens the dashboard, starts a run of token_transfers for DAY with the
-// "Run now" form, waits until the live runs table shows it as success, opens
-// the run page and the token page and checks the chart. Saves a screenshot
-// at each step and prints one JSON line with what it saw. Exits non-zero on
-// any failure or any script error on the pages.
+// Opens the dashboard (reading the pipelines table), starts a run of
+// token_transfers for DAY with the "Run now" form, waits until the live runs
+// table shows it as success, reads the durations shown, opens the run page
+// and the token page and checks the chart and the amounts. Saves a
+// screenshot at each step and prints one JSON line with what it saw. Exits
+// non-zero on any failure or any script error on the pages.
 'use strict';
 
 const path = require('path');
@@ -44,6 +45,13 @@ async function main() {
     // 1. The dashboard.
     await page.goto(base + '/');
     await page.waitForSelector('#pipelines tr[data-pipeline="token_transfers"]');
+    seen.pipelines = await page.$$eval('#pipelines tbody tr', (rows) => rows.map((row) => ({
+      pipeline: row.dataset.pipeline,
+      days: row.querySelector('td.days').textContent.trim(),
+      range: row.querySelector('td.range').textContent.trim(),
+      rows: row.querySelector('td.rows').textContent.trim(),
+      filter: row.querySelector('td.filter') ? row.querySelector('td.filter').textContent.trim() : null,
+    })));
     await shot('01-dashboard.png');
 
     // 2. Run now.
@@ -66,6 +74,10 @@ async function main() {
     seen.firstStatus = await page.textContent(row + ' .status');
     await page.waitForSelector(row + ' .status-success');
     seen.rows = await page.textContent(row + ' td.rows');
+    // Every finished run's duration, as the live table shows it.
+    seen.durations = await page.$$eval('#runs-body tr', (rows) => rows
+      .filter((tr) => !tr.querySelector('.status-running'))
+      .map((tr) => tr.querySelector('td.duration').textContent));
     await shot('02-run-success.png');
 
     // 4. The run page with its log.
@@ -73,6 +85,7 @@ async function main() {
     await page.waitForSelector('#run-status .status-success');
     seen.logLines = await page.$$eval('#logs-body tr', (rows) => rows.length);
     if (seen.logLines < 1) throw new Error('the run page shows no log line');
+    seen.runDuration = await page.textContent('#run-duration');
     await shot('03-run-page.png');
 
     // 5. The token page and its chart.
@@ -87,10 +100,32 @@ async function main() {
     seen.chartSize = box;
     if (seen.bars < 1) throw new Error('the chart has no bars');
     if (box.width < 300 || box.height < 200) throw new Error('the chart is not drawn at a readable size');
+    // Amounts as shown, their exact value on hover, and the API's exact values.
+    seen.amounts = await page.$$eval('#top .amount', (spans) => spans.map((span) => ({
+      text: span.textContent, title: span.title,
+    })));
+    seen.apiVolumes = await page.evaluate(async (address) => {
+      const top = await (await fetch('/api/v1/tokens/' + address + '/top')).json();
+      return top.senders.concat(top.receivers).map((c) => c.volume);
+    }, token);
+    await page.hover('#top .amount');
     await shot('04-token-page.png');
     const chart = await page.$('#chart svg');
     await chart.screenshot({ path: path.join(outDir, '05-chart.png') });
     seen.screenshots.push(path.join(outDir, '05-chart.png'));
+
+    // 6. The day page: each token's volume, rounded, exact on hover.
+    await page.goto(`${base}/days/${day}`);
+    await page.waitForSelector('#day-tokens');
+    seen.dayAmounts = await page.$$eval('#day-tokens .amount', (spans) => spans.map((span) => ({
+      text: span.textContent, title: span.title,
+    })));
+    seen.dayApiVolumes = await page.evaluate(async (d) => {
+      const overview = await (await fetch('/api/v1/days/' + d + '?limit=50')).json();
+      return overview.top_tokens.filter((t) => t.volume !== null)
+        .map((t) => t.volume + (t.symbol ? ' ' + t.symbol : ''));
+    }, day);
+    await shot('06-day-page.png');
   } finally {
     await browser.close();
   }
