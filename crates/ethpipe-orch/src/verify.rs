@@ -6,7 +6,7 @@ use ethpipe_sinks::{Database, RunStatus};
 use serde::Serialize;
 
 use crate::backfill::days;
-use crate::RunError;
+use crate::{FailureCause, RunError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,6 +66,7 @@ pub async fn verify(
                 message: format!("counting the source's rows: {e}"),
                 permanent: false,
                 interrupted: false,
+                cause: Some(FailureCause::Source(e)),
             })?;
         let ledger_rows = latest_success_rows(database, pipeline, day).await?;
         let state = if !succeeded.contains(&day) || (database_rows == 0 && source_rows > 0) {
