@@ -436,3 +436,39 @@ async fn run_models(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use ethpipe_core::datasets::TOKEN_TRANSFERS;
+    use ethpipe_core::Day;
+
+    use super::*;
+
+    #[test]
+    fn a_failed_model_keeps_its_sink_error_as_the_source() {
+        let failed = ModelFailed {
+            model: "020_broken.sql".into(),
+            source: SinkError::Rejected("division by zero".into()),
+        };
+        let message = failed.to_string();
+        assert_eq!(message, "model 020_broken.sql failed: division by zero");
+        let error = RunError::Failed {
+            run: RunId(7),
+            pipeline: TOKEN_TRANSFERS,
+            scope: Scope::Day("2024-03-01".parse::<Day>().expect("a day")),
+            message,
+            permanent: true,
+            interrupted: false,
+            cause: Some(FailureCause::Model(failed)),
+        };
+        let cause = error.source().expect("the model failure");
+        assert_eq!(
+            cause.to_string(),
+            "model 020_broken.sql failed: division by zero"
+        );
+        let sink = cause.source().expect("the sink error");
+        assert!(sink.downcast_ref::<SinkError>().is_some(), "{sink:?}");
+    }
+}
