@@ -336,6 +336,72 @@ def bigquery_page_seeds():
     seeds.add("tokens-record-cell", page(nested, [record_row]))
 
 
+# ---- erc1155_logs: logs separated by a line "--" ----
+
+SINGLE = "0xc3d58168c5ae7397731d063d5bbf3d657854427343f4c083240f7aacaa2d0f62"
+BATCH = "0x4a39dc06d4c0dbc64b70af90fd698a233a518aa5d07e595d983b8c0526c8f7fb"
+
+
+def batch_data(ids, values):
+    """ABI-encoded (uint256[] ids, uint256[] values)."""
+    words = [64, 64 + 32 * (len(ids) + 1), len(ids), *ids, len(values), *values]
+    return "0x" + "".join(f"{w:064x}" for w in words)
+
+
+def erc1155_logs_seeds():
+    seeds = Seeds("erc1155_logs")
+    # Block 17173049-17173050: its ERC-1155 logs, each alone and all together
+    # with a Transfer and another event, as one eth_getLogs answer mixes them.
+    real, others = [], []
+    for line in (ETL / "test_stream/blocks_17173049_17173050/expected_logs.json").read_text().splitlines():
+        log = json.loads(line)
+        first = log["topics"][0] if log["topics"] else None
+        (real if first in (SINGLE, BATCH) else others).append(log)
+    for log in real:
+        seeds.add(f"block-{log['block_number']}-{log['log_index']}", from_etl(log))
+    is_transfer = [bool(l["topics"]) and l["topics"][0] == TRANSFER for l in others]
+    mixed = real + [others[is_transfer.index(True)], others[is_transfer.index(False)]]
+    seeds.add("block-17173049-mixed", "\n--\n".join(from_etl(l) for l in mixed))
+
+    # Edge cases of the decoder's unit tests.
+    tx = "0x5cb4fc2e3d217f3c286358d6bc042259c8befb0dabe450567a987f5770043157"
+    token = "0xAaAaAaAaAaAaAaAaAaAaAaAaAaAaAaAaAaAaAaAa"
+    parties = [word("11" * 20), word("00" * 20), word("22" * 20)]
+
+    def text(topics, data, index="0x7"):
+        return log_text(token, topics, data, "0x64", tx, index)
+
+    def edge(name, topics, data):
+        seeds.add(f"edge-{name}", text(topics, data))
+
+    edge("single", ["S", *parties], "0x" + word("2a")[2:] + "f" * 64)
+    edge("single-uppercase-topic", [SINGLE.upper(), *parties], "0x" + word("1")[2:] + word("2")[2:])
+    edge("single-two-topics", ["S", parties[0]], "0x" + word("1")[2:] + word("2")[2:])
+    edge("single-three-words", ["S", *parties], "0x" + word("1")[2:] * 3)
+    edge("single-short-word", ["S", *parties], "0x" + word("1")[2:] + "02")
+    edge("single-not-hex", ["S", *parties], "0x" + "zz" * 64)
+    edge("single-non-hex-operator", ["S", "0x" + "zz" * 32, parties[1], parties[2]], "0x" + word("1")[2:] * 2)
+    edge("batch-three", ["B", *parties], batch_data([1, 2, 3], [10, 20, 30]))
+    edge("batch-fifty", ["B", *parties], batch_data(list(range(1, 51)), [i * 10 for i in range(1, 51)]))
+    edge("batch-empty", ["B", *parties], batch_data([], []))
+    edge("batch-unequal", ["B", *parties], batch_data([1, 2], [5]))
+    edge("batch-truncated", ["B", *parties], batch_data([1, 2, 3], [4, 5, 6])[:-64])
+    edge("batch-odd-length", ["B", *parties], "0x1234")
+    edge("batch-no-data", ["B", *parties], None)
+    edge("batch-huge-length", ["B", *parties], "0x" + f"{64:064x}{96:064x}" + "f" * 64 + f"{0:064x}")
+    edge("batch-offset-not-a-word", ["B", *parties], "0x" + f"{65:064x}{96:064x}" + f"{0:064x}" * 2)
+    edge("batch-max-values", ["B", *parties], batch_data([2**256 - 1], [2**256 - 1]))
+    edge("transfer-topic", ["T", *parties], word("1"))
+    edge("no-topics", [], "0x")
+    seeds.add("edge-mixed", "\n--\n".join([
+        text(["S", *parties], "0x" + word("1")[2:] + word("2")[2:], "0x1"),
+        text(["B", *parties], batch_data([1, 2], [5]), "0x2"),
+        text(["B", *parties], batch_data([7, 8], [70, 80]), "0x3"),
+        text(["T", *parties], word("1"), "0x4"),
+        text(["S", *parties], "0x", "0x5"),
+    ]))
+
+
 def main():
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
@@ -343,6 +409,7 @@ def main():
     abi_metadata_seeds()
     bigquery_row_seeds()
     bigquery_page_seeds()
+    erc1155_logs_seeds()
     for target in sorted(CORPUS.iterdir()):
         print(f"{target.relative_to(FUZZ.parent)}: {len(list(target.iterdir()))} files")
 

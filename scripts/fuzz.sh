@@ -3,7 +3,9 @@
 # other (`make fuzz`; docs/reliability.md, "Fuzzing").
 #
 #   FUZZ_SECONDS=60            time per target
-#   FUZZ_TARGETS="a b"         which targets (default: all of fuzz/fuzz_targets/)
+#   FUZZ_TARGETS="a b"         which targets (default: every file of fuzz/fuzz_targets/:
+#                              decode_transfer, abi_metadata, bigquery_row,
+#                              bigquery_page, erc1155_logs)
 #   FUZZ_TARGET_DIR=…          build output, apart from the main build's so a
 #                              fuzz build (sanitizer flags) never invalidates it
 #   FUZZ_WORK=…                the growing corpus and logs, outside the checkout

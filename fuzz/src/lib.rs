@@ -1,12 +1,18 @@
 //! What the fuzz targets in `fuzz_targets/` share: how their inputs are read
 //! and the properties every decoded row must have (docs/reliability.md,
 //! "Fuzzing"). Each check panics, which libFuzzer reports as a crash.
+//! [`targets`] holds each target's body; `fuzz_targets/` only wraps them.
 
+use chrono::{DateTime, Utc};
+use ethpipe_core::datasets::erc1155_transfers::{TRANSFER_BATCH_TOPIC, TRANSFER_SINGLE_TOPIC};
+use ethpipe_core::datasets::{token_transfers, tokens};
+use ethpipe_core::evm::Log;
 use ethpipe_core::validate::Uint;
 use ethpipe_core::{Token, TokenTransfer};
-use ethpipe_sources::bigquery::page;
 use ethpipe_sources::rpc::abi::CallOutcome;
 use ethpipe_sources::rpc::decode::{RpcLog, TRANSFER_TOPIC};
+
+pub mod targets;
 
 /// 2^256 − 1 in decimal.
 pub const UINT256_MAX: &str =
@@ -53,6 +59,39 @@ pub fn assert_canonical_uint(value: &Uint) {
 /// logIndex
 /// ```
 pub fn rpc_log_from_text(text: &str) -> RpcLog {
+    rpc_log_with_aliases(text, &[("T", TRANSFER_TOPIC)])
+}
+
+/// The block every `erc1155_logs` log is joined to (rule 15).
+pub const BLOCK_HASH: &str = "0xcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+/// How many logs one `erc1155_logs` input may hold: enough to mix shapes,
+/// few enough to keep an execution fast.
+pub const MAX_LOGS: usize = 16;
+
+/// The logs of an `erc1155_logs` input: logs in the [`rpc_log_from_text`]
+/// format separated by a line `--`, where topic0 may also be `S`
+/// (TransferSingle) or `B` (TransferBatch). Each is checked and joined to
+/// its block as the JSON-RPC source does (`RpcLog::into_log`); a log whose
+/// hash or quantities a source would refuse is left out, as no decoder ever
+/// sees it.
+pub fn logs_from_text(text: &str) -> Vec<Log> {
+    let aliases = [
+        ("T", TRANSFER_TOPIC),
+        ("S", TRANSFER_SINGLE_TOPIC),
+        ("B", TRANSFER_BATCH_TOPIC),
+    ];
+    text.split("\n--\n")
+        .take(MAX_LOGS)
+        .filter_map(|block| {
+            rpc_log_with_aliases(block, &aliases)
+                .into_log(DateTime::<Utc>::UNIX_EPOCH, BLOCK_HASH)
+                .ok()
+        })
+        .collect()
+}
+
+fn rpc_log_with_aliases(text: &str, aliases: &[(&str, &str)]) -> RpcLog {
     let mut lines = text.split('\n');
     let mut next = || lines.next();
     let address = next().unwrap_or_default().to_string();
@@ -60,7 +99,10 @@ pub fn rpc_log_from_text(text: &str) -> RpcLog {
         None | Some("") => Vec::new(),
         Some(line) => line
             .split(',')
-            .map(|t| if t == "T" { TRANSFER_TOPIC } else { t }.to_string())
+            .map(|topic| {
+                let alias = aliases.iter().find(|(short, _)| *short == topic);
+                alias.map_or(topic, |(_, full)| *full).to_string()
+            })
             .collect(),
     };
     let data = next().filter(|d| *d != NULL_CELL).map(str::to_string);
@@ -103,7 +145,7 @@ pub fn outcomes_from_bytes(mut input: &[u8]) -> Vec<CallOutcome> {
     outcomes
 }
 
-/// Cells for `page::transfer` / `page::token` in the `bigquery_row` target's
+/// Cells for `token_transfers::from_bigquery` / `tokens::from_bigquery` in the `bigquery_row` target's
 /// text format: one cell a line, `\N` for NULL; missing cells are NULL and
 /// extra lines are ignored.
 pub fn cells_from_lines<'a>(
@@ -164,7 +206,7 @@ pub fn check_transfer_row(row: &TokenTransfer) {
             Some(row.block_number.to_string()),
             Some(row.block_hash.clone()),
         ];
-        let again = page::transfer(&borrowed(&cells), 1);
+        let again = token_transfers::from_bigquery(&borrowed(&cells), 1);
         assert_eq!(again.as_ref().ok(), Some(row), "{cells:?} gave {again:?}");
     }
 }
@@ -193,7 +235,81 @@ pub fn check_token_row(row: &Token) {
             Some(row.block_number.to_string()),
             Some(row.block_hash.clone()),
         ];
-        let again = page::token(&borrowed(&cells), 1);
+        let again = tokens::from_bigquery(&borrowed(&cells), 1);
         assert_eq!(again.as_ref().ok(), Some(row), "{cells:?} gave {again:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::targets;
+
+    /// Feeds every committed seed of `target` through its `run`, as one
+    /// `cargo fuzz run` pass over the seed corpus would.
+    fn replay(target: &str, run: fn(&[u8])) {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(target);
+        let mut seeds: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .map(|entry| entry.expect("a corpus entry").path())
+            .collect();
+        seeds.sort();
+        assert!(!seeds.is_empty(), "no seeds in {}", folder.display());
+        for seed in seeds {
+            let input = std::fs::read(&seed).expect("a readable seed");
+            let outcome = std::panic::catch_unwind(|| run(&input));
+            assert!(outcome.is_ok(), "{target}: seed {} fails", seed.display());
+        }
+    }
+
+    #[test]
+    fn decode_transfer_seeds() {
+        replay("decode_transfer", targets::decode_transfer::run);
+    }
+
+    #[test]
+    fn abi_metadata_seeds() {
+        replay("abi_metadata", targets::abi_metadata::run);
+    }
+
+    #[test]
+    fn bigquery_row_seeds() {
+        replay("bigquery_row", targets::bigquery_row::run);
+    }
+
+    #[test]
+    fn bigquery_page_seeds() {
+        replay("bigquery_page", targets::bigquery_page::run);
+    }
+
+    #[test]
+    fn erc1155_logs_seeds() {
+        replay("erc1155_logs", targets::erc1155_logs::run);
+    }
+
+    /// The ERC-1155 seeds reach every outcome, so the replay is not vacuous.
+    #[test]
+    fn erc1155_seeds_give_singles_batches_and_skips() {
+        use ethpipe_core::datasets::{Erc1155Transfer, ERC1155_TRANSFERS};
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/erc1155_logs");
+        let (mut batch_rows, mut skipped, mut failed) = (0, 0, 0);
+        for entry in std::fs::read_dir(folder).expect("the seed folder") {
+            let input = std::fs::read(entry.expect("a seed").path()).expect("a readable seed");
+            let logs = super::logs_from_text(&String::from_utf8_lossy(&input));
+            match ERC1155_TRANSFERS.decode_logs(&logs) {
+                Ok(decoded) => {
+                    let rows = decoded.rows.as_slice::<Erc1155Transfer>().expect("rows");
+                    batch_rows += rows.iter().filter(|r| r.batch_index > 0).count();
+                    skipped += decoded.skipped.len();
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        assert!(batch_rows >= 50, "{batch_rows}");
+        assert!(skipped >= 8, "{skipped}");
+        assert!(failed >= 1, "{failed}");
     }
 }

@@ -14,4 +14,4 @@ pub mod verify;
 pub use cancel::{Cancel, CancelHandle};
 pub use models::Model;
 
-pub use runner::{run, Progress, RunError, RunOutcome, RunRequest};
+pub use runner::{run, FailureCause, ModelFailed, Progress, RunError, RunOutcome, RunRequest};

@@ -13,19 +13,30 @@ pub struct Model {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read SQL models from {path}: {problem}")]
-pub struct ModelError {
-    path: PathBuf,
-    problem: String,
+pub enum ModelError {
+    #[error("cannot read SQL models from {folder}: {source}")]
+    Folder {
+        folder: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read SQL models from {folder}: {file}: {source}")]
+    File {
+        folder: PathBuf,
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read SQL models from {folder}: {name} holds no SQL statement")]
+    Empty { folder: PathBuf, name: String },
 }
 
 /// Reads every `*.sql` file of `folder`, sorted by file name.
 pub fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
-    let error = |problem: String| ModelError {
-        path: folder.to_path_buf(),
-        problem,
-    };
-    let entries = std::fs::read_dir(folder).map_err(|e| error(e.to_string()))?;
+    let entries = std::fs::read_dir(folder).map_err(|source| ModelError::Folder {
+        folder: folder.to_path_buf(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql") && path.is_file())
@@ -34,15 +45,21 @@ pub fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
     files
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| error(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|source| ModelError::File {
+                folder: folder.to_path_buf(),
+                file: path.clone(),
+                source,
+            })?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let statements = split_statements(&text);
             if statements.is_empty() {
-                return Err(error(format!("{name} holds no SQL statement")));
+                return Err(ModelError::Empty {
+                    folder: folder.to_path_buf(),
+                    name,
+                });
             }
             Ok(Model { name, statements })
         })

@@ -53,7 +53,32 @@ pub enum RunError {
         permanent: bool,
         /// Stopped by a shutdown request, not by a fault.
         interrupted: bool,
+        /// The error behind `message`, when there is one (a count mismatch or
+        /// an interruption has none).
+        #[source]
+        cause: Option<FailureCause>,
     },
+}
+
+/// What made a run fail, kept whole so a caller can look past the message.
+#[derive(Debug, thiserror::Error)]
+pub enum FailureCause {
+    #[error(transparent)]
+    Source(SourceError),
+    #[error(transparent)]
+    Sink(SinkError),
+    #[error(transparent)]
+    Model(ModelFailed),
+}
+
+/// A SQL model that failed after its day committed (the day stays loaded).
+#[derive(Debug, thiserror::Error)]
+#[error("model {model} failed: {source}")]
+pub struct ModelFailed {
+    /// The model's file name.
+    pub model: String,
+    #[source]
+    pub source: SinkError,
 }
 
 /// Observes a run's progress (rows so far), e.g. to draw a progress bar.
@@ -148,14 +173,15 @@ pub async fn run_while_locked(
     };
     match loaded {
         Ok(source_rows) => {
-            if let Err(message) = run_models(database, run, scope, &request.models).await {
+            if let Err(failed) = run_models(database, run, scope, &request.models).await {
                 return Err(RunError::Failed {
                     run,
                     pipeline: request.pipeline,
                     scope,
-                    message,
+                    message: failed.to_string(),
                     permanent: true,
                     interrupted: false,
+                    cause: Some(FailureCause::Model(failed)),
                 });
             }
             let outcome = RunOutcome {
@@ -194,6 +220,7 @@ pub async fn run_while_locked(
                 message,
                 permanent: failure.permanent(),
                 interrupted: matches!(failure.kind, FailureKind::Interrupted(_)),
+                cause: failure.into_cause(),
             })
         }
     }
@@ -255,6 +282,14 @@ impl Failure {
                 SourceError::Config(_) | SourceError::BadRow(_) | SourceError::Unsupported(_)
             ) | FailureKind::Sink(SinkError::Rejected(_))
         )
+    }
+
+    fn into_cause(self) -> Option<FailureCause> {
+        match self.kind {
+            FailureKind::Source(e) => Some(FailureCause::Source(e)),
+            FailureKind::Sink(e) => Some(FailureCause::Sink(e)),
+            FailureKind::Mismatch { .. } | FailureKind::Interrupted(_) => None,
+        }
     }
 }
 
@@ -350,7 +385,7 @@ async fn run_models(
     run: RunId,
     scope: Scope,
     models: &[Model],
-) -> Result<(), String> {
+) -> Result<(), ModelFailed> {
     let Some(day) = scope.day() else {
         if !models.is_empty() {
             let _ = database
@@ -378,13 +413,17 @@ async fn run_models(
         {
             tracing::warn!("could not record model step {}: {e}", model.name);
         }
-        if let Err(e) = result {
-            let message = format!("model {} failed: {e}", model.name);
+        if let Err(source) = result {
+            let failed = ModelFailed {
+                model: model.name.clone(),
+                source,
+            };
+            let message = failed.to_string();
             let _ = database.ledger().log(run, "error", &message).await;
             if let Err(e) = database.ledger().fail_committed_run(run, &message).await {
                 tracing::warn!("could not record run {run} as failed: {e}");
             }
-            return Err(message);
+            return Err(failed);
         }
         let _ = database
             .ledger()
@@ -396,4 +435,40 @@ async fn run_models(
             .await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use ethpipe_core::datasets::TOKEN_TRANSFERS;
+    use ethpipe_core::Day;
+
+    use super::*;
+
+    #[test]
+    fn a_failed_model_keeps_its_sink_error_as_the_source() {
+        let failed = ModelFailed {
+            model: "020_broken.sql".into(),
+            source: SinkError::Rejected("division by zero".into()),
+        };
+        let message = failed.to_string();
+        assert_eq!(message, "model 020_broken.sql failed: division by zero");
+        let error = RunError::Failed {
+            run: RunId(7),
+            pipeline: TOKEN_TRANSFERS,
+            scope: Scope::Day("2024-03-01".parse::<Day>().expect("a day")),
+            message,
+            permanent: true,
+            interrupted: false,
+            cause: Some(FailureCause::Model(failed)),
+        };
+        let cause = error.source().expect("the model failure");
+        assert_eq!(
+            cause.to_string(),
+            "model 020_broken.sql failed: division by zero"
+        );
+        let sink = cause.source().expect("the sink error");
+        assert!(sink.downcast_ref::<SinkError>().is_some(), "{sink:?}");
+    }
 }

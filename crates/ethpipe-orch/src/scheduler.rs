@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use croner::errors::CronError;
 use croner::Cron;
 use ethpipe_core::{Day, Pipeline, Scope, Source};
 use ethpipe_sinks::{Database, TriggerDef, TriggerState};
@@ -25,13 +26,23 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 
 /// Parses a schedule: 5-field cron, 6-field cron with seconds first, or
 /// `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. Times are UTC.
-pub fn parse_schedule(text: &str) -> Result<Cron, String> {
+pub fn parse_schedule(text: &str) -> Result<Cron, ScheduleError> {
     Cron::new(text)
         .with_seconds_optional()
         .parse()
-        .map_err(|e| {
-            format!("invalid schedule '{text}': {e} (use cron like \"0 5 * * *\" or @daily)")
+        .map_err(|source| ScheduleError {
+            text: text.to_string(),
+            source,
         })
+}
+
+/// A schedule that is not cron.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid schedule '{text}': {source} (use cron like \"0 5 * * *\" or @daily)")]
+pub struct ScheduleError {
+    pub text: String,
+    #[source]
+    pub source: CronError,
 }
 
 /// The next slot strictly after `after`.
@@ -294,6 +305,7 @@ mod tests {
         assert!(parse_schedule("0 5 * * *").is_ok());
         assert!(parse_schedule("every day")
             .unwrap_err()
+            .to_string()
             .contains("invalid schedule 'every day'"));
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::backfill::days;
 use crate::runner::TOKENS_FULL_LOAD_DONE;
-use crate::RunError;
+use crate::{FailureCause, RunError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +69,7 @@ pub async fn verify(
                 message: format!("counting the source's rows: {e}"),
                 permanent: false,
                 interrupted: false,
+                cause: Some(FailureCause::Source(e)),
             })?;
         let ledger_rows = latest_success_rows(database, pipeline, day).await?;
         let day_loaded = succeeded.contains(&day);

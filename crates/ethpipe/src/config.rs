@@ -232,7 +232,7 @@ fn trigger_def(t: &TriggerFileConfig) -> Result<TriggerDef, Fatal> {
         .pipeline
         .parse()
         .map_err(|e: ethpipe_core::dataset::UnknownPipeline| problem(e.to_string()))?;
-    ethpipe_orch::scheduler::parse_schedule(&t.schedule).map_err(problem)?;
+    ethpipe_orch::scheduler::parse_schedule(&t.schedule).map_err(|e| problem(e.to_string()))?;
     let checks = [
         (t.name.trim().is_empty(), "name is empty"),
         (t.day_offset < 0, "day_offset must be 0 or more"),
