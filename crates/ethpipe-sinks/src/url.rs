@@ -91,7 +91,17 @@ impl FromStr for DatabaseUrl {
                 ));
             }
             let tls = tls_options.connector().map_err(|p| problem(&p))?;
-            config.ssl_mode(tls.mode().driver_mode());
+            // As libpq: sslmode is ignored on Unix sockets, which the server
+            // never encrypts (a `require` there would always be refused).
+            let over_network = config
+                .get_hosts()
+                .iter()
+                .any(|host| matches!(host, tokio_postgres::config::Host::Tcp(_)));
+            config.ssl_mode(if over_network {
+                tls.mode().driver_mode()
+            } else {
+                tokio_postgres::config::SslMode::Disable
+            });
             return Ok(DatabaseUrl::Postgres {
                 config: Box::new(config),
                 tls,
@@ -234,6 +244,19 @@ mod tests {
         assert_eq!(
             config.get_ssl_mode(),
             tokio_postgres::config::SslMode::Require
+        );
+    }
+
+    #[test]
+    fn unix_sockets_are_never_asked_for_tls() {
+        let Ok(DatabaseUrl::Postgres { config, .. }) =
+            "postgres://u@%2Fvar%2Frun%2Fpostgresql/db?sslmode=require".parse()
+        else {
+            panic!("a valid URL");
+        };
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
         );
     }
 
