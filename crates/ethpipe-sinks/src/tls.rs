@@ -102,6 +102,8 @@ pub enum TlsError {
     NoSystemRoots(SslMode),
     #[error("cannot set up TLS: {0}")]
     Setup(#[source] rustls::Error),
+    #[error("cannot set up certificate verification: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
 }
 
 /// The TLS side of a PostgreSQL URL: its mode and the connector built for it.
@@ -141,7 +143,7 @@ impl PgTls {
                 let chain =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
-                        .map_err(|e| TlsError::Setup(rustls::Error::General(e.to_string())))?;
+                        .map_err(TlsError::Verifier)?;
                 Arc::new(Verifying {
                     chain,
                     check_host: mode == SslMode::VerifyFull,
