@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod schema;
 pub mod sink;
 pub mod sqlite;
+pub mod tls;
 mod url;
 
 use std::sync::Arc;
@@ -197,8 +198,8 @@ impl Database {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Database, SinkError> {
         let store = match url {
-            DatabaseUrl::Postgres { config, shown } => Store::Postgres(Box::new(
-                postgres::PgDatabase::connect((**config).clone(), shown).await?,
+            DatabaseUrl::Postgres { config, tls, shown } => Store::Postgres(Box::new(
+                postgres::PgDatabase::connect((**config).clone(), tls.clone(), shown).await?,
             )),
             DatabaseUrl::Sqlite { path } => Store::Sqlite(sqlite::SqliteDatabase::open(path)?),
         };

@@ -26,7 +26,6 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use ethpipe_core::Day;
 use ethpipe_sinks::DatabaseUrl;
-use tokio_postgres::NoTls;
 
 pub use connection::{PgReader, QueryError, SqliteReader};
 pub use sql::{Dialect, Param, Record};
@@ -167,7 +166,7 @@ impl Reader {
         let ledger =
             ethpipe_sinks::ledger::open_read_only(url, timeout).map_err(PoolSetupError::Ledger)?;
         match url {
-            DatabaseUrl::Postgres { config, .. } => {
+            DatabaseUrl::Postgres { config, tls, .. } => {
                 let mut config = (**config).clone();
                 // Defence in depth: even a statement outside our explicit
                 // read-only transactions could not write on these connections.
@@ -180,7 +179,7 @@ impl Reader {
                 config.connect_timeout(Duration::from_secs(5));
                 let manager = Manager::from_config(
                     config,
-                    NoTls,
+                    tls.connector(),
                     ManagerConfig {
                         recycling_method: RecyclingMethod::Fast,
                     },

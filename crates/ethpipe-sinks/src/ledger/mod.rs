@@ -219,8 +219,8 @@ fn open_with(
     read_only: Option<Duration>,
 ) -> Result<Arc<dyn Ledger>, LedgerError> {
     Ok(match url {
-        DatabaseUrl::Postgres { config, shown } => Arc::new(shared::SqlLedger {
-            backend: postgres::PgBackend::new((**config).clone(), shown, read_only)?,
+        DatabaseUrl::Postgres { config, tls, shown } => Arc::new(shared::SqlLedger {
+            backend: postgres::PgBackend::new((**config).clone(), tls, shown, read_only)?,
         }),
         DatabaseUrl::Sqlite { path } => Arc::new(shared::SqlLedger {
             backend: sqlite::SqliteBackend::new(path, read_only),

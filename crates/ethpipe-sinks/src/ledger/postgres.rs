@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Client, Config, Row};
 
 use super::error::LedgerError;
 use super::locks::{lock_key, Lock, LockName};
 use super::shared::{self, Backend};
 use super::statements::{Cell, Record, Statement, Value};
+use crate::tls::PgTls;
 use crate::Commit;
 
 /// Ledger statements are short; a few connections serve a whole backfill.
@@ -29,6 +30,7 @@ pub(crate) struct PgBackend {
     pool: Pool,
     /// For lock connections, which live outside the pool.
     config: Config,
+    tls: PgTls,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -37,6 +39,7 @@ impl PgBackend {
     /// Connects lazily: nothing is opened until the first operation.
     pub fn new(
         mut config: Config,
+        tls: &PgTls,
         shown: &str,
         read_only: Option<Duration>,
     ) -> Result<Self, LedgerError> {
@@ -54,7 +57,7 @@ impl PgBackend {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.connector(),
             ManagerConfig {
                 // A pooled connection is tried before reuse, so one the server
                 // dropped (a restart, a kill) is replaced instead of failing.
@@ -69,6 +72,7 @@ impl PgBackend {
         Ok(PgBackend {
             pool,
             config,
+            tls: tls.clone(),
             shown: shown.to_string(),
         })
     }
@@ -113,7 +117,7 @@ impl Backend for PgBackend {
     async fn lock(&self, name: LockName, wait: bool) -> Result<Option<Lock>, LedgerError> {
         let (client, connection) =
             self.config
-                .connect(NoTls)
+                .connect(self.tls.connector())
                 .await
                 .map_err(|source| LedgerError::PostgresConnect {
                     target: self.shown.clone(),

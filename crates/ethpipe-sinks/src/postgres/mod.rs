@@ -11,23 +11,26 @@ pub mod migrations;
 use async_trait::async_trait;
 use ethpipe_core::dataset::Dialect;
 use ethpipe_core::{Day, Pipeline, Scope};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::sink::{DayWriter, Sink};
+use crate::tls::PgTls;
 use crate::SinkError;
 
 pub struct PgDatabase {
     config: Config,
+    tls: PgTls,
     shown: String,
     /// Connection for short ledger statements; loads get their own.
     client: Client,
 }
 
 impl PgDatabase {
-    pub async fn connect(config: Config, shown: &str) -> Result<PgDatabase, SinkError> {
-        let client = open_client(&config, shown).await?;
+    pub async fn connect(config: Config, tls: PgTls, shown: &str) -> Result<PgDatabase, SinkError> {
+        let client = open_client(&config, &tls, shown).await?;
         Ok(PgDatabase {
             config,
+            tls,
             shown: shown.to_string(),
             client,
         })
@@ -38,7 +41,7 @@ impl PgDatabase {
     }
 
     pub async fn new_client(&self) -> Result<Client, SinkError> {
-        open_client(&self.config, &self.shown).await
+        open_client(&self.config, &self.tls, &self.shown).await
     }
 
     pub fn client(&self) -> &Client {
@@ -53,7 +56,7 @@ impl Sink for PgDatabase {
         pipeline: Pipeline,
         scope: Scope,
     ) -> Result<Box<dyn DayWriter>, SinkError> {
-        let client = open_client(&self.config, &self.shown).await?;
+        let client = open_client(&self.config, &self.tls, &self.shown).await?;
         Ok(Box::new(
             day::PgDayWriter::begin(client, pipeline, scope).await?,
         ))
@@ -81,7 +84,7 @@ impl Sink for PgDatabase {
     /// declared as a `date` parameter, so the day is always bound, never
     /// formatted into the SQL.
     async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        let client = open_client(&self.config, &self.shown).await?;
+        let client = open_client(&self.config, &self.tls, &self.shown).await?;
         let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
         client.batch_execute("BEGIN").await.map_err(fail)?;
         let mut rows = 0;
@@ -109,9 +112,13 @@ impl Sink for PgDatabase {
 }
 
 /// Opens one connection; its driver task runs until the client is dropped.
-pub(crate) async fn open_client(config: &Config, shown: &str) -> Result<Client, SinkError> {
+pub(crate) async fn open_client(
+    config: &Config,
+    tls: &PgTls,
+    shown: &str,
+) -> Result<Client, SinkError> {
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(tls.connector())
         .await
         .map_err(|e| SinkError::connect(shown, e))?;
     tokio::spawn(async move {
