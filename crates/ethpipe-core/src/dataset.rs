@@ -358,6 +358,22 @@ impl Rows {
         }
     }
 
+    /// Parses BigQuery table rows one by one with `parse`, numbering them
+    /// from `first_row` so an error names its row.
+    pub fn parse_cells<R: Row>(
+        pipeline: Pipeline,
+        rows: &[Vec<Option<&str>>],
+        first_row: u64,
+        parse: impl Fn(&[Option<&str>], u64) -> Result<R, RowError>,
+    ) -> Result<Rows, RowError> {
+        let parsed = rows
+            .iter()
+            .zip(first_row..)
+            .map(|(cells, n)| parse(cells, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rows::new(pipeline, parsed))
+    }
+
     pub fn pipeline(&self) -> Pipeline {
         self.pipeline
     }

@@ -135,12 +135,7 @@ impl Dataset for TokenTransfers {
     }
 
     fn parse_bigquery(&self, rows: &[Vec<Option<&str>>], first_row: u64) -> Result<Rows, RowError> {
-        let parsed = rows
-            .iter()
-            .zip(first_row..)
-            .map(|(cells, n)| from_bigquery(cells, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Rows::new(TOKEN_TRANSFERS, parsed))
+        Rows::parse_cells(TOKEN_TRANSFERS, rows, first_row, from_bigquery)
     }
 
     fn decode_logs(&self, logs: &[Log]) -> Result<DecodedLogs, DecodeError> {

@@ -123,12 +123,7 @@ impl Dataset for Tokens {
     }
 
     fn parse_bigquery(&self, rows: &[Vec<Option<&str>>], first_row: u64) -> Result<Rows, RowError> {
-        let parsed = rows
-            .iter()
-            .zip(first_row..)
-            .map(|(cells, n)| from_bigquery(cells, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Rows::new(TOKENS, parsed))
+        Rows::parse_cells(TOKENS, rows, first_row, from_bigquery)
     }
 
     fn merge_statements(&self, dialect: Dialect) -> &'static [&'static str] {
