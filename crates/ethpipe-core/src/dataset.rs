@@ -141,6 +141,14 @@ pub trait Dataset: Send + Sync + 'static {
         "block_timestamp"
     }
 
+    /// The block number column. A block has one timestamp, so it belongs
+    /// to one day: the PostgreSQL sink keeps every day's block range apart
+    /// from the others', which is what keeps the key unique across day
+    /// partitions (docs/architecture.md, "Day partitions").
+    fn block_column(&self) -> &'static str {
+        "block_number"
+    }
+
     fn indexes(&self) -> &'static [Index] {
         &[]
     }

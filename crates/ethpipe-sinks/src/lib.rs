@@ -197,6 +197,14 @@ pub struct Commit {
 impl Database {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Database, SinkError> {
+        Database::open_reporting(url, &postgres::upgrade::Quiet).await
+    }
+
+    /// [`Database::open`], telling `progress` how a long upgrade advances.
+    pub async fn open_reporting(
+        url: &DatabaseUrl,
+        progress: &dyn postgres::upgrade::UpgradeProgress,
+    ) -> Result<Database, SinkError> {
         let store = match url {
             DatabaseUrl::Postgres { config, tls, shown } => Store::Postgres(Box::new(
                 postgres::PgDatabase::connect((**config).clone(), tls.clone(), shown).await?,
@@ -207,7 +215,7 @@ impl Database {
             store,
             ledger: ledger::open(url)?,
         };
-        database.migrate().await?;
+        database.migrate_reporting(progress).await?;
         Ok(database)
     }
 
@@ -217,8 +225,15 @@ impl Database {
     }
 
     pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        self.migrate_reporting(&postgres::upgrade::Quiet).await
+    }
+
+    async fn migrate_reporting(
+        &self,
+        progress: &dyn postgres::upgrade::UpgradeProgress,
+    ) -> Result<Vec<u32>, SinkError> {
         match &self.store {
-            Store::Postgres(db) => db.migrate().await,
+            Store::Postgres(db) => db.migrate(progress).await,
             Store::Sqlite(db) => db.migrate(),
         }
     }

@@ -14,6 +14,11 @@ pub enum Change {
     },
     /// The dataset's table and indexes, from `Sink::ddl`.
     CreateDataset(Pipeline),
+    /// PostgreSQL: every day-replacing dataset's table becomes partitioned
+    /// by day, moved in place a day per transaction (resumable, so it runs
+    /// outside the one migration transaction; `postgres/upgrade.rs`).
+    /// SQLite: nothing.
+    PartitionByDay,
 }
 
 pub struct Migration {
@@ -77,4 +82,9 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V7,
         sqlite::migrations::V7,
     ),
+    Migration {
+        version: 8,
+        name: "day partitions for the datasets that replace a day",
+        change: Change::PartitionByDay,
+    },
 ];

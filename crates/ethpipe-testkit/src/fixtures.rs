@@ -91,7 +91,9 @@ pub fn day_transfers(day: &str, count: usize, version: u64) -> Vec<FixtureTransf
             // Whole seconds, like block timestamps.
             _ => ((rng.next_u64() % 86_399) as i64 + 1) * 1_000_000,
         };
-        let block_number = 19_000_000 + offset / 12_000_000;
+        // One block per 12 s since the epoch: a block has one timestamp, so
+        // two days never share a block (the PostgreSQL sink checks it).
+        let block_number = (start + offset) / 12_000_000;
         let value = match i {
             4 => Some("0".to_string()),
             5 => Some(UINT256_MAX.to_string()),

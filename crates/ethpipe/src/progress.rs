@@ -98,3 +98,46 @@ impl ethpipe_orch::backfill::BackfillProgress for BackfillBar {
         self.bar.inc(1);
     }
 }
+
+/// `ethpipe migrate`'s bar while a table is moved into day partitions.
+pub struct UpgradeBar {
+    bar: ProgressBar,
+}
+
+impl UpgradeBar {
+    pub fn new() -> UpgradeBar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} days moved into partitions, {msg}, ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        UpgradeBar { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl ethpipe_sinks::postgres::upgrade::UpgradeProgress for UpgradeBar {
+    fn moving(&self, dataset: &str, days: u64, done: u64) {
+        self.bar.set_prefix(dataset.to_string());
+        self.bar.set_length(days);
+        self.bar.set_position(done);
+        self.bar.set_message("0 rows");
+        self.bar.enable_steady_tick(Duration::from_millis(500));
+    }
+
+    fn moved(&self, day: ethpipe_core::Day, rows: i64) {
+        self.bar.set_message(format!("{day}: {rows} rows"));
+        self.bar.inc(1);
+    }
+
+    fn finished(&self, dataset: &str) {
+        self.bar
+            .println(format!("{dataset}: every day moved into its own partition"));
+    }
+}

@@ -4,14 +4,14 @@
 //! arrive. `commit` ends the COPY, checks the count, runs the dataset's
 //! derived steps and marks the run successful, all in that one transaction.
 //!
-//! A [`LoadMode::ReplaceDay`] dataset loaded for a day has that day deleted
-//! first and is copied straight into its table: other sessions keep seeing
-//! the old day (MVCC) until the commit, and writing the rows once (not into a
-//! staging table and then again into the indexed table) is what keeps a day
-//! close to a plain `COPY` (bench/RESULTS.md). A [`LoadMode::Merge`] dataset
-//! (tokens), and any full load, goes through a temporary staging table and
-//! is merged in at commit. Either way, if the process dies the server rolls
-//! the transaction back and the previous version of the day stays.
+//! A day of a [`LoadMode::ReplaceDay`] dataset is copied into a fresh table
+//! that becomes the day's partition (`partitions.rs`): its indexes are built
+//! after the rows are in and the old day is swapped out in one short step at
+//! the end, so a day costs the same whatever the table already holds, and
+//! readers see the old day until the commit. A [`LoadMode::Merge`] dataset
+//! (tokens), and any full load, goes through a temporary staging table and is
+//! merged in at commit. Either way, if the process dies the server rolls the
+//! transaction back and the previous version of the day stays.
 
 use std::pin::Pin;
 
@@ -24,10 +24,23 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
+use super::partitions::{self, DayPartition};
 use crate::sink::DayWriter;
 use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
 
 const STAGING: &str = "ethpipe_staging";
+
+/// Where the rows go, and how they take their place at commit.
+enum Target {
+    /// A whole day of a day-partitioned dataset: a fresh table (`stage`)
+    /// that replaces the day's partition.
+    Partition { day: DayPartition, stage: String },
+    /// The temporary staging table, merged by the dataset's rules. (A load
+    /// of only some rows of a day, e.g. a token filter's, belongs here too:
+    /// it deletes those rows from the day's partition and inserts the staged
+    /// ones, leaving the partition in place.)
+    Staged,
+}
 
 pub struct PgDayWriter {
     client: Client,
@@ -37,9 +50,7 @@ pub struct PgDayWriter {
     rows: u64,
     fields: i16,
     buffer: BytesMut,
-    /// Rows go straight into the real table, whose day this transaction
-    /// deleted in `begin`; otherwise into the staging table.
-    direct: bool,
+    target: Target,
 }
 
 impl PgDayWriter {
@@ -48,29 +59,42 @@ impl PgDayWriter {
         pipeline: Pipeline,
         scope: Scope,
     ) -> Result<Self, SinkError> {
-        let table = crate::ddl::table(pipeline, Dialect::Postgres);
-        let direct = pipeline.load_mode() == LoadMode::ReplaceDay && scope.day().is_some();
-        let target = if direct {
-            client
-                .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                .await
-                .map_err(|e| SinkError::db("opening the transaction", e))?;
-            delete_day(&client, pipeline, scope).await?;
-            table.clone()
-        } else {
-            client
-                .batch_execute(&format!(
-                    "BEGIN ISOLATION LEVEL READ COMMITTED;
-                     CREATE TEMP TABLE {STAGING} (LIKE {table}) ON COMMIT DROP;"
-                ))
-                .await
-                .map_err(|e| SinkError::db("opening the staging table", e))?;
-            STAGING.to_string()
+        let target = match (pipeline.load_mode(), scope.day()) {
+            (LoadMode::ReplaceDay, Some(day)) => {
+                partitions::drop_orphans(&client).await?;
+                client
+                    .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map_err(|e| SinkError::db("opening the transaction", e))?;
+                let day = DayPartition::new(pipeline, day);
+                let stage = partitions::create_stage(&client, &day).await?;
+                Target::Partition { day, stage }
+            }
+            (LoadMode::ReplaceDay, None) => {
+                return Err(SinkError::Rejected(format!(
+                    "{pipeline} is loaded one day at a time, not in one full load"
+                )))
+            }
+            (LoadMode::Merge, _) => {
+                let table = crate::ddl::table(pipeline, Dialect::Postgres);
+                client
+                    .batch_execute(&format!(
+                        "BEGIN ISOLATION LEVEL READ COMMITTED;
+                         CREATE TEMP TABLE {STAGING} (LIKE {table}) ON COMMIT DROP;"
+                    ))
+                    .await
+                    .map_err(|e| SinkError::db("opening the staging table", e))?;
+                Target::Staged
+            }
+        };
+        let into = match &target {
+            Target::Partition { stage, .. } => stage.as_str(),
+            Target::Staged => STAGING,
         };
         let columns = pipeline.column_names().collect::<Vec<_>>().join(", ");
         let sink = client
             .copy_in(&format!(
-                "COPY {target} ({columns}) FROM STDIN (FORMAT binary)"
+                "COPY {into} ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .await
             .map_err(|e| SinkError::db("starting COPY", e))?;
@@ -82,7 +106,7 @@ impl PgDayWriter {
             rows: 0,
             fields: pipeline.columns().len() as i16,
             buffer: BytesMut::with_capacity(1 << 20),
-            direct,
+            target,
         };
         copy::header(&mut writer.buffer);
         Ok(writer)
@@ -128,12 +152,33 @@ impl DayWriter for PgDayWriter {
                 self.rows
             )));
         }
-        if !self.direct {
-            self.merge_staged().await?;
-        }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
-        for derived in self.pipeline.derived() {
-            steps.push(self.derive(*derived).await?);
+        match &self.target {
+            Target::Partition { day, stage } => {
+                let indexing = Utc::now();
+                let built = partitions::build(&self.client, day, stage).await?;
+                if built.rows as u64 != self.rows {
+                    return Err(SinkError::Rejected(format!(
+                        "the day's table holds {} rows but {} were sent",
+                        built.rows, self.rows
+                    )));
+                }
+                steps.push(StepReport::since("index", self.rows, indexing));
+                // Derived steps read the new day from its own table, before
+                // the swap, so readers wait only for the swap itself.
+                for derived in self.pipeline.derived() {
+                    steps.push(self.derive(*derived, stage).await?);
+                }
+                let swapping = Utc::now();
+                partitions::swap_in(&self.client, day, stage, built).await?;
+                steps.push(StepReport::since("swap", self.rows, swapping));
+            }
+            Target::Staged => {
+                self.merge_staged().await?;
+                for derived in self.pipeline.derived() {
+                    steps.push(self.derive(*derived, STAGING).await?);
+                }
+            }
         }
         crate::ledger::postgres::record_commit(&self.client, &commit, self.rows).await?;
         self.client
@@ -146,24 +191,22 @@ impl DayWriter for PgDayWriter {
 
 impl PgDayWriter {
     /// Keeps `token_daily_stats` in step with what this transaction commits:
-    /// a transfers day rebuilds that day's rows; tokens refresh the scaled
-    /// volume of the addresses they touch (their decimals may have changed).
-    async fn derive(&self, derived: Derived) -> Result<StepReport, SinkError> {
+    /// a transfers day rebuilds that day's rows from `rows` (the day's new
+    /// table); tokens refresh the scaled volume of the addresses they touch
+    /// (their decimals may have changed).
+    async fn derive(&self, derived: Derived, rows: &str) -> Result<StepReport, SinkError> {
         let started = Utc::now();
         let fail = |e| SinkError::db("rebuilding token_daily_stats", e);
         let rows = match (derived, self.scope.day()) {
             (Derived::TokenDailyStats, Some(day)) => {
-                let (start, end) = (day.start(), day.end());
                 let day = day.naive();
                 self.client
                     .execute("DELETE FROM ethereum.token_daily_stats WHERE day = $1", &[&day])
                     .await
                     .map_err(fail)?;
-                // A transfers day is written directly (see `begin`): its rows
-                // are the table's rows of the day, as this transaction sees them.
                 self.client
                     .execute(
-                        "INSERT INTO ethereum.token_daily_stats
+                        &format!("INSERT INTO ethereum.token_daily_stats
                              (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
                          SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
                                 s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
@@ -171,11 +214,10 @@ impl PgDayWriter {
                                       count(DISTINCT from_address) AS unique_senders,
                                       count(DISTINCT to_address) AS unique_receivers,
                                       coalesce(sum(value), 0) AS volume_raw
-                               FROM ethereum.token_transfers
-                               WHERE block_timestamp >= $2 AND block_timestamp < $3
+                               FROM {rows}
                                GROUP BY token_address) s
-                         LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address",
-                        &[&day, &start, &end],
+                         LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address"),
+                        &[&day],
                     )
                     .await
                     .map_err(fail)?
@@ -184,12 +226,12 @@ impl PgDayWriter {
             (Derived::RescaleTokenVolumes, _) => self
                 .client
                 .execute(
-                    "UPDATE ethereum.token_daily_stats s
+                    &format!("UPDATE ethereum.token_daily_stats s
                      SET volume = ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
                      FROM ethereum.tokens_latest tk
                      WHERE tk.address = s.token_address
-                       AND s.token_address IN (SELECT address FROM ethpipe_staging)
-                       AND s.volume IS DISTINCT FROM ethereum.scale_by_decimals(s.volume_raw, tk.decimals)",
+                       AND s.token_address IN (SELECT address FROM {rows})
+                       AND s.volume IS DISTINCT FROM ethereum.scale_by_decimals(s.volume_raw, tk.decimals)"),
                     &[],
                 )
                 .await
@@ -198,25 +240,16 @@ impl PgDayWriter {
         Ok(StepReport::since("token_daily_stats", rows, started))
     }
 
-    /// Replaces the day with the staged rows, or merges them by the
-    /// dataset's own rules.
+    /// Merges the staged rows by the dataset's own rules.
     async fn merge_staged(&self) -> Result<(), SinkError> {
         let table = crate::ddl::table(self.pipeline, Dialect::Postgres);
         let fail = |e| SinkError::db(format!("inserting {} into {table}", self.scope), e);
-        if self.pipeline.load_mode() == LoadMode::Merge {
-            for statement in self.pipeline.merge_statements(Dialect::Postgres) {
-                let sql = statement
-                    .replace("{table}", &table)
-                    .replace("{staging}", STAGING);
-                self.client.execute(&sql, &[]).await.map_err(fail)?;
-            }
-            return Ok(());
+        for statement in self.pipeline.merge_statements(Dialect::Postgres) {
+            let sql = statement
+                .replace("{table}", &table)
+                .replace("{staging}", STAGING);
+            self.client.execute(&sql, &[]).await.map_err(fail)?;
         }
-        delete_day(&self.client, self.pipeline, self.scope).await?;
-        self.client
-            .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), &[])
-            .await
-            .map_err(|e| copy_error(self.pipeline, "inserting the staged rows", e))?;
         Ok(())
     }
 }
@@ -234,22 +267,4 @@ fn copy_error(
         }
         _ => SinkError::db(context, error),
     }
-}
-
-/// Deletes the scope's day (if it is one) from the dataset's table, in the
-/// open transaction.
-async fn delete_day(client: &Client, pipeline: Pipeline, scope: Scope) -> Result<(), SinkError> {
-    let Some(day) = scope.day() else {
-        return Ok(());
-    };
-    let table = crate::ddl::table(pipeline, Dialect::Postgres);
-    let column = pipeline.day_column();
-    client
-        .execute(
-            &format!("DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"),
-            &[&day.start(), &day.end()],
-        )
-        .await
-        .map_err(|e| SinkError::db(format!("replacing {scope} in {table}"), e))?;
-    Ok(())
 }

@@ -1,11 +1,14 @@
 //! Versioned schema migrations. Each version runs once, in order, inside one
 //! transaction that holds an advisory lock, so concurrent `ethpipe` processes
-//! starting together do not race.
+//! starting together do not race. The day-partition upgrade moves a day per
+//! transaction instead (it must survive a kill half-way): it holds the same
+//! lock for the whole session while it runs.
 
 use tokio_postgres::Client;
 
 use ethpipe_core::dataset::Dialect;
 
+use super::upgrade::{self, UpgradeProgress};
 use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
@@ -187,7 +190,60 @@ CREATE UNIQUE INDEX tokens_found_in_transfers_once ON ethereum.tokens (address) 
 "#;
 
 /// Applies pending migrations; returns the versions applied now.
-pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
+pub async fn apply(client: &Client, progress: &dyn UpgradeProgress) -> Result<Vec<u32>, SinkError> {
+    let mut applied = Vec::new();
+    loop {
+        let (now, upgrade) = apply_in_transaction(client, u32::MAX).await?;
+        applied.extend(now);
+        let Some((version, name)) = upgrade else {
+            return Ok(applied);
+        };
+        client
+            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(|e| SinkError::db("migrating the schema (lock)", e))?;
+        let result = partition_once(client, version, name, progress).await;
+        let unlocked = client
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .await
+            .map_err(|e| SinkError::db("migrating the schema (unlock)", e));
+        if result? {
+            applied.push(version);
+        }
+        unlocked?;
+    }
+}
+
+/// Applies the migrations up to `last` only, leaving the schema as that
+/// version had it (tests of the upgrade build an old database with it).
+pub async fn apply_until(client: &Client, last: u32) -> Result<Vec<u32>, SinkError> {
+    let (applied, _) = apply_in_transaction(client, last).await?;
+    Ok(applied)
+}
+
+/// Runs the day-partition upgrade unless another process has finished it
+/// meanwhile; true when this call did.
+async fn partition_once(
+    client: &Client,
+    version: u32,
+    name: &str,
+    progress: &dyn UpgradeProgress,
+) -> Result<bool, SinkError> {
+    if applied_versions(client).await?.contains(&(version as i32)) {
+        return Ok(false);
+    }
+    upgrade::partition_tables(client, progress).await?;
+    record(client, version, name).await?;
+    Ok(true)
+}
+
+/// The SQL migrations up to `last` in one locked transaction, stopping
+/// before a day-partition upgrade; returns the versions applied and the
+/// upgrade that is due, if one is.
+async fn apply_in_transaction(
+    client: &Client,
+    last: u32,
+) -> Result<(Vec<u32>, Option<(u32, &'static str)>), SinkError> {
     let fail = |what: &str, e: tokio_postgres::Error| {
         SinkError::db(format!("migrating the schema ({what})"), e)
     };
@@ -204,7 +260,7 @@ pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
         ))
         .await
         .map_err(|e| fail("lock", e))?;
-    let result = apply_locked(client).await;
+    let result = apply_locked(client, last).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     client
         .batch_execute(end)
@@ -213,14 +269,32 @@ pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
     result
 }
 
-async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
-    let applied: Vec<i32> = client
+async fn applied_versions(client: &Client) -> Result<Vec<i32>, SinkError> {
+    Ok(client
         .query("SELECT version FROM ethpipe.schema_migrations", &[])
         .await
         .map_err(|e| SinkError::db("reading applied migrations", e))?
         .iter()
         .map(|row| row.get(0))
-        .collect();
+        .collect())
+}
+
+async fn record(client: &Client, version: u32, name: &str) -> Result<(), SinkError> {
+    client
+        .execute(
+            "INSERT INTO ethpipe.schema_migrations (version, name) VALUES ($1, $2)",
+            &[&(version as i32), &name],
+        )
+        .await
+        .map_err(|e| SinkError::db("recording a migration", e))?;
+    Ok(())
+}
+
+async fn apply_locked(
+    client: &Client,
+    last: u32,
+) -> Result<(Vec<u32>, Option<(u32, &'static str)>), SinkError> {
+    let applied = applied_versions(client).await?;
     let mut now_applied = Vec::new();
     for Migration {
         version,
@@ -228,6 +302,9 @@ async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
         change,
     } in MIGRATIONS
     {
+        if *version > last {
+            break;
+        }
         if applied.contains(&(*version as i32)) {
             continue;
         }
@@ -236,19 +313,14 @@ async fn apply_locked(client: &Client) -> Result<Vec<u32>, SinkError> {
             Change::CreateDataset(pipeline) => {
                 crate::ddl::create(*pipeline, Dialect::Postgres).join(";\n")
             }
+            Change::PartitionByDay => return Ok((now_applied, Some((*version, name)))),
         };
         client
             .batch_execute(&sql)
             .await
             .map_err(|e| SinkError::db(format!("applying migration {version} ({name})"), e))?;
-        client
-            .execute(
-                "INSERT INTO ethpipe.schema_migrations (version, name) VALUES ($1, $2)",
-                &[&(*version as i32), name],
-            )
-            .await
-            .map_err(|e| SinkError::db("recording a migration", e))?;
+        record(client, *version, name).await?;
         now_applied.push(*version);
     }
-    Ok(now_applied)
+    Ok((now_applied, None))
 }

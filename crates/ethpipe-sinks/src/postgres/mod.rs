@@ -3,10 +3,14 @@
 //! - [`migrations`]: versioned schema changes, applied under an advisory lock.
 //! - [`copy`]: the binary `COPY` encoder (rows of any dataset → PGCOPY bytes).
 //! - [`day`]: loading a day and committing it atomically.
+//! - [`partitions`]: a day as its own partition, built aside and swapped in.
+//! - [`upgrade`]: the in-place move of a single table into day partitions.
 
 pub mod copy;
 pub mod day;
 pub mod migrations;
+pub mod partitions;
+pub mod upgrade;
 
 use async_trait::async_trait;
 use ethpipe_core::dataset::Dialect;
@@ -36,8 +40,11 @@ impl PgDatabase {
         })
     }
 
-    pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
-        migrations::apply(&self.client).await
+    pub async fn migrate(
+        &self,
+        progress: &dyn upgrade::UpgradeProgress,
+    ) -> Result<Vec<u32>, SinkError> {
+        migrations::apply(&self.client, progress).await
     }
 
     pub async fn new_client(&self) -> Result<Client, SinkError> {

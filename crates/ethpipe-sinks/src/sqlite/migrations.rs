@@ -190,6 +190,8 @@ pub fn apply(connection: &Connection) -> Result<Vec<u32>, SinkError> {
                     Change::CreateDataset(pipeline) => {
                         crate::ddl::create(*pipeline, Dialect::Sqlite).join(";\n")
                     }
+                    // SQLite tables are not partitioned.
+                    Change::PartitionByDay => String::new(),
                 };
                 connection.execute_batch(&sql)?;
                 connection.execute(

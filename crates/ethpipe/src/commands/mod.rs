@@ -36,7 +36,15 @@ pub async fn dispatch(cli: Cli) -> Result<(), Fatal> {
 /// Connects to the database, applies migrations and saves the configured
 /// triggers; failures are setup errors.
 pub async fn open_database(settings: &Settings) -> Result<Database, Fatal> {
-    let database = Database::open(&settings.database_url)
+    open_database_reporting(settings, &ethpipe_sinks::postgres::upgrade::Quiet).await
+}
+
+/// [`open_database`], telling `progress` how a long schema upgrade advances.
+pub async fn open_database_reporting(
+    settings: &Settings,
+    progress: &dyn ethpipe_sinks::postgres::upgrade::UpgradeProgress,
+) -> Result<Database, Fatal> {
+    let database = Database::open_reporting(&settings.database_url, progress)
         .await
         .map_err(Fatal::usage)?;
     if !settings.triggers.is_empty() {

@@ -1,0 +1,417 @@
+//! Day partitions: how one day of a [`LoadMode::ReplaceDay`] dataset becomes
+//! one partition of its table and replaces the day it held before.
+//!
+//! The day's rows go into a fresh table,
+//! `ethereum._stage_<dataset>_<yyyymmdd>_<backend pid>`, whose CHECK
+//! constraint matches the day's bounds; its key and indexes are built once the
+//! rows are in (sorted builds, not row-by-row maintenance of ever-growing
+//! B-trees), statistics are gathered, and one short step swaps it in: lock the
+//! parent, drop the old day, rename the new table, attach it (no validation
+//! scan: the CHECK already proves the bounds). Everything runs in the load's
+//! one transaction, so a kill at any point rolls it all back, the new table
+//! included; [`drop_orphans`] removes stage tables whose session is gone in
+//! case one was ever committed.
+//!
+//! The key is unique inside each day (each partition's primary key).
+//! PostgreSQL cannot enforce a key across partitions unless it holds the
+//! partition column; what keeps it unique is that the rows of a transaction
+//! share one block and a block has one timestamp, hence one day. The swap
+//! enforces the part that a source could get wrong: no two days share a block
+//! ([`check_blocks`]), from each day's block range kept in
+//! `ethpipe.day_partitions`.
+//!
+//! Every parent also has a default partition ([`ddl::default_partition`]).
+//!
+//! [`LoadMode::ReplaceDay`]: ethpipe_core::dataset::LoadMode::ReplaceDay
+
+use std::time::{Duration, Instant};
+
+use ethpipe_core::dataset::Dialect;
+use ethpipe_core::{Day, Pipeline};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::ddl;
+use crate::SinkError;
+
+/// Prefix of a day's table until it is swapped in; [`drop_orphans`] knows
+/// stage tables by it.
+pub const STAGE_PREFIX: &str = "_stage_";
+
+/// How long one attempt at the swap waits for its locks. A reader holding
+/// the table (a long report) makes the swap wait; meanwhile new readers
+/// queue behind the swap's lock request, so each attempt is kept short and
+/// retried rather than left to stall every reader behind a long one.
+const LOCK_TIMEOUT: &str = "200ms";
+
+/// Retries of the swap stop after this long and the day fails (and is
+/// retried by the next run); the loaded rows are rolled back.
+const SWAP_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Sort memory for the index builds of one day, for this transaction only.
+/// The default (64 MB) spills a 1.3 M-row day's key sort to disk.
+const INDEX_BUILD_MEMORY: &str = "256MB";
+
+/// One day of one dataset's partitioned table.
+#[derive(Debug, Clone)]
+pub struct DayPartition {
+    pipeline: Pipeline,
+    day: Day,
+    /// The partitioned parent, schema-qualified: the dataset's table, or the
+    /// table being built by the in-place upgrade.
+    parent: String,
+}
+
+/// The block numbers a day's rows span (`None` for a day without rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRange {
+    pub first: i64,
+    pub last: i64,
+}
+
+/// What a built day table holds, for the swap's checks and the record.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltDay {
+    pub rows: i64,
+    pub blocks: Option<BlockRange>,
+}
+
+impl DayPartition {
+    pub fn new(pipeline: Pipeline, day: Day) -> DayPartition {
+        DayPartition::under(pipeline, day, ddl::table(pipeline, Dialect::Postgres))
+    }
+
+    /// A day of another parent than the dataset's table (the upgrade).
+    pub fn under(pipeline: Pipeline, day: Day, parent: String) -> DayPartition {
+        DayPartition {
+            pipeline,
+            day,
+            parent,
+        }
+    }
+
+    /// `<dataset>_<yyyymmdd>`, in schema `ethereum`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}_{}",
+            self.pipeline.name(),
+            self.day.naive().format("%Y%m%d")
+        )
+    }
+
+    pub fn day(&self) -> Day {
+        self.day
+    }
+
+    fn stage_name(&self, backend_pid: i32) -> String {
+        format!("{STAGE_PREFIX}{}_{backend_pid}", self.name())
+    }
+
+    fn default_partition(&self) -> String {
+        ddl::default_partition(&self.parent)
+    }
+}
+
+/// Creates the empty table for a day's rows (in the open transaction) and
+/// returns its schema-qualified name.
+pub async fn create_stage(client: &Client, day: &DayPartition) -> Result<String, SinkError> {
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(|e| SinkError::db("reading the session's id", e))?
+        .get(0);
+    let stage = format!("ethereum.{}", day.stage_name(pid));
+    client
+        .batch_execute(&ddl::create_day_table(day.pipeline, &stage, day.day))
+        .await
+        .map_err(|e| SinkError::db(format!("creating the table for {}", day.day), e))?;
+    Ok(stage)
+}
+
+/// Builds the stage table's key and indexes, gathers its statistics and
+/// reads what it holds. A duplicate key in the day fails the load here.
+pub async fn build(
+    client: &Client,
+    day: &DayPartition,
+    stage: &str,
+) -> Result<BuiltDay, SinkError> {
+    client
+        .batch_execute(&format!(
+            "SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'"
+        ))
+        .await
+        .map_err(|e| SinkError::db("setting the index build memory", e))?;
+    for statement in ddl::day_table_indexes(day.pipeline, stage) {
+        client
+            .batch_execute(&statement)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => {
+                    crate::duplicate_key(day.pipeline, db.detail().unwrap_or(db.message()))
+                }
+                _ => SinkError::db(format!("indexing {}", day.day), e),
+            })?;
+    }
+    client
+        .batch_execute(&format!("ANALYZE {stage}"))
+        .await
+        .map_err(|e| SinkError::db(format!("analyzing {}", day.day), e))?;
+    let block = day.pipeline.block_column();
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), min({block}), max({block}) FROM {stage}"),
+            &[],
+        )
+        .await
+        .map_err(|e| SinkError::db(format!("reading {}'s block range", day.day), e))?;
+    let blocks = match (row.get::<_, Option<i64>>(1), row.get::<_, Option<i64>>(2)) {
+        (Some(first), Some(last)) => Some(BlockRange { first, last }),
+        _ => None,
+    };
+    Ok(BuiltDay {
+        rows: row.get(0),
+        blocks,
+    })
+}
+
+/// Replaces the day's partition with the stage table, in the open
+/// transaction. Waits for the locks at most [`LOCK_TIMEOUT`] per attempt and
+/// retries (rolling back to a savepoint, so the built day is kept) until
+/// [`SWAP_PATIENCE`] runs out.
+pub async fn swap_in(
+    client: &Client,
+    day: &DayPartition,
+    stage: &str,
+    built: BuiltDay,
+) -> Result<(), SinkError> {
+    let deadline = Instant::now() + SWAP_PATIENCE;
+    let mut pause = Duration::from_millis(20);
+    let savepoint = |sql: &'static str| async move {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| SinkError::db("swapping the day in", e))
+    };
+    loop {
+        savepoint("SAVEPOINT day_swap").await?;
+        match attempt_swap(client, day, stage, built).await? {
+            Attempt::Done => return savepoint("RELEASE SAVEPOINT day_swap").await,
+            Attempt::Busy if Instant::now() < deadline => {
+                savepoint("ROLLBACK TO SAVEPOINT day_swap").await?;
+                tracing::debug!("{}: the table is busy, retrying the swap", day.day);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Attempt::Busy => {
+                return Err(SinkError::Rejected(format!(
+                    "could not swap {} in: readers held {} for {}s",
+                    day.day,
+                    day.parent,
+                    SWAP_PATIENCE.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done,
+    /// A lock was not granted within [`LOCK_TIMEOUT`].
+    Busy,
+}
+
+async fn attempt_swap(
+    client: &Client,
+    day: &DayPartition,
+    stage: &str,
+    built: BuiltDay,
+) -> Result<Attempt, SinkError> {
+    let parent = &day.parent;
+    // The parent first, as every reader locks it first: one fixed order.
+    let locked = client
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+             LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await;
+    if let Some(attempt) = busy_or_fail(locked, "locking the table for the swap")? {
+        return Ok(attempt);
+    }
+    check_blocks(client, day, built.blocks).await?;
+    let replaced = client.batch_execute(&replace_statements(day, stage)).await;
+    if let Some(attempt) = busy_or_fail(replaced, "swapping the day in")? {
+        return Ok(attempt);
+    }
+    record(client, day, built).await?;
+    client
+        .batch_execute("SET LOCAL lock_timeout = 0")
+        .await
+        .map_err(|e| SinkError::db("swapping the day in", e))?;
+    Ok(Attempt::Done)
+}
+
+/// `Ok(None)` when the statement succeeded, `Ok(Some(Busy))` when it gave up
+/// waiting for a lock.
+fn busy_or_fail(
+    result: Result<(), tokio_postgres::Error>,
+    context: &'static str,
+) -> Result<Option<Attempt>, SinkError> {
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(Some(Attempt::Busy)),
+        Err(e) => Err(SinkError::db(context, e)),
+    }
+}
+
+/// Drop the old day (and any of its rows that reached the default
+/// partition), give the stage table the day's names, attach it.
+fn replace_statements(day: &DayPartition, stage: &str) -> String {
+    let name = day.name();
+    let stage_name = stage.rsplit('.').next().unwrap_or(stage);
+    let column = day.pipeline.day_column();
+    let (start, end) = ddl::day_bounds(day.day);
+    let mut sql = vec![
+        format!("DROP TABLE IF EXISTS ethereum.{name}"),
+        format!(
+            "DELETE FROM {} WHERE {column} >= {start} AND {column} < {end}",
+            day.default_partition()
+        ),
+        format!("ALTER TABLE {stage} RENAME TO {name}"),
+        format!("ALTER TABLE ethereum.{name} RENAME CONSTRAINT {stage_name}_pkey TO {name}_pkey"),
+        format!(
+            "ALTER TABLE ethereum.{name} RENAME CONSTRAINT {stage_name}_bounds TO {name}_bounds"
+        ),
+    ];
+    sql.extend(day.pipeline.indexes().iter().map(|index| {
+        format!(
+            "ALTER INDEX ethereum.{stage_name}_{suffix} RENAME TO {name}_{suffix}",
+            suffix = index.suffix
+        )
+    }));
+    sql.push(format!(
+        "ALTER TABLE {} ATTACH PARTITION ethereum.{name} FOR VALUES FROM ({start}) TO ({end})",
+        day.parent
+    ));
+    sql.join(";\n")
+}
+
+/// Refuses a day whose blocks overlap another day's: a block has one
+/// timestamp, so a source that puts one block in two days is wrong, and such
+/// a day could repeat another day's keys.
+async fn check_blocks(
+    client: &Client,
+    day: &DayPartition,
+    blocks: Option<BlockRange>,
+) -> Result<(), SinkError> {
+    let Some(blocks) = blocks else {
+        return Ok(());
+    };
+    let clash = client
+        .query_opt(
+            "SELECT day, first_block, last_block FROM ethpipe.day_partitions
+             WHERE dataset = $1 AND day <> $2 AND first_block <= $4 AND last_block >= $3
+             ORDER BY day LIMIT 1",
+            &[
+                &day.pipeline.name(),
+                &day.day.naive(),
+                &blocks.first,
+                &blocks.last,
+            ],
+        )
+        .await
+        .map_err(|e| SinkError::db("checking the day's block range", e))?;
+    match clash {
+        None => Ok(()),
+        Some(row) => Err(SinkError::Rejected(format!(
+            "{} of {} spans blocks {}..={}, which overlap {}'s blocks {}..={}: a block belongs to one day, \
+             so the source is inconsistent (its rows could repeat keys of that day)",
+            day.day,
+            day.pipeline.name(),
+            blocks.first,
+            blocks.last,
+            row.get::<_, chrono::NaiveDate>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ))),
+    }
+}
+
+async fn record(client: &Client, day: &DayPartition, built: BuiltDay) -> Result<(), SinkError> {
+    let (first, last) = built
+        .blocks
+        .map_or((None, None), |b| (Some(b.first), Some(b.last)));
+    client
+        .execute(
+            "INSERT INTO ethpipe.day_partitions (dataset, day, rows, first_block, last_block, loaded_at)
+             VALUES ($1, $2, $3, $4, $5, now())
+             ON CONFLICT (dataset, day) DO UPDATE
+             SET rows = excluded.rows, first_block = excluded.first_block,
+                 last_block = excluded.last_block, loaded_at = excluded.loaded_at",
+            &[
+                &day.pipeline.name(),
+                &day.day.naive(),
+                &built.rows,
+                &first,
+                &last,
+            ],
+        )
+        .await
+        .map_err(|e| SinkError::db("recording the day's partition", e))?;
+    Ok(())
+}
+
+/// Drops stage tables whose session has ended (a stage table lives inside
+/// its load's transaction, so normally none is ever left). Returns their
+/// names.
+pub async fn drop_orphans(client: &Client) -> Result<Vec<String>, SinkError> {
+    let fail = |e| SinkError::db("dropping stage tables left by ended sessions", e);
+    let rows = client
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'ethereum' AND c.relkind = 'r' AND c.relname LIKE $1
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                               WHERE c.relname LIKE '%\\_' || a.pid)",
+            &[&format!("{}%", STAGE_PREFIX.replace('_', "\\_"))],
+        )
+        .await
+        .map_err(fail)?;
+    let mut dropped = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS ethereum.\"{name}\""))
+            .await
+            .map_err(fail)?;
+        dropped.push(name);
+    }
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ethpipe_core::datasets::TOKEN_TRANSFERS;
+
+    #[test]
+    fn the_swap_drops_the_old_day_and_attaches_the_new_one_under_the_days_names() {
+        let day = DayPartition::new(TOKEN_TRANSFERS, "2024-03-01".parse().unwrap());
+        assert_eq!(day.name(), "token_transfers_20240301");
+        let stage = format!("ethereum.{}", day.stage_name(42));
+        assert_eq!(stage, "ethereum._stage_token_transfers_20240301_42");
+        let sql = replace_statements(&day, &stage);
+        let statements: Vec<&str> = sql.split(";\n").collect();
+        assert_eq!(
+            statements[0],
+            "DROP TABLE IF EXISTS ethereum.token_transfers_20240301"
+        );
+        assert!(statements[1].starts_with("DELETE FROM ethereum.token_transfers_default"));
+        assert!(sql.contains(
+            "ALTER INDEX ethereum._stage_token_transfers_20240301_42_from_idx RENAME TO token_transfers_20240301_from_idx"
+        ));
+        assert_eq!(
+            *statements.last().unwrap(),
+            "ALTER TABLE ethereum.token_transfers ATTACH PARTITION ethereum.token_transfers_20240301 \
+             FOR VALUES FROM ('2024-03-01 00:00:00+00') TO ('2024-03-02 00:00:00+00')"
+        );
+    }
+}
