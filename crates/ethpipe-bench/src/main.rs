@@ -29,6 +29,7 @@ struct Sizes {
     day_rows: usize,
     big_rows: usize,
     rounds: usize,
+    history_rows: usize,
     backfill_rows: usize,
     rpc_transfers: usize,
     rpc_days: u32,
@@ -39,6 +40,7 @@ const FULL: Sizes = Sizes {
     day_rows: 1_300_000,
     big_rows: 5_000_000,
     rounds: 3,
+    history_rows: 20_000_000,
     backfill_rows: 200_000,
     rpc_transfers: 240_000,
     rpc_days: 4,
@@ -49,6 +51,7 @@ const QUICK: Sizes = Sizes {
     day_rows: 60_000,
     big_rows: 120_000,
     rounds: 3,
+    history_rows: 300_000,
     backfill_rows: 10_000,
     rpc_transfers: 12_000,
     rpc_days: 2,
@@ -118,6 +121,7 @@ fn run() -> anyhow::Result<()> {
                         rows: sizes.day_rows,
                         big_rows: sizes.big_rows,
                         rounds: sizes.rounds,
+                        history_rows: sizes.history_rows,
                     },
                 )?;
             }

@@ -12,7 +12,9 @@ use crate::measure::{load_average, median};
 use crate::rowwise::RowwiseResults;
 use crate::rpc::RpcResults;
 
-const LOAD_TARGET: f64 = 1.3;
+const LOAD_TARGET: f64 = 1.5;
+/// A load with history in the table, against the same load into an empty one.
+const HISTORY_TARGET: f64 = 1.1;
 const MEMORY_TARGET_MB: f64 = 150.0;
 const RPC_TARGET: f64 = 5.0;
 const BACKFILL_TOLERANCE: f64 = 0.20;
@@ -198,7 +200,7 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     if let Some(l) = &load {
         let _ = writeln!(
             w,
-            "| load one day ({} rows) into PostgreSQL, ethpipe / `psql \\copy` (medians of {} alternating rounds) | **{:.2} ×** ({} vs {}) | ≤ {LOAD_TARGET} × | {} |",
+            "| first load of one day ({} rows) into PostgreSQL, ethpipe / `psql \\copy` into a primary-key-only table (medians of {} alternating rounds) | **{:.2} ×** ({} vs {}) | ≤ {LOAD_TARGET} × | {} |",
             thousands(l.options.rows as f64),
             l.rounds.len(),
             l.ratio,
@@ -206,6 +208,26 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
             secs(l.psql_median_s),
             verdict(l.ratio <= LOAD_TARGET)
         );
+        let _ = writeln!(
+            w,
+            "| re-load of the loaded day, ethpipe / the same `psql \\copy` | **{:.2} ×** ({} vs {}) | ≤ {LOAD_TARGET} × | {} |",
+            l.reload_ratio,
+            secs(l.reload_median_s),
+            secs(l.psql_median_s),
+            verdict(l.reload_ratio <= LOAD_TARGET)
+        );
+        if let Some(h) = &l.history {
+            let _ = writeln!(
+                w,
+                "| first load / re-load with {} rows of earlier days in the table, against the empty-table times | **{:.2} × / {:.2} ×** ({} / {}) | ≤ {HISTORY_TARGET} × | {} |",
+                thousands(h.rows as f64),
+                h.first_vs_empty,
+                h.reload_vs_empty,
+                secs(h.first_median_s),
+                secs(h.reload_median_s),
+                verdict(h.first_vs_empty <= HISTORY_TARGET && h.reload_vs_empty <= HISTORY_TARGET)
+            );
+        }
         let _ = writeln!(
             w,
             "| peak RSS of ethpipe, {} rows (highest of the rounds) | **{:.0} MB** | ≤ {MEMORY_TARGET_MB:.0} MB | {} |",
@@ -353,22 +375,25 @@ fn write_load(w: &mut String, l: &LoadResults) {
         w,
         "- **ethpipe**: `ethpipe run token_transfers --date {}` (release build, default settings: 20,000-row pages) \
          reads the day from the BigQuery-compatible test server (`FakeBigQuery`, BigQuery's REST wire format, \
-         pages generated on request), parses and validates every row and, in **one transaction**, deletes the \
-         day from `ethereum.token_transfers`, streams the rows into it with binary `COPY`, checks the count \
-         against BigQuery's `totalRows`, **rebuilds that day's `ethereum.token_daily_stats`** (an aggregate \
-         over the day) and records the run in the ledger. Time is the whole process, start to exit.",
+         pages generated on request), parses and validates every row and, in **one transaction**, streams the \
+         rows with binary `COPY` into a fresh table for the day, checks the count against BigQuery's \
+         `totalRows`, builds the primary key and the serving indexes, `ANALYZE`s it, **rebuilds that day's \
+         `ethereum.token_daily_stats`** (an aggregate over the day), swaps it in as the day's partition of \
+         `ethereum.token_transfers` and records the run in the ledger (docs/architecture.md, \"Day \
+         partitions\"). The first load has no partition for the day yet; the re-load replaces it. Time is \
+         the whole process, start to exit.",
         l.day
     );
     let _ = writeln!(
         w,
         "- **psql**: `psql -c \"\\copy bench_copy.token_transfers (…) FROM 'day.csv' WITH (FORMAT csv)\"`: \
-         one `COPY` of the CSV file into a table created with `LIKE ethereum.token_transfers INCLUDING ALL` \
-         — same columns and types, same primary key and the same indexes — and nothing else (no delete, no \
-         statistics, no ledger, no validation). The file is already on disk; writing it is not timed.\n"
+         one `COPY` of the CSV file into a table with the same columns and types and **only the primary key** \
+         (the limit for this table, DESIGN §7) and nothing else (no secondary index, no statistics, no ledger, \
+         no validation). The file is already on disk; writing it is not timed.\n"
     );
     let _ = writeln!(
         w,
-        "Indexes on both tables (checked identical before the rounds):\n"
+        "Indexes of ethpipe's table (the psql table has the primary key only):\n"
     );
     for index in &l.indexes {
         let _ = writeln!(w, "- `{index}`");
@@ -383,17 +408,19 @@ fn write_load(w: &mut String, l: &LoadResults) {
     );
     let _ = writeln!(
         w,
-        "| round | first | ethpipe | psql `\\copy` | ethpipe / psql | ethpipe peak RSS | ethpipe CPU | server CPU | machine CPU, ethpipe step / psql step |\n|---|---|---|---|---|---|---|---|---|"
+        "| round | first | ethpipe first load | ethpipe re-load | psql `\\copy` | first / psql | re-load / psql | ethpipe peak RSS | ethpipe CPU | server CPU | machine CPU, ethpipe first load / psql step |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (i, r) in l.rounds.iter().enumerate() {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {:.2} | {:.0} MB | {:.1} s | {:.1} s | {:.1} s / {:.1} s |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} MB | {:.1} s | {:.1} s | {:.1} s / {:.1} s |",
             i + 1,
             if r.ethpipe_first { "ethpipe" } else { "psql" },
             secs(r.ethpipe.measured.wall_s),
+            secs(r.reload.measured.wall_s),
             secs(r.psql.wall_s),
             r.ethpipe.measured.wall_s / r.psql.wall_s,
+            r.reload.measured.wall_s / r.psql.wall_s,
             r.ethpipe.measured.peak_rss_mb,
             r.ethpipe.measured.cpu_s,
             r.ethpipe.server_cpu_s,
@@ -403,11 +430,28 @@ fn write_load(w: &mut String, l: &LoadResults) {
     }
     let _ = writeln!(
         w,
-        "| **median** | | **{}** | **{}** | **{:.2}** | | | | |\n",
+        "| **median** | | **{}** | **{}** | **{}** | **{:.2}** | **{:.2}** | | | | |\n",
         secs(l.ethpipe_median_s),
+        secs(l.reload_median_s),
         secs(l.psql_median_s),
-        l.ratio
+        l.ratio,
+        l.reload_ratio
     );
+    if let Some(h) = &l.history {
+        let _ = writeln!(
+            w,
+            "With history: {} rows in {} earlier day partitions (generated in SQL in {}, each built like a \
+             loaded day), then the same first load and re-load of the day: medians {} and {}, **{:.2} ×** and \
+             **{:.2} ×** the empty-table times (target ≤ {HISTORY_TARGET} ×).\n",
+            thousands(h.rows as f64),
+            h.days,
+            secs(h.generation_s),
+            secs(h.first_median_s),
+            secs(h.reload_median_s),
+            h.first_vs_empty,
+            h.reload_vs_empty
+        );
+    }
     // Steps of the ethpipe runs, medians.
     if let Some(first) = l.rounds.first() {
         let names: Vec<&String> = first.ethpipe.steps.iter().map(|(n, _, _)| n).collect();

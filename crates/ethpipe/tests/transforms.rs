@@ -296,7 +296,9 @@ async fn daily_stats_and_amounts_match_an_independent_computation_in_postgres() 
         steps,
         vec![
             ("load".into(), "success".into()),
-            ("token_daily_stats".into(), "success".into())
+            ("index".into(), "success".into()),
+            ("token_daily_stats".into(), "success".into()),
+            ("swap".into(), "success".into())
         ]
     );
 }
@@ -399,14 +401,16 @@ async fn sql_models_run_per_day_and_a_failing_model_rolls_back_only_its_step() {
         names,
         [
             "load",
+            "index",
             "token_daily_stats",
+            "swap",
             "010_daily_counts.sql",
             "020_broken.sql"
         ]
     );
-    assert_eq!(steps[2].1, "success");
-    assert_eq!(steps[3].1, "failed");
-    assert!(steps[3].2.as_deref().unwrap().contains("division by zero"));
+    assert_eq!(steps[4].1, "success");
+    assert_eq!(steps[5].1, "failed");
+    assert!(steps[5].2.as_deref().unwrap().contains("division by zero"));
     let run: (String, String) = client
         .query_one("SELECT status, error FROM ethpipe.runs", &[])
         .await
