@@ -34,11 +34,15 @@ browser: ## Install Debian's chromium and playwright-core for the dashboard's br
 tools: ## Install anvil and solc locally, compile the test contracts
 	@scripts/ensure-node-tools.sh
 
+.PHONY: python-tools
+python-tools: ## Install DuckDB's Python package in a local venv (the tests read Parquet with it)
+	@scripts/ensure-python-tools.sh
+
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-unit: postgres tools browser ## The test suites (real PostgreSQL, BigQuery-compatible server)
+unit: postgres tools python-tools browser ## The test suites (real PostgreSQL, BigQuery-compatible server)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --workspace --no-fail-fast; \
 	else \

@@ -3,9 +3,11 @@
 //!
 //! - [`runner`]: one run — ledger start, stream, reconcile counts, commit or fail.
 //! - [`models`]: SQL model blocks run after a day loads.
+//! - [`export`]: loaded days copied out to Parquet or CSV files.
 
 pub mod backfill;
 pub mod cancel;
+pub mod export;
 pub mod models;
 pub mod runner;
 pub mod scheduler;

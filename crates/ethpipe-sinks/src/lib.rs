@@ -8,12 +8,18 @@
 //! - [`postgres`]: binary `COPY` into a temporary staging table, then
 //!   delete-day + insert in one transaction (`postgres::day`).
 //! - [`sqlite`]: the same shape with prepared inserts, for zero-setup use.
+//! - [`parquet`]: Parquet files, one per dataset and day, each renamed into
+//!   place before the run's success is recorded in the SQLite ledger beside
+//!   them ([`files`]: the layout and the atomic replace, also used by export).
 //! - [`ledger`]: runs, steps, logs, variables, triggers and locks, behind the
 //!   [`Ledger`] contract, in the same database or another one.
 
+pub mod csv;
 pub mod ddl;
+pub mod files;
 pub mod ledger;
 pub mod models;
+pub mod parquet;
 pub mod postgres;
 pub mod schema;
 pub mod sink;
@@ -45,6 +51,13 @@ pub enum SinkError {
     },
     #[error("{context}: {}", cause_text(.source))]
     Database {
+        context: String,
+        #[source]
+        source: Cause,
+    },
+    /// Reading or writing files (the Parquet store, export).
+    #[error("{context}: {source}")]
+    Files {
         context: String,
         #[source]
         source: Cause,
@@ -90,7 +103,7 @@ impl SinkError {
             SinkError::Ledger(error) => {
                 std::error::Error::source(error).and_then(|source| source.downcast_ref())
             }
-            SinkError::Rejected(_) => None,
+            SinkError::Rejected(_) | SinkError::Files { .. } => None,
         }
     }
 }
@@ -159,6 +172,11 @@ pub struct Database {
 enum Store {
     Postgres(Box<postgres::PgDatabase>),
     Sqlite(sqlite::SqliteDatabase),
+    Parquet {
+        files: parquet::ParquetStore,
+        /// The SQLite file holding the ledger, for its migrations.
+        ledger_file: sqlite::SqliteDatabase,
+    },
 }
 
 /// A step of a run (the load itself, the daily statistics, a SQL model) as the
@@ -197,16 +215,19 @@ pub struct Commit {
 impl Database {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &DatabaseUrl) -> Result<Database, SinkError> {
+        let ledger = ledger::open(url)?;
         let store = match url {
             DatabaseUrl::Postgres { config, tls, shown } => Store::Postgres(Box::new(
                 postgres::PgDatabase::connect((**config).clone(), tls.clone(), shown).await?,
             )),
             DatabaseUrl::Sqlite { path } => Store::Sqlite(sqlite::SqliteDatabase::open(path)?),
+            DatabaseUrl::Parquet { dir } => {
+                let files = parquet::ParquetStore::open(dir, Arc::clone(&ledger))?;
+                let ledger_file = sqlite::SqliteDatabase::open(&files.ledger_path())?;
+                Store::Parquet { files, ledger_file }
+            }
         };
-        let database = Database {
-            store,
-            ledger: ledger::open(url)?,
-        };
+        let database = Database { store, ledger };
         database.migrate().await?;
         Ok(database)
     }
@@ -220,6 +241,7 @@ impl Database {
         match &self.store {
             Store::Postgres(db) => db.migrate().await,
             Store::Sqlite(db) => db.migrate(),
+            Store::Parquet { ledger_file, .. } => ledger_file.migrate(),
         }
     }
 
@@ -228,6 +250,7 @@ impl Database {
         match &self.store {
             Store::Postgres(db) => db.as_ref(),
             Store::Sqlite(db) => db,
+            Store::Parquet { files, .. } => files,
         }
     }
 
@@ -242,6 +265,12 @@ impl Database {
 
     pub fn is_sqlite(&self) -> bool {
         matches!(self.store, Store::Sqlite(_))
+    }
+
+    /// Whether one day is written at a time: the data or the ledger is an
+    /// SQLite file, which has one writer (and one lock) per file.
+    pub fn one_writer_at_a_time(&self) -> bool {
+        !matches!(self.store, Store::Postgres(_))
     }
 
     /// Runs one SQL model (its statements, in one transaction) with `day`

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use ethpipe_core::{Day, Pipeline, Rows, Scope};
 
+use crate::files::RowSink;
 use crate::{Commit, SinkError, StepReport};
 
 #[async_trait]
@@ -26,6 +27,15 @@ pub trait Sink: Send + Sync {
     /// Runs one SQL model (its statements, in one transaction) with `day`
     /// bound to every parameter. Returns the rows the statements affected.
     async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError>;
+
+    /// Streams a day's rows back out, in key order, cell by cell into `out`
+    /// (`ethpipe export`). Returns the rows read.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError>;
 }
 
 /// A day being loaded: rows stream into staging, then [`DayWriter::commit`]

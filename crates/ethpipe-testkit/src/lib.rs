@@ -4,7 +4,8 @@
 //! anvil node with the test contracts, a replay server for ethereum-etl's
 //! recorded mainnet responses, and a fault-injecting JSON-RPC proxy; for the
 //! `erc1155_transfers` dataset, an anvil scenario and the rows it must give,
-//! computed independently of ethpipe.
+//! computed independently of ethpipe; and the Python with DuckDB that reads
+//! Parquet and CSV files back.
 
 pub mod anvil;
 pub mod bigquery;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod logs;
 pub mod pg;
 pub mod pg_tls_front;
+pub mod python;
 pub mod rpc_proxy;
 pub mod rpc_replay;
 pub mod tcp_proxy;
@@ -30,6 +32,7 @@ pub use keys::ServiceAccount;
 pub use logs::FixtureLog;
 pub use pg::TestDatabase;
 pub use pg_tls_front::PgTlsFront;
+pub use python::{python, run_python};
 pub use rpc_proxy::{Fault, LogLimitWording, Match, RpcProxy};
 pub use rpc_replay::{ReplayOptions, RpcReplay};
 pub use tcp_proxy::{CutPoint, TcpProxy};

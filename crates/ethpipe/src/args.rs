@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Database to load into: postgres://USER[:PASS]@HOST[:PORT]/DB or sqlite://PATH [default: sqlite://ethpipe.db]
+    /// Database to load into: postgres://USER[:PASS]@HOST[:PORT]/DB, sqlite://PATH or parquet://DIR (files) [default: sqlite://ethpipe.db]
     #[arg(
         long,
         env = "ETHPIPE_DATABASE_URL",
@@ -118,6 +118,8 @@ pub enum Command {
     Migrate,
     /// Show pipelines, last runs and the days loaded, with gaps
     Status(StatusArgs),
+    /// Copy days already loaded in the database to Parquet or CSV files (DIR/<dataset>/date=D/)
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +186,35 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// token_transfers, tokens or erc1155_transfers
+    #[arg(value_parser = parse_pipeline, default_value = "token_transfers")]
+    pub pipeline: Pipeline,
+
+    /// File format: parquet or csv
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// First UTC day, YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub from: Day,
+
+    /// Last UTC day (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub to: Day,
+
+    /// Folder for the files, laid out as DIR/<dataset>/date=YYYY-MM-DD/data.<format>
+    #[arg(long)]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Parquet,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -243,9 +243,9 @@ impl Actions {
             force,
         } = order;
         let source = self.source()?;
-        if self.database.is_sqlite() && parallel > 1 {
+        if self.database.one_writer_at_a_time() && parallel > 1 {
             return Err(Invalid::new(
-                "SQLite has one writer at a time: parallel above 1 needs PostgreSQL",
+                "SQLite has one writer at a time (also the ledger of a parquet:// store): parallel above 1 needs PostgreSQL",
             )
             .into());
         }

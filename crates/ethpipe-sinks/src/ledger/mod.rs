@@ -199,8 +199,9 @@ pub trait Ledger: Send + Sync {
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError>;
 }
 
-/// Opens the ledger in the database `url` names. PostgreSQL connects on
-/// first use; the schema is created by the sink's migrations.
+/// Opens the ledger of the database `url` names (for `parquet://DIR`, the
+/// SQLite file inside DIR). PostgreSQL connects on first use; the schema is
+/// created by the sink's migrations.
 pub fn open(url: &DatabaseUrl) -> Result<Arc<dyn Ledger>, LedgerError> {
     open_with(url, None)
 }
@@ -218,12 +219,16 @@ fn open_with(
     url: &DatabaseUrl,
     read_only: Option<Duration>,
 ) -> Result<Arc<dyn Ledger>, LedgerError> {
+    let sqlite_ledger = |path: &std::path::Path| -> Arc<dyn Ledger> {
+        Arc::new(shared::SqlLedger {
+            backend: sqlite::SqliteBackend::new(path, read_only),
+        })
+    };
     Ok(match url {
         DatabaseUrl::Postgres { config, tls, shown } => Arc::new(shared::SqlLedger {
             backend: postgres::PgBackend::new((**config).clone(), tls, shown, read_only)?,
         }),
-        DatabaseUrl::Sqlite { path } => Arc::new(shared::SqlLedger {
-            backend: sqlite::SqliteBackend::new(path, read_only),
-        }),
+        DatabaseUrl::Sqlite { path } => sqlite_ledger(path),
+        DatabaseUrl::Parquet { dir } => sqlite_ledger(&DatabaseUrl::parquet_ledger(dir)),
     })
 }

@@ -7,12 +7,14 @@
 pub mod copy;
 pub mod day;
 pub mod migrations;
+mod read;
 
 use async_trait::async_trait;
 use ethpipe_core::dataset::Dialect;
 use ethpipe_core::{Day, Pipeline, Scope};
 use tokio_postgres::{Client, Config};
 
+use crate::files::RowSink;
 use crate::sink::{DayWriter, Sink};
 use crate::tls::PgTls;
 use crate::SinkError;
@@ -108,6 +110,18 @@ impl Sink for PgDatabase {
         }
         client.batch_execute("COMMIT").await.map_err(fail)?;
         Ok(rows)
+    }
+
+    /// On a connection of its own, so the rows stream without holding up
+    /// the ledger's statements.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError> {
+        let client = self.new_client().await?;
+        read::read_day(&client, pipeline, day, out).await
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod day;
 pub(crate) mod migrations;
+mod read;
 mod statistics;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use ethpipe_core::dataset::Dialect;
 use ethpipe_core::{Day, Pipeline, Scope};
 use rusqlite::Connection;
 
+use crate::files::RowSink;
 use crate::sink::{DayWriter, Sink};
 use crate::SinkError;
 
@@ -134,5 +136,17 @@ impl Sink for SqliteDatabase {
         }
         tx.commit().map_err(fail)?;
         Ok(rows)
+    }
+
+    /// Steps through the rows synchronously, as the SQLite writer stages
+    /// them: rusqlite has no async interface.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError> {
+        let connection = open_connection(&self.path)?;
+        read::read_day(&connection, pipeline, day, out)
     }
 }

@@ -1,0 +1,118 @@
+//! The Parquet store (`parquet://DIR`): one file per dataset and day,
+//! `DIR/<dataset>/date=YYYY-MM-DD/data.parquet`, hive-style so DuckDB,
+//! Polars and pandas read a range with one glob. The ledger is the SQLite
+//! file `DIR/_ethpipe.db` (the SQLite ledger, opened on that path).
+//!
+//! - [`file`]: one Parquet file written batch by batch, for any dataset.
+//! - [`day`]: a load: files staged under temporary names, renamed into
+//!   place, then the run's success recorded in the ledger.
+//!
+//! Files have no SQL: derived steps (daily statistics) are skipped and SQL
+//! models are refused.
+
+pub mod day;
+pub mod file;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ethpipe_core::{Day, Pipeline, Scope};
+
+use crate::files::{day_file, FileFormat, RowSink};
+use crate::sink::{DayWriter, Sink};
+use crate::{DatabaseUrl, Ledger, SinkError};
+
+pub struct ParquetStore {
+    dir: PathBuf,
+    ledger: Arc<dyn Ledger>,
+}
+
+impl ParquetStore {
+    /// Checks that `dir` is (or can become) a folder ethpipe can write in,
+    /// creating it if needed. `ledger` records the runs of this store.
+    pub fn open(dir: &Path, ledger: Arc<dyn Ledger>) -> Result<ParquetStore, SinkError> {
+        let refuse = |problem: String| {
+            SinkError::Rejected(format!(
+                "--database-url parquet://{}: {problem}; give a folder ethpipe can write in",
+                dir.display()
+            ))
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(refuse("is a file, not a folder".into()));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| refuse(format!("cannot create the folder ({e})")))?;
+        check_writable(dir).map_err(|e| refuse(format!("cannot write in the folder ({e})")))?;
+        Ok(ParquetStore {
+            dir: dir.to_path_buf(),
+            ledger,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The ledger file inside the folder.
+    pub fn ledger_path(&self) -> PathBuf {
+        DatabaseUrl::parquet_ledger(&self.dir)
+    }
+}
+
+/// Creates and removes a probe file: a read-only folder (or one on a
+/// read-only mount) fails here, before the ledger is created in it.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".ethpipe-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+#[async_trait]
+impl Sink for ParquetStore {
+    async fn begin(
+        &self,
+        pipeline: Pipeline,
+        scope: Scope,
+    ) -> Result<Box<dyn DayWriter>, SinkError> {
+        Ok(Box::new(day::ParquetDayWriter::begin(
+            self.dir.clone(),
+            Arc::clone(&self.ledger),
+            pipeline,
+            scope,
+        )?))
+    }
+
+    /// Files need no DDL: each file carries its schema.
+    fn ddl(&self, _pipeline: Pipeline) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The day file's row count, from its footer; 0 when the day has no file.
+    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+        let path = day_file(&self.dir, pipeline, day, FileFormat::Parquet);
+        if !path.exists() {
+            return Ok(0);
+        }
+        file::row_count(&path)
+    }
+
+    async fn run_model(&self, _statements: &[String], _day: Day) -> Result<u64, SinkError> {
+        Err(SinkError::Rejected(format!(
+            "SQL models need a SQL database; parquet://{} holds files (remove the pipeline's models setting, or load into postgres:// or sqlite://)",
+            self.dir.display()
+        )))
+    }
+
+    async fn read_day(
+        &self,
+        _pipeline: Pipeline,
+        _day: Day,
+        _out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError> {
+        Err(SinkError::Rejected(format!(
+            "parquet://{} is already files: export reads a postgres:// or sqlite:// database",
+            self.dir.display()
+        )))
+    }
+}
