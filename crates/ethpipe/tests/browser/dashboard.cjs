@@ -59,7 +59,7 @@ async function main() {
       return Object.fromEntries(body.pipelines.map((p) => [p.pipeline, p.tokens || null]));
     });
     await shot('01-dashboard.png');
-    const filtered = await page.$('#pipelines td.filter .tokens[title*="\n"]');
+    const filtered = await page.$('#pipelines td.filter span.tokens:not(.mono):not(.muted)');
     if (filtered) {
       await filtered.hover();
       await shot('01b-filter-hover.png');
