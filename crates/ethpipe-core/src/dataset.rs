@@ -141,6 +141,12 @@ pub trait Dataset: Send + Sync + 'static {
         "block_timestamp"
     }
 
+    /// The column a token filter ([`crate::TokenFilter`]) applies to: the
+    /// token contract's address.
+    fn filter_column(&self) -> &'static str {
+        "token_address"
+    }
+
     fn indexes(&self) -> &'static [Index] {
         &[]
     }

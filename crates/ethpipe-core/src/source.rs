@@ -1,6 +1,6 @@
 //! The contract between a source and the orchestrator.
 //!
-//! A source is asked for one (pipeline, scope) and answers with a [`RowStream`]:
+//! A source is asked for one [`Slice`] (pipeline, scope, token filter) and answers with a [`RowStream`]:
 //! a bounded channel of batches fed by a task the source spawns. The channel's
 //! small capacity is what keeps memory flat: the source cannot run more than a
 //! couple of batches ahead of the sink. The stream must end with
@@ -10,7 +10,7 @@
 
 use tokio::sync::mpsc;
 
-use crate::{Pipeline, RowError, Rows, Scope};
+use crate::{Pipeline, RowError, Rows, Slice, TokenFilter};
 
 /// Batches in flight between a source and a sink.
 const STREAM_CAPACITY: usize = 2;
@@ -75,7 +75,9 @@ pub trait Source: Send + Sync {
     /// Short name for logs and the ledger (`bigquery`, `rpc`).
     fn name(&self) -> &'static str;
 
-    fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream;
+    /// Streams the slice's rows; with a filter, only those tokens' rows,
+    /// selected by the source itself (never read and dropped here).
+    fn extract(&self, slice: Slice) -> RowStream;
 
     /// Whether the source can read the whole tokens table at once (BigQuery
     /// can; a node has no such table, so tokens load day by day).
@@ -83,11 +85,12 @@ pub trait Source: Send + Sync {
         true
     }
 
-    /// The number of rows the source holds for a day, without extracting them
-    /// (used by `verify`).
+    /// The number of rows the source holds for a day (only the filter's
+    /// tokens' rows, with one), without extracting them (used by `verify`).
     fn count(
         &self,
         pipeline: Pipeline,
         day: crate::Day,
+        filter: Option<TokenFilter>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, SourceError>> + Send + '_>>;
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ethpipe_core::{Day, Pipeline, Scope, Source};
+use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
 use ethpipe_sinks::Database;
 use tokio::task::JoinSet;
 
@@ -32,6 +32,9 @@ pub struct BackfillRequest {
     /// trigger succeeded).
     pub trigger: String,
     pub shared_force: bool,
+    /// Only these tokens' rows (`None`: every token's). A day counts as done
+    /// when its successful loads cover the filter.
+    pub filter: Option<TokenFilter>,
     pub models: Vec<Model>,
 }
 
@@ -124,6 +127,7 @@ pub async fn backfill(
                 pipeline: request.pipeline,
                 scope,
                 trigger: request.trigger.clone(),
+                filter: request.filter.clone(),
                 models: request.models.clone(),
             };
             in_flight.spawn(async move {
@@ -183,7 +187,13 @@ async fn done_days(
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
         .ledger()
-        .succeeded_days(request.pipeline, request.from, request.to, trigger)
+        .succeeded_days(
+            request.pipeline,
+            request.from,
+            request.to,
+            trigger,
+            request.filter.as_ref(),
+        )
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(days.into_iter().collect())
@@ -202,7 +212,7 @@ async fn done_days_between(
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
         .ledger()
-        .succeeded_days(request.pipeline, day, day, trigger)
+        .succeeded_days(request.pipeline, day, day, trigger, request.filter.as_ref())
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(!days.is_empty())

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use ethpipe_core::{Pipeline, Scope, Source, SourceError, SourceEvent};
+use ethpipe_core::{Pipeline, Scope, Slice, Source, SourceError, SourceEvent, TokenFilter};
 use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError, StepReport};
 
 use crate::{Cancel, Model};
@@ -21,6 +21,8 @@ pub struct RunRequest {
     pub pipeline: Pipeline,
     pub scope: Scope,
     pub trigger: String,
+    /// Only these tokens' rows (`None`: every token's).
+    pub filter: Option<TokenFilter>,
     /// SQL models to run after the day commits (day scopes only).
     pub models: Vec<Model>,
 }
@@ -149,6 +151,7 @@ pub async fn run_while_locked(
             scope,
             trigger: request.trigger.clone(),
             source: source.name().to_string(),
+            filter: request.filter.clone(),
         })
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
@@ -164,8 +167,13 @@ pub async fn run_while_locked(
     let mut rows_written = 0;
     // On shutdown the load future is dropped mid-stream: its transaction never
     // commits and the server rolls it back.
+    let slice = Slice {
+        pipeline: request.pipeline,
+        scope,
+        filter: request.filter.clone(),
+    };
     let loaded = tokio::select! {
-        result = load(database, source, request.pipeline, scope, run, progress, &mut rows_written) => result,
+        result = load(database, source, &slice, run, progress, &mut rows_written) => result,
         () = cancel.cancelled() => Err(Failure {
             kind: FailureKind::Interrupted(cancel.reason().unwrap_or_else(|| "stop requested".into())),
             source_rows: None,
@@ -314,14 +322,14 @@ impl From<SinkError> for Failure {
 async fn load(
     database: &Database,
     source: &dyn Source,
-    pipeline: Pipeline,
-    scope: Scope,
+    slice: &Slice,
     run: RunId,
     progress: &dyn Progress,
     rows_written: &mut u64,
 ) -> Result<u64, Failure> {
-    let mut writer = database.begin_load(pipeline, scope).await?;
-    let mut stream = source.extract(pipeline, scope);
+    let (pipeline, scope) = (slice.pipeline, slice.scope);
+    let mut writer = database.begin_load(slice).await?;
+    let mut stream = source.extract(slice.clone());
     let mut last_recorded = Instant::now();
     let (source_rows, skipped) = loop {
         match stream.next().await? {
@@ -364,8 +372,12 @@ async fn load(
         run,
         source_rows,
         skipped_rows: skipped,
-        set_variable: (pipeline.full_load_first() && scope == Scope::Full)
-            .then(|| (pipeline, TOKENS_FULL_LOAD_DONE, "true".to_string())),
+        // A filtered full load holds only its tokens: the whole table is
+        // still to load.
+        set_variable: (pipeline.full_load_first()
+            && scope == Scope::Full
+            && slice.filter.is_none())
+        .then(|| (pipeline, TOKENS_FULL_LOAD_DONE, "true".to_string())),
     };
     let steps = writer.commit(commit).await.map_err(|e| Failure {
         kind: FailureKind::Sink(e),

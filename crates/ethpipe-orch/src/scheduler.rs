@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use croner::errors::CronError;
 use croner::Cron;
-use ethpipe_core::{Day, Pipeline, Scope, Source};
+use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
 use ethpipe_sinks::{Database, TriggerDef, TriggerState};
 
 use crate::runner::{run, RunError, RunRequest};
@@ -55,6 +55,9 @@ pub struct Scheduler {
     pub source: Arc<dyn Source>,
     pub triggers: Vec<TriggerDef>,
     pub models: HashMap<Pipeline, Vec<Model>>,
+    /// The token filter of each trigger that has one (by trigger name: the
+    /// trigger's own `tokens`, else its pipeline's).
+    pub filters: HashMap<String, TokenFilter>,
 }
 
 impl Scheduler {
@@ -171,6 +174,7 @@ impl Scheduler {
                 pipeline,
                 scope: Scope::Day(day),
                 trigger: def.name.clone(),
+                filter: self.filters.get(&def.name).cloned(),
                 models: self.models.get(&pipeline).cloned().unwrap_or_default(),
             };
             let (timeout_handle, run_cancel) = cancel.child();

@@ -29,7 +29,7 @@ mod url;
 
 use std::sync::Arc;
 
-use ethpipe_core::{Day, Pipeline, Rows, Scope};
+use ethpipe_core::{Day, Pipeline, Rows, Scope, Slice, TokenFilter};
 
 pub use sink::{DayWriter, Sink};
 
@@ -120,9 +120,13 @@ fn cause_text(cause: &Cause) -> String {
 /// A source must only send rows of the dataset and day it was asked for: a
 /// row outside the day would be deleted by the next load of its own day, or
 /// duplicated. `rows_before` numbers the batch's rows in the run's stream.
+/// Checks a batch before it is written: its dataset, that every row is in
+/// the slice's day, and (with a token filter) that every row is one of the
+/// filter's tokens, since only those rows of the day are replaced.
 pub(crate) fn check_batch(
     pipeline: Pipeline,
     scope: Scope,
+    filter: Option<&TokenFilter>,
     rows: &Rows,
     rows_before: u64,
 ) -> Result<(), SinkError> {
@@ -132,14 +136,66 @@ pub(crate) fn check_batch(
             rows.pipeline()
         )));
     }
+    let token_column = pipeline
+        .column_names()
+        .position(|name| name == pipeline.filter_column());
     for (i, row) in rows.iter().enumerate() {
-        check_in_scope(scope, row.day_time(), rows_before + i as u64 + 1)?;
+        let row_number = rows_before + i as u64 + 1;
+        check_in_scope(scope, row.day_time(), row_number)?;
+        if let (Some(filter), Some(column)) = (filter, token_column) {
+            let token = text_cell(row, column);
+            if !token.as_deref().is_some_and(|t| filter.contains(t)) {
+                return Err(SinkError::Rejected(format!(
+                    "source row {row_number} is of token {} outside the filter being loaded ({filter})",
+                    token.as_deref().unwrap_or("NULL")
+                )));
+            }
+        }
     }
     Ok(())
 }
 
-/// The source sent the same key twice in one day: a broken day that no
-/// retry can fix, so it is a permanent failure with a clear name.
+/// The text cell a row writes at `column`.
+fn text_cell(row: &dyn ethpipe_core::Row, column: usize) -> Option<String> {
+    struct CellAt {
+        wanted: usize,
+        next: usize,
+        value: Option<String>,
+    }
+    impl CellAt {
+        fn skip(&mut self) {
+            self.next += 1;
+        }
+    }
+    impl ethpipe_core::dataset::CellWriter for CellAt {
+        fn text(&mut self, value: Option<&str>) {
+            if self.next == self.wanted {
+                self.value = value.map(str::to_string);
+            }
+            self.skip();
+        }
+        fn uint(&mut self, _: Option<&ethpipe_core::Uint>) {
+            self.skip();
+        }
+        fn int(&mut self, _: i64) {
+            self.skip();
+        }
+        fn timestamp(&mut self, _: chrono::DateTime<chrono::Utc>) {
+            self.skip();
+        }
+        fn boolean(&mut self, _: bool) {
+            self.skip();
+        }
+    }
+    let mut cell = CellAt {
+        wanted: column,
+        next: 0,
+        value: None,
+    };
+    row.write(&mut cell);
+    cell.value
+}
+
 pub(crate) fn duplicate_key(pipeline: Pipeline, detail: impl std::fmt::Display) -> SinkError {
     SinkError::Rejected(format!(
         "source day has duplicate ({}): {detail}; the source holds that key twice, a retry cannot help",
@@ -255,12 +311,8 @@ impl Database {
     }
 
     /// Opens a staging area for one (pipeline, scope); nothing is visible until commit.
-    pub async fn begin_load(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
-        self.sink().begin(pipeline, scope).await
+    pub async fn begin_load(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
+        self.sink().begin(slice).await
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -280,8 +332,13 @@ impl Database {
     }
 
     /// Rows of a pipeline's table within a day (for `verify` and tests).
-    pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
-        self.sink().count_day(pipeline, day).await
+    pub async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
+        self.sink().count_day(pipeline, day, filter).await
     }
 }
 

@@ -28,6 +28,7 @@ fn new_run(pipeline: Pipeline, scope: Scope, trigger: &str) -> NewRun {
         scope,
         trigger: trigger.to_string(),
         source: "bigquery".to_string(),
+        filter: None,
     }
 }
 
@@ -285,21 +286,21 @@ async fn reading_runs(ledger: &dyn Ledger) {
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, from, to, None)
+            .succeeded_days(transfers, from, to, None, None)
             .await
             .unwrap(),
         [day("2024-04-01"), day("2024-04-02")]
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, from, to, Some("nightly"))
+            .succeeded_days(transfers, from, to, Some("nightly"), None)
             .await
             .unwrap(),
         [day("2024-04-01")]
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, to, to, None)
+            .succeeded_days(transfers, to, to, None, None)
             .await
             .unwrap(),
         []

@@ -7,7 +7,7 @@ use ethpipe_core::{RowStream, Rows, SourceEvent, Token, TokenTransfer};
 use ethpipe_sources::rpc::blocks::Blocks;
 use ethpipe_sources::rpc::client::{RpcClient, RpcClientConfig};
 use ethpipe_sources::rpc::contracts::TraceSupport;
-use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan};
+use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan, DEFAULT_MAX_ADDRESSES};
 use ethpipe_sources::rpc::tokens::TokenScan;
 use ethpipe_testkit::rpc_replay::fixture_dir;
 use ethpipe_testkit::{ReplayOptions, RpcReplay};
@@ -133,6 +133,8 @@ async fn replay_transfers(case: &str, first: u64, last: u64) -> (Vec<Row>, RpcRe
                 sizer: &sizer,
                 concurrency: 2,
                 pipeline: TOKEN_TRANSFERS,
+                tokens: None,
+                max_addresses: DEFAULT_MAX_ADDRESSES,
             };
             scan.run(first, last, &sender)
                 .await
@@ -200,6 +202,8 @@ async fn the_two_transfers_of_block_483920() {
                 sizer: &sizer,
                 concurrency: 1,
                 pipeline: TOKEN_TRANSFERS,
+                tokens: None,
+                max_addresses: DEFAULT_MAX_ADDRESSES,
             };
             scan.run(483920, 483920, &sender).await.expect("scan");
         })
@@ -290,6 +294,8 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
                     sizer: &sizer,
                     concurrency: 1,
                     pipeline: TOKEN_TRANSFERS,
+                    tokens: None,
+                    max_addresses: DEFAULT_MAX_ADDRESSES,
                 },
             };
             scan.run(block, block, &sender).await.expect("tokens scan");
@@ -369,6 +375,8 @@ async fn a_log_with_a_topic_that_is_not_hex_fails_the_scan() {
         sizer: &sizer,
         concurrency: 1,
         pipeline: TOKEN_TRANSFERS,
+        tokens: None,
+        max_addresses: DEFAULT_MAX_ADDRESSES,
     };
     let (sender, _stream) = RowStream::channel();
     let error = scan

@@ -16,7 +16,9 @@
 //! `{"v":[{"v":"0x…"},…]}` on the wire), an optional `@day` DATE parameter
 //! that filters on the UTC day of `block_timestamp`, for `logs` an optional
 //! `@topics` ARRAY<STRING> parameter that keeps the logs whose topic0 is one
-//! of its values (`topics[SAFE_OFFSET(0)] IN UNNEST(@topics)`), and
+//! of its values (`topics[SAFE_OFFSET(0)] IN UNNEST(@topics)`), an optional
+//! `@tokens` ARRAY<STRING> that keeps the rows whose token column is one of
+//! its values (`token_address IN UNNEST(@tokens)`, `address …`), and
 //! `COUNT(*)`. Every request body is recorded ([`FakeBigQuery::queries`]).
 //!
 //! Faults are set per test through [`Faults`].
@@ -778,6 +780,32 @@ fn string_array_values(p: &Value) -> Result<Vec<String>, String> {
     Ok(values)
 }
 
+/// The rows whose token column is in `@tokens`, when the query filters on
+/// it (`<column> IN UNNEST(@tokens)`, the column named just before): an
+/// ARRAY<STRING> compared as text, as BigQuery compares it.
+fn keep_tokens(
+    body: &Value,
+    sql: &str,
+    schema: &Schema,
+    rows: Vec<Cells>,
+) -> Result<Vec<Cells>, String> {
+    let Some((before, _)) = sql.split_once(" IN UNNEST(@tokens)") else {
+        return Ok(rows);
+    };
+    let tokens = parameter(body, "tokens")
+        .ok_or_else(|| "Query parameter 'tokens' not found".to_string())
+        .and_then(string_array_values)?;
+    let column = before.rsplit(' ').next().unwrap_or_default();
+    let position = schema
+        .iter()
+        .position(|f| f.name == column)
+        .ok_or_else(|| format!("Unrecognized name: {column}"))?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| matches!(&row[position], Cell::Text(t) if tokens.contains(t)))
+        .collect())
+}
+
 /// Resolves a query to its rows.
 fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     let sql = body
@@ -790,6 +818,11 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     let counting = sql.contains("COUNT(*)");
     if let (Some(generator), true) = (&inner.transfer_generator, sql.contains(".token_transfers`"))
     {
+        if sql.contains("@tokens") {
+            return Err(
+                "this test server's generated transfers cannot be filtered by @tokens".into(),
+            );
+        }
         let days = generator
             .days()
             .into_iter()
@@ -819,6 +852,7 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     } else {
         return Err(format!("Not found: Table in query: {sql}"));
     };
+    let rows = keep_tokens(body, sql, &schema, rows)?;
     if counting {
         return Ok(count_job(distinct_count(sql, &schema, &rows)));
     }

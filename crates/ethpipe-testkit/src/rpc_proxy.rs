@@ -311,6 +311,20 @@ impl RpcProxy {
         self.with(|s| s.requests.clone())
     }
 
+    /// The `params` of every call of `method` received, single or batched,
+    /// in arrival order (e.g. the filters of each `eth_getLogs`).
+    pub fn params_of(&self, method: &str) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .flat_map(|body| match body {
+                Value::Array(calls) => calls.clone(),
+                single => vec![single.clone()],
+            })
+            .filter(|call| call.get("method").and_then(Value::as_str) == Some(method))
+            .map(|call| call.get("params").cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+
     /// Zeroes the counters and forgets the requests; faults stay.
     pub fn reset_counts(&self) {
         self.with(|s| {

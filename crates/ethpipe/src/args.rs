@@ -61,6 +61,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "ETHPIPE_RPC_TIMEOUT", global = true)]
     pub rpc_timeout: Option<f64>,
 
+    /// Token addresses per eth_getLogs request; a longer --tokens list is split (with --source rpc) [default: 1000]
+    #[arg(long, env = "ETHPIPE_RPC_MAX_ADDRESSES", global = true)]
+    pub rpc_max_addresses: Option<usize>,
+
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(
         long,
@@ -135,6 +139,9 @@ pub struct RunArgs {
     /// Load the whole table (tokens only; the first tokens run does this by itself)
     #[arg(long)]
     pub full: bool,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +174,9 @@ pub struct BackfillArgs {
     /// With --worker --force: an id shared by the workers, so a day re-loaded by one counts for all
     #[arg(long, requires = "worker")]
     pub backfill_id: Option<String>,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +196,23 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
+}
+
+/// `--tokens` of the commands that load or check days.
+#[derive(Debug, Args)]
+pub struct TokensArg {
+    /// Only these token contracts: ADDR,ADDR,… (0x + 40 hex each) [default: the
+    /// pipeline's `tokens` in ethpipe.toml, else every token]
+    #[arg(
+        long = "tokens",
+        env = "ETHPIPE_TOKENS",
+        value_name = "ADDR,…",
+        hide_env_values = true
+    )]
+    pub list: Option<String>,
 }
 
 #[derive(Debug, Args)]

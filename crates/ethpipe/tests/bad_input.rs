@@ -91,6 +91,16 @@ async fn usage_and_configuration_errors_write_nothing() {
     )
     .unwrap();
     std::fs::write(dir.join("broken.toml"), "database_url = \n").unwrap();
+    std::fs::write(
+        dir.join("no-tokens.toml"),
+        "[pipelines.token_transfers]\ntokens = []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad-trigger-tokens.toml"),
+        "[[triggers]]\nname = \"nightly\"\npipeline = \"token_transfers\"\nschedule = \"@daily\"\ntokens = [\"0x12\"]\n",
+    )
+    .unwrap();
     let path = |name: &str| dir.join(name).display().to_string();
     std::fs::write(dir.join("a-file"), "not a folder").unwrap();
     let parquet = |path: String| format!("parquet://{path}");
@@ -392,6 +402,54 @@ async fn usage_and_configuration_errors_write_nothing() {
             "cannot read the config file",
         )
         .env("ETHPIPE_CONFIG", path("nope.toml")),
+        case(
+            "malformed token address",
+            &["run", "token_transfers", "--date", DAY, "--tokens", "0x1111111111111111111111111111111111111111,0xabc"],
+            2,
+            "invalid --tokens: '0xabc' is not a token address",
+        ),
+        case(
+            "duplicate token address",
+            &[
+                "backfill",
+                "token_transfers",
+                "--from",
+                DAY,
+                "--to",
+                DAY,
+                "--tokens",
+                "0x1111111111111111111111111111111111111111,0X1111111111111111111111111111111111111111",
+            ],
+            2,
+            "token address 0x1111111111111111111111111111111111111111 is listed twice",
+        ),
+        case(
+            "empty token list",
+            &["run", "token_transfers", "--date", DAY, "--tokens", ""],
+            2,
+            "invalid --tokens: the token list is empty",
+        ),
+        case(
+            "malformed ETHPIPE_TOKENS",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "invalid --tokens: 'usdc' is not a token address",
+        )
+        .env("ETHPIPE_TOKENS", "usdc"),
+        case(
+            "empty tokens in the config file",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "[pipelines.token_transfers] tokens: the token list is empty",
+        )
+        .env("ETHPIPE_CONFIG", path("no-tokens.toml")),
+        case(
+            "malformed trigger tokens",
+            &["status"],
+            2,
+            "trigger 'nightly': tokens: '0x12' is not a token address",
+        )
+        .env("ETHPIPE_CONFIG", path("bad-trigger-tokens.toml")),
     ];
     assert!(cases.len() >= 20);
     for case in &cases {

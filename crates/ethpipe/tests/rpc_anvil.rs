@@ -870,3 +870,110 @@ async fn contracts_are_found_with_whatever_the_node_offers() {
         .get(0);
     assert_eq!(warned, 1);
 }
+
+#[tokio::test]
+async fn a_token_filter_is_the_address_list_of_eth_get_logs() {
+    let node = Node::start().await;
+    node.at(DAY, 8, 0, 0).await;
+    let alpha = node
+        .deploy_standard("ALP", 18, 10u128.pow(24))
+        .await
+        .to_lowercase();
+    let beta = node
+        .deploy_standard("BET", 6, 10u128.pow(12))
+        .await
+        .to_lowercase();
+    let gamma = node
+        .deploy_standard("GAM", 0, 1_000_000)
+        .await
+        .to_lowercase();
+    let to = recipients(4);
+    for (hour, token) in [(9, &alpha), (10, &beta), (11, &gamma), (12, &alpha)] {
+        node.at(DAY, hour, 0, 0).await;
+        for (i, recipient) in to.iter().enumerate() {
+            node.transfer(token, recipient, 10 + i as u128).await;
+        }
+    }
+    node.close_day(DAY).await;
+    node.run("token_transfers", DAY).await;
+    let client = node.client().await;
+    let everything = common::pg_transfers(&client, "").await;
+    let of = |tokens: &[&str]| -> Vec<FixtureTransfer> {
+        everything
+            .iter()
+            .filter(|t| tokens.contains(&t.token_address.as_str()))
+            .cloned()
+            .collect()
+    };
+    let want = of(&[&alpha, &gamma]);
+    assert!(!want.is_empty() && want.len() < everything.len());
+    assert_eq!(everything, node.expected_transfers().await);
+
+    // Filtered, through a proxy that records what the node is asked, with
+    // one address per request so a two-token filter takes two requests.
+    let proxy = ethpipe_testkit::RpcProxy::start(node.anvil.url())
+        .await
+        .expect("proxy");
+    let filtered = common::fresh_database().await;
+    let filter = format!("{gamma},{alpha}");
+    let run = |max_addresses: &'static str| {
+        Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
+            .cwd(node.dir.path())
+            .env("ETHPIPE_DATABASE_URL", filtered.url.clone())
+            .env("ETHPIPE_SOURCE", "rpc")
+            .env("ETHPIPE_RPC_URL", proxy.url())
+            .env("ETHPIPE_RPC_MAX_ADDRESSES", max_addresses)
+    };
+    run("1000")
+        .run(&["run", "token_transfers", "--date", DAY, "--tokens", &filter])
+        .await
+        .assert_success();
+    let filtered_client = filtered.client().await.expect("client");
+    assert_eq!(common::pg_transfers(&filtered_client, "").await, want);
+    let mut sorted_pair = [alpha.clone(), gamma.clone()];
+    sorted_pair.sort();
+    let asked = proxy.params_of("eth_getLogs");
+    assert!(!asked.is_empty());
+    for params in &asked {
+        assert_eq!(
+            params[0]["address"],
+            serde_json::json!(sorted_pair),
+            "{params}"
+        );
+    }
+
+    proxy.reset_counts();
+    run("1")
+        .run(&["run", "token_transfers", "--date", DAY, "--tokens", &filter])
+        .await
+        .assert_success();
+    assert_eq!(common::pg_transfers(&filtered_client, "").await, want);
+    let asked: Vec<serde_json::Value> = proxy
+        .params_of("eth_getLogs")
+        .iter()
+        .map(|params| params[0]["address"].clone())
+        .collect();
+    for address in &sorted_pair {
+        assert!(asked.contains(&serde_json::json!([address])), "{asked:?}");
+    }
+    assert!(asked.iter().all(|a| a.as_array().map(Vec::len) == Some(1)));
+
+    // Tokens from the node: only the filter's contracts are described.
+    run("1000")
+        .run(&["run", "tokens", "--date", DAY, "--tokens", &alpha])
+        .await
+        .assert_success();
+    let described = tokens(&filtered_client).await;
+    assert_eq!(
+        described
+            .iter()
+            .map(|t| t.address.as_str())
+            .collect::<Vec<_>>(),
+        [alpha.as_str()]
+    );
+    // verify of the filtered day counts the node's logs of those tokens.
+    let out = run("1")
+        .run(&["verify", "--from", DAY, "--to", DAY, "--tokens", &filter])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+}

@@ -175,6 +175,61 @@ day_offset = 0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_loads_with_its_own_token_filter() {
+    let harness = Harness::start().await;
+    let rows = day_transfers(&today(), 60, 1);
+    harness.bigquery.set_transfers(rows.clone());
+    let mut tokens: Vec<String> = rows.iter().map(|t| t.token_address.clone()).collect();
+    tokens.sort();
+    tokens.dedup();
+    let (own, pipelines) = (&tokens[0], &tokens[1]);
+    // The trigger's own list wins over the pipeline's.
+    write_config(
+        &harness,
+        &format!(
+            r#"
+[pipelines.token_transfers]
+tokens = ["{pipelines}"]
+
+[[triggers]]
+name = "one_token"
+pipeline = "token_transfers"
+schedule = "* * * * * *"
+active = true
+day_offset = 0
+tokens = ["{own}"]
+"#
+        ),
+    );
+    let db = fresh_database().await;
+    harness
+        .ethpipe(&db.url)
+        .run(&["migrate"])
+        .await
+        .assert_success();
+    let client = db.client().await.unwrap();
+    let child = serve(&harness, &db.url);
+    wait_until(
+        &client,
+        "SELECT count(*) FROM ethpipe.runs WHERE trigger = 'one_token' AND status = 'success'",
+        1,
+    )
+    .await;
+    stop(child).await;
+    let filters: Vec<Option<String>> = client
+        .query("SELECT DISTINCT token_filter FROM ethpipe.runs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(filters, [Some(own.clone())]);
+    let loaded = pg_transfers(&client, "").await;
+    assert!(!loaded.is_empty());
+    assert!(loaded.iter().all(|t| &t.token_address == own));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_downtime_missed_days_run_in_order_within_catchup_days() {
     let harness = Harness::start().await;
     let now = Utc::now();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Scope, Source};
+use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
 use ethpipe_orch::backfill::{BackfillProgress, BackfillRequest};
 use ethpipe_orch::{Cancel, Model, Progress, RunError, RunRequest};
 use ethpipe_sinks::{Database, RunId};
@@ -32,6 +32,8 @@ pub struct Actions {
     /// The source runs read from, or why this server has none.
     source: Result<Arc<dyn Source>, String>,
     models: HashMap<Pipeline, Vec<Model>>,
+    /// The token filter each pipeline is configured with, if any.
+    filters: HashMap<Pipeline, TokenFilter>,
     cancel: Cancel,
     tasks: Mutex<JoinSet<()>>,
     backfills: Mutex<Vec<Arc<BackfillJob>>>,
@@ -167,11 +169,24 @@ impl Actions {
             database,
             source,
             models,
+            filters: HashMap::new(),
             cancel,
             tasks: Mutex::new(JoinSet::new()),
             backfills: Mutex::new(Vec::new()),
             next_backfill: AtomicU64::new(1),
         }
+    }
+
+    /// Limits the runs and backfills it starts for a pipeline to that
+    /// pipeline's configured tokens.
+    pub fn with_filters(mut self, filters: HashMap<Pipeline, TokenFilter>) -> Actions {
+        self.filters = filters;
+        self
+    }
+
+    /// The token filter runs of `pipeline` started here load with.
+    pub fn filter(&self, pipeline: Pipeline) -> Option<&TokenFilter> {
+        self.filters.get(&pipeline)
     }
 
     /// The source, or [`ServiceError::NoSource`] with the reason there is none.
@@ -204,6 +219,7 @@ impl Actions {
             pipeline,
             scope: Scope::Day(day),
             trigger: "dashboard".to_string(),
+            filter: self.filter(pipeline).cloned(),
             models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
         let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
@@ -298,6 +314,7 @@ impl Actions {
             force,
             trigger: "backfill".to_string(),
             shared_force: false,
+            filter: self.filter(pipeline).cloned(),
             models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
         let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());

@@ -189,6 +189,11 @@ impl Service {
         let mut summaries = Vec::new();
         for pipeline in pipelines() {
             let mut summary = ledger::pipeline_summary(&self.reader, pipeline, &triggers).await?;
+            summary.tokens = self
+                .actions
+                .as_ref()
+                .and_then(|a| a.filter(pipeline))
+                .map(|f| f.addresses().to_vec());
             full_load::include_full_load(&self.reader, pipeline, &mut summary).await?;
             summaries.push(summary);
         }

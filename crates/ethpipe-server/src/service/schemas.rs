@@ -43,6 +43,8 @@ pub struct RunSchema {
     /// Until now while still running.
     duration_seconds: Option<f64>,
     error: Option<String>,
+    /// The token addresses the run loaded; `null`: every token.
+    tokens: Option<Vec<String>>,
 }
 
 #[derive(ToSchema)]
@@ -104,6 +106,9 @@ pub struct PipelineSummarySchema {
     last_run: Option<RunSchema>,
     /// Pipelines with a first full load only: whether it has committed.
     full_load_done: Option<bool>,
+    /// The token addresses the pipeline is configured to load (`tokens` in
+    /// ethpipe.toml); absent: every token.
+    tokens: Option<Vec<String>>,
     triggers: Vec<TriggerSchema>,
 }
 
@@ -149,6 +154,7 @@ mod tests {
             finished_at: None,
             duration_seconds: None,
             error: None,
+            tokens: None,
         }
     }
 
@@ -196,6 +202,7 @@ mod tests {
             running: 0,
             last_run: Some(run()),
             full_load_done: Some(true),
+            tokens: Some(vec!["0x1111111111111111111111111111111111111111".into()]),
             triggers: vec![trigger()],
         };
         assert_eq!(documented::<PipelineSummarySchema>(), serialised(summary));

@@ -145,10 +145,10 @@ fn pipeline_row(p: &PipelineSummary) -> Markup {
     }
 }
 
-/// Where a pipeline's token filter will show (pipelines do not carry one
-/// yet): every pipeline loads all tokens today.
-fn filter_cell(_pipeline: &PipelineSummary) -> Markup {
-    html! { td.filter { span.muted { "all tokens" } } }
+/// The pipeline's token filter: "all tokens", or the address (one token) or
+/// "N tokens" with every address on hover.
+fn filter_cell(pipeline: &PipelineSummary) -> Markup {
+    html! { td.filter { (super::tokens_label(pipeline.tokens.as_deref())) } }
 }
 
 /// The command that loads a pipeline for the first time.

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
 
 pub use error::{FailureKind, LedgerError};
 pub use locks::Lock;
@@ -115,13 +115,16 @@ pub trait Ledger: Send + Sync {
         to: Day,
     ) -> Result<Vec<RunRecord>, LedgerError>;
 
-    /// Days in `[from, to]` with a successful run (of `trigger`, if given).
+    /// Days in `[from, to]` whose successful runs (of `trigger`, if given)
+    /// loaded every row of `filter`'s tokens (`None`: of every token): an
+    /// unfiltered success, or filtered ones whose union covers the filter.
     async fn succeeded_days(
         &self,
         pipeline: Pipeline,
         from: Day,
         to: Day,
         trigger: Option<&str>,
+        filter: Option<&TokenFilter>,
     ) -> Result<Vec<Day>, LedgerError>;
 
     /// Days whose latest successful run wrote these rows, oldest first.

@@ -1,7 +1,7 @@
 //! The ledger's vocabulary: what a run, a step, a log line, a trigger is.
 
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Pipeline, Scope};
+use ethpipe_core::{Pipeline, Scope, TokenFilter};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +48,8 @@ pub struct NewRun {
     /// What started it: `manual`, `backfill`, a trigger's name.
     pub trigger: String,
     pub source: String,
+    /// The tokens it loads (`None`: every token).
+    pub filter: Option<TokenFilter>,
 }
 
 /// A run as the ledger holds it.
@@ -67,12 +69,30 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// The token filter it loaded, as its canonical text (sorted addresses,
+    /// comma-joined); `None`: every token.
+    pub token_filter: Option<String>,
+}
+
+impl RunRecord {
+    /// The run's token filter, parsed back from the ledger's text.
+    pub fn filter(&self) -> Option<TokenFilter> {
+        parse_stored_filter(self.token_filter.as_deref())
+    }
+}
+
+/// A filter the ledger wrote; text it cannot have written reads as "every
+/// token", the widest claim, never as a narrower one.
+pub(crate) fn parse_stored_filter(text: Option<&str>) -> Option<TokenFilter> {
+    text.and_then(|t| TokenFilter::parse_list(t).ok())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayLoaded {
     pub day: String,
     pub rows: i64,
+    /// The token filter of the day's latest successful run (`None`: every token).
+    pub token_filter: Option<String>,
 }
 
 /// Which runs to list, newest first.

@@ -1,15 +1,17 @@
 //! The ledger's logic, written once over a [`Backend`]: which statement each
 //! operation runs, what it binds, and how rows become records.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
 
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
 use super::records::{
-    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
-    TriggerState,
+    self, DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus,
+    TriggerDef, TriggerState,
 };
 use super::statements::{self as sql, Record, Statement, Value};
 use super::views::{timestamp, LogLine, Step};
@@ -94,6 +96,36 @@ fn variable_params(pipeline: Pipeline, name: &str, value: &str) -> Vec<Value> {
     ]
 }
 
+/// The days whose successful loads together hold every row `wanted` asks
+/// for, from each day's successful filters (`loads`, ordered by day). A
+/// successful load stays true after later ones (a filtered load replaces
+/// only its own tokens' rows, and a day is loaded only once final), so the
+/// union of a day's filters is what it holds: {A} then {B} covers {A, B},
+/// and an unfiltered load covers any filter.
+fn covered_days(loads: Vec<(Day, Option<String>)>, wanted: Option<&TokenFilter>) -> Vec<Day> {
+    let mut days: Vec<Day> = Vec::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut everything = false;
+    let mut loads = loads.into_iter().peekable();
+    while let Some((day, text)) = loads.next() {
+        match records::parse_stored_filter(text.as_deref()) {
+            None => everything = true,
+            Some(filter) => held.extend(filter.addresses().iter().cloned()),
+        }
+        if loads.peek().is_some_and(|(next, _)| *next == day) {
+            continue;
+        }
+        let covered =
+            everything || wanted.is_some_and(|w| w.addresses().iter().all(|a| held.contains(a)));
+        if covered {
+            days.push(day);
+        }
+        held.clear();
+        everything = false;
+    }
+    days
+}
+
 fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
     Ok(RunRecord {
         id: RunId(row.int(0)?),
@@ -109,6 +141,7 @@ fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
         started_at: row.time(10)?,
         finished_at: row.optional_time(11)?,
         error: row.optional_text(12)?,
+        token_filter: row.optional_text(13)?,
     })
 }
 
@@ -167,6 +200,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Value::text(&run.trigger),
             Value::text(&run.source),
             Value::Time(Utc::now()),
+            Value::optional_text(run.filter.as_ref().map(TokenFilter::canonical).as_deref()),
         ];
         let rows = self.backend.query(&sql::START_RUN, params).await?;
         let id = rows.first().map(|row| row.int(0)).transpose()?;
@@ -312,6 +346,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         from: Day,
         to: Day,
         trigger: Option<&str>,
+        filter: Option<&TokenFilter>,
     ) -> Result<Vec<Day>, LedgerError> {
         let params = vec![
             Value::text(pipeline.name()),
@@ -320,7 +355,8 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Value::optional_text(trigger),
         ];
         let rows = self.backend.query(&sql::SUCCEEDED_DAYS, params).await?;
-        collect(rows, |row| day_text(row, 0))
+        let loads = collect(rows, |row| Ok((day_text(row, 0)?, row.optional_text(1)?)))?;
+        Ok(covered_days(loads, filter))
     }
 
     async fn days_loaded(&self, pipeline: Pipeline) -> Result<Vec<DayLoaded>, LedgerError> {
@@ -332,6 +368,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Ok(DayLoaded {
                 day: row.text(0)?,
                 rows: row.optional_int(1)?.unwrap_or(0),
+                token_filter: row.optional_text(2)?,
             })
         })
     }
@@ -491,5 +528,49 @@ impl<B: Backend> Ledger for SqlLedger<B> {
 
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError> {
         self.backend.lock(LockName::Leader, wait).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0x1111111111111111111111111111111111111111";
+    const B: &str = "0x2222222222222222222222222222222222222222";
+
+    fn day(text: &str) -> Day {
+        text.parse().expect("a day")
+    }
+
+    fn filter(text: &str) -> TokenFilter {
+        TokenFilter::parse_list(text).expect("a filter")
+    }
+
+    #[test]
+    fn a_day_is_loaded_for_the_filters_its_successful_loads_cover() {
+        let ab = format!("{A},{B}");
+        let loads = vec![
+            (day("2024-03-01"), Some(A.to_string())),
+            (day("2024-03-02"), Some(A.to_string())),
+            (day("2024-03-02"), Some(B.to_string())),
+            (day("2024-03-03"), None),
+            (day("2024-03-03"), Some(A.to_string())),
+            (day("2024-03-04"), Some(ab.clone())),
+        ];
+        let covered = |wanted: Option<&TokenFilter>| covered_days(loads.clone(), wanted);
+        let days = |list: &[&str]| list.iter().map(|d| day(d)).collect::<Vec<_>>();
+        assert_eq!(covered(None), days(&["2024-03-03"]));
+        assert_eq!(
+            covered(Some(&filter(A))),
+            days(&["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"])
+        );
+        assert_eq!(
+            covered(Some(&filter(&ab))),
+            days(&["2024-03-02", "2024-03-03", "2024-03-04"])
+        );
+        assert_eq!(
+            covered(Some(&filter(B))),
+            days(&["2024-03-02", "2024-03-03", "2024-03-04"])
+        );
     }
 }

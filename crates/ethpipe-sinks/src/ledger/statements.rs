@@ -144,17 +144,17 @@ impl Record {
 macro_rules! run_columns {
     () => {
         "id, pipeline, CAST(day AS TEXT), trigger, source, status, attempt, rows_written, \
-         source_rows, skipped_rows, started_at, finished_at, error"
+         source_rows, skipped_rows, started_at, finished_at, error, token_filter"
     };
 }
 
 pub(crate) const START_RUN: Statement = Statement {
     context: "recording the run's start",
-    sql: "INSERT INTO ethpipe.runs (pipeline, day, trigger, source, status, attempt, started_at)
+    sql: "INSERT INTO ethpipe.runs (pipeline, day, trigger, source, status, attempt, started_at, token_filter)
           VALUES ($1, $2, $3, $4, 'running',
                   1 + (SELECT count(*) FROM ethpipe.runs
                        WHERE pipeline = $1 AND day IS NOT DISTINCT FROM $2),
-                  $5)
+                  $5, $6)
           RETURNING id",
 };
 
@@ -217,9 +217,11 @@ pub(crate) const LATEST_RUNS: Statement = Statement {
     ),
 };
 
+/// Each day's distinct successful filters; the caller decides which days
+/// they cover (`ledger::shared::covered_days`).
 pub(crate) const SUCCEEDED_DAYS: Statement = Statement {
     context: "reading succeeded days",
-    sql: "SELECT DISTINCT CAST(day AS TEXT) FROM ethpipe.runs
+    sql: "SELECT DISTINCT CAST(day AS TEXT), token_filter FROM ethpipe.runs
           WHERE pipeline = $1 AND day BETWEEN $2 AND $3 AND status = 'success'
             AND (CAST($4 AS TEXT) IS NULL OR trigger = $4)
           ORDER BY 1",
@@ -228,7 +230,7 @@ pub(crate) const SUCCEEDED_DAYS: Statement = Statement {
 /// The latest successful run of each day.
 pub(crate) const DAYS_LOADED: Statement = Statement {
     context: "reading loaded days",
-    sql: "SELECT CAST(day AS TEXT), rows_written FROM ethpipe.runs r
+    sql: "SELECT CAST(day AS TEXT), rows_written, token_filter FROM ethpipe.runs r
           WHERE pipeline = $1 AND status = 'success' AND day IS NOT NULL
             AND id = (SELECT max(id) FROM ethpipe.runs s
                       WHERE s.pipeline = r.pipeline AND s.day = r.day AND s.status = 'success')

@@ -32,6 +32,8 @@ pub struct Run {
     /// Until now while still running.
     pub duration_seconds: Option<f64>,
     pub error: Option<String>,
+    /// The token addresses it loaded; `None`: every token.
+    pub tokens: Option<Vec<String>>,
 }
 
 /// One step of a run (the load, the daily statistics, a SQL model).
@@ -77,6 +79,7 @@ impl From<RunRecord> for Run {
             started_at: timestamp(run.started_at),
             finished_at: run.finished_at.map(timestamp),
             duration_seconds: Some(millis as f64 / 1000.0),
+            tokens: run.filter().map(|f| f.addresses().to_vec()),
             pipeline: run.pipeline,
             day: run.day,
             trigger: run.trigger,

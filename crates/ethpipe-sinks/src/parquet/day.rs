@@ -8,6 +8,10 @@
 //! the day); a crash between the rename and the ledger write leaves a
 //! complete new file and a failed run, and the next run replaces the file
 //! with the same rows. The ledger never claims a day whose file is not there.
+//!
+//! A filtered load (`--tokens`) writes the new file with the filter's rows
+//! from the source and every other token's rows carried over from the old
+//! file, so it replaces only its tokens' rows, as the SQL stores do.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,9 +19,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Rows, Scope};
+use ethpipe_core::{Day, Pipeline, Rows, Scope, TokenFilter};
 
-use crate::files::{create_day_file, DayFile, FileFormat};
+use crate::files::{create_day_file, day_file, DayFile, FileFormat};
+use crate::parquet::file::{select_rows, write_row, Keep};
 use crate::sink::DayWriter;
 use crate::{check_batch, Commit, Ledger, SinkError, StepReport};
 
@@ -26,6 +31,7 @@ pub struct ParquetDayWriter {
     ledger: Arc<dyn Ledger>,
     pipeline: Pipeline,
     scope: Scope,
+    filter: Option<TokenFilter>,
     /// One file per day the load covers, in day order.
     files: BTreeMap<Day, Box<dyn DayFile>>,
     rows: u64,
@@ -39,12 +45,14 @@ impl ParquetDayWriter {
         ledger: Arc<dyn Ledger>,
         pipeline: Pipeline,
         scope: Scope,
+        filter: Option<TokenFilter>,
     ) -> Result<ParquetDayWriter, SinkError> {
         let mut writer = ParquetDayWriter {
             dir,
             ledger,
             pipeline,
             scope,
+            filter,
             files: BTreeMap::new(),
             rows: 0,
         };
@@ -87,15 +95,45 @@ impl DayWriter for ParquetDayWriter {
     async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
         let started = Utc::now();
         let ParquetDayWriter {
+            dir,
             ledger,
+            pipeline,
+            filter,
             files,
             rows,
             ..
         } = *self;
-        for file in files.into_values() {
+        for (day, mut file) in files {
+            if let Some(filter) = &filter {
+                carry_over_other_tokens(&dir, pipeline, day, filter, file.rows())?;
+            }
             file.finish()?;
         }
         ledger.record_commit(&commit, rows).await?;
         Ok(vec![StepReport::since("load", rows, started)])
     }
+}
+
+/// Copies the rows of tokens outside `filter` from the day's current file
+/// (if any) into the file replacing it.
+fn carry_over_other_tokens(
+    dir: &std::path::Path,
+    pipeline: Pipeline,
+    day: Day,
+    filter: &TokenFilter,
+    out: &mut dyn crate::files::RowSink,
+) -> Result<(), SinkError> {
+    let old = day_file(dir, pipeline, day, FileFormat::Parquet);
+    if !old.exists() {
+        return Ok(());
+    }
+    let columns = pipeline.columns();
+    select_rows(
+        &old,
+        pipeline.filter_column(),
+        filter,
+        Keep::Others,
+        |row| write_row(row, columns, out),
+    )?;
+    Ok(())
 }

@@ -288,3 +288,86 @@ pub fn row_count(path: &std::path::Path) -> Result<u64, SinkError> {
         .map_err(|e| parquet_error(&format!("cannot read the footer of {}", path.display()), e))?;
     Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
 }
+
+/// What a filtered load keeps of a day's old file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Rows whose filter column is one of the filter's tokens.
+    Matching,
+    /// Every other row: a filtered load replaces only its tokens' rows.
+    Others,
+}
+
+/// Reads the Parquet file at `path` row by row and hands the rows `keep`
+/// selects (by `column`, the dataset's filter column, against `filter`) to
+/// `visit`. Returns how many were selected.
+pub fn select_rows(
+    path: &std::path::Path,
+    column: &str,
+    filter: &ethpipe_core::TokenFilter,
+    keep: Keep,
+    mut visit: impl FnMut(&parquet::record::Row) -> Result<(), SinkError>,
+) -> Result<u64, SinkError> {
+    use parquet::file::reader::FileReader;
+    use parquet::file::serialized_reader::SerializedFileReader;
+    use parquet::record::Field;
+    let file = File::open(path)
+        .map_err(|e| crate::files::file_error(format!("cannot open {}", path.display()), e))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
+    let mut selected = 0;
+    for row in rows {
+        let row = row.map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
+        let token = row
+            .get_column_iter()
+            .find(|(name, _)| name.as_str() == column)
+            .and_then(|(_, field)| match field {
+                Field::Str(text) => Some(text.as_str()),
+                _ => None,
+            });
+        let matches = token.is_some_and(|t| filter.contains(t));
+        if matches == (keep == Keep::Matching) {
+            visit(&row)?;
+            selected += 1;
+        }
+    }
+    Ok(selected)
+}
+
+/// Writes a row read back from a Parquet file into `out`, cell by cell in
+/// `columns`' order.
+pub fn write_row(
+    row: &parquet::record::Row,
+    columns: &[Column],
+    out: &mut dyn RowSink,
+) -> Result<(), SinkError> {
+    use parquet::record::Field;
+    let unexpected = |name: &str, field: &Field| {
+        SinkError::Rejected(format!(
+            "a Parquet file's column {name} holds {field}, not what the dataset declares"
+        ))
+    };
+    for (column, (name, field)) in columns.iter().zip(row.get_column_iter()) {
+        match (column.kind, field) {
+            (ColumnType::Text, Field::Str(text)) => out.text(Some(text)),
+            (ColumnType::Uint, Field::Str(text)) => {
+                let value = Uint::parse_decimal(text).ok_or_else(|| unexpected(name, field))?;
+                out.uint(Some(&value));
+            }
+            (ColumnType::Text, Field::Null) => out.text(None),
+            (ColumnType::Uint, Field::Null) => out.uint(None),
+            (ColumnType::Int, Field::Long(value)) => out.int(*value),
+            (ColumnType::Bool, Field::Bool(value)) => out.boolean(*value),
+            (ColumnType::Timestamp, Field::TimestampMicros(micros)) => {
+                let instant = DateTime::<Utc>::from_timestamp_micros(*micros)
+                    .ok_or_else(|| unexpected(name, field))?;
+                out.timestamp(instant);
+            }
+            _ => return Err(unexpected(name, field)),
+        }
+    }
+    out.end_row()
+}

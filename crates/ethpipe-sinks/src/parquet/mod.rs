@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Slice, TokenFilter};
 
 use crate::files::{day_file, FileFormat, RowSink};
 use crate::sink::{DayWriter, Sink};
@@ -70,16 +70,13 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl Sink for ParquetStore {
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
         Ok(Box::new(day::ParquetDayWriter::begin(
             self.dir.clone(),
             Arc::clone(&self.ledger),
-            pipeline,
-            scope,
+            slice.pipeline,
+            slice.scope,
+            slice.filter.clone(),
         )?))
     }
 
@@ -88,13 +85,28 @@ impl Sink for ParquetStore {
         Vec::new()
     }
 
-    /// The day file's row count, from its footer; 0 when the day has no file.
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+    /// The day file's row count, from its footer (of the filter's tokens: by
+    /// reading the file); 0 when the day has no file.
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
         let path = day_file(&self.dir, pipeline, day, FileFormat::Parquet);
         if !path.exists() {
             return Ok(0);
         }
-        file::row_count(&path)
+        match filter {
+            None => file::row_count(&path),
+            Some(filter) => file::select_rows(
+                &path,
+                pipeline.filter_column(),
+                filter,
+                file::Keep::Matching,
+                |_| Ok(()),
+            ),
+        }
     }
 
     async fn run_model(&self, _statements: &[String], _day: Day) -> Result<u64, SinkError> {

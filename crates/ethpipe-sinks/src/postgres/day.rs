@@ -11,7 +11,8 @@
 //! close to a plain `COPY` (bench/RESULTS.md). A [`LoadMode::Merge`] dataset
 //! (tokens), and any full load, goes through a temporary staging table and
 //! is merged in at commit. Either way, if the process dies the server rolls
-//! the transaction back and the previous version of the day stays.
+//! the transaction back and the previous version of the day stays. A day
+//! loaded with a token filter deletes only the filter's tokens' rows.
 
 use std::pin::Pin;
 
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use ethpipe_core::dataset::{Derived, Dialect, LoadMode};
-use ethpipe_core::{Pipeline, Rows, Scope};
+use ethpipe_core::{Pipeline, Rows, Scope, Slice, TokenFilter};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
@@ -33,6 +34,8 @@ pub struct PgDayWriter {
     client: Client,
     pipeline: Pipeline,
     scope: Scope,
+    /// Only these tokens' rows of the day are replaced.
+    filter: Option<TokenFilter>,
     copy: Pin<Box<CopyInSink<Bytes>>>,
     rows: u64,
     fields: i16,
@@ -43,11 +46,12 @@ pub struct PgDayWriter {
 }
 
 impl PgDayWriter {
-    pub async fn begin(
-        client: Client,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Self, SinkError> {
+    pub async fn begin(client: Client, slice: Slice) -> Result<Self, SinkError> {
+        let Slice {
+            pipeline,
+            scope,
+            filter,
+        } = slice;
         let table = crate::ddl::table(pipeline, Dialect::Postgres);
         let direct = pipeline.load_mode() == LoadMode::ReplaceDay && scope.day().is_some();
         let target = if direct {
@@ -55,7 +59,7 @@ impl PgDayWriter {
                 .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 .await
                 .map_err(|e| SinkError::db("opening the transaction", e))?;
-            delete_day(&client, pipeline, scope).await?;
+            delete_day(&client, pipeline, scope, filter.as_ref()).await?;
             table.clone()
         } else {
             client
@@ -78,6 +82,7 @@ impl PgDayWriter {
             client,
             pipeline,
             scope,
+            filter,
             copy: Box::pin(sink),
             rows: 0,
             fields: pipeline.columns().len() as i16,
@@ -96,7 +101,13 @@ impl DayWriter for PgDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         for row in rows.iter() {
             copy::row(&mut self.buffer, self.fields, row);
         }
@@ -212,7 +223,13 @@ impl PgDayWriter {
             }
             return Ok(());
         }
-        delete_day(&self.client, self.pipeline, self.scope).await?;
+        delete_day(
+            &self.client,
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+        )
+        .await?;
         self.client
             .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), &[])
             .await
@@ -237,17 +254,27 @@ fn copy_error(
 }
 
 /// Deletes the scope's day (if it is one) from the dataset's table, in the
-/// open transaction.
-async fn delete_day(client: &Client, pipeline: Pipeline, scope: Scope) -> Result<(), SinkError> {
+/// open transaction: all of it, or only the filter's tokens' rows.
+async fn delete_day(
+    client: &Client,
+    pipeline: Pipeline,
+    scope: Scope,
+    filter: Option<&TokenFilter>,
+) -> Result<(), SinkError> {
     let Some(day) = scope.day() else {
         return Ok(());
     };
     let table = crate::ddl::table(pipeline, Dialect::Postgres);
     let column = pipeline.day_column();
+    let tokens = filter.map(|f| f.addresses().to_vec());
     client
         .execute(
-            &format!("DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2"),
-            &[&day.start(), &day.end()],
+            &format!(
+                "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2
+                   AND (CAST($3 AS text[]) IS NULL OR {} = ANY($3))",
+                pipeline.filter_column()
+            ),
+            &[&day.start(), &day.end(), &tokens],
         )
         .await
         .map_err(|e| SinkError::db(format!("replacing {scope} in {table}"), e))?;

@@ -186,6 +186,12 @@ WHERE t.found_in_transfers AND u.found_in_transfers
 CREATE UNIQUE INDEX tokens_found_in_transfers_once ON ethereum.tokens (address) WHERE found_in_transfers;
 "#;
 
+/// The token filter each run loaded (its canonical text: sorted addresses,
+/// comma-joined); NULL for every token, as every run before it did.
+pub(crate) const V8: &str = r#"
+ALTER TABLE ethpipe.runs ADD COLUMN token_filter text;
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
     let fail = |what: &str, e: tokio_postgres::Error| {

@@ -11,7 +11,7 @@ mod read;
 
 use async_trait::async_trait;
 use ethpipe_core::dataset::Dialect;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Slice, TokenFilter};
 use tokio_postgres::{Client, Config};
 
 use crate::files::RowSink;
@@ -53,14 +53,10 @@ impl PgDatabase {
 
 #[async_trait]
 impl Sink for PgDatabase {
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
         let client = open_client(&self.config, &self.tls, &self.shown).await?;
         Ok(Box::new(
-            day::PgDayWriter::begin(client, pipeline, scope).await?,
+            day::PgDayWriter::begin(client, slice.clone()).await?,
         ))
     }
 
@@ -68,15 +64,23 @@ impl Sink for PgDatabase {
         crate::ddl::create(pipeline, Dialect::Postgres)
     }
 
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
+        let tokens = filter.map(|f| f.addresses().to_vec());
         let sql = format!(
-            "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2",
-            crate::ddl::table(pipeline, Dialect::Postgres)
+            "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2 \
+             AND (CAST($3 AS text[]) IS NULL OR {} = ANY($3))",
+            crate::ddl::table(pipeline, Dialect::Postgres),
+            pipeline.filter_column()
         );
         let row = self
             .client
-            .query_one(&sql, &[&day.start(), &day.end()])
+            .query_one(&sql, &[&day.start(), &day.end(), &tokens])
             .await
             .map_err(|e| SinkError::db("counting a day's rows", e))?;
         Ok(row.get::<_, i64>(0) as u64)

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ethpipe_core::dataset::{CellWriter, Dialect, LoadMode};
-use ethpipe_core::{Pipeline, Rows, Scope, Uint};
+use ethpipe_core::{Pipeline, Rows, Scope, Slice, TokenFilter, Uint};
 use rusqlite::{Connection, Statement};
 
 use super::{statistics, timestamp_text};
@@ -20,7 +20,24 @@ pub struct SqliteDayWriter {
     connection: Connection,
     pipeline: Pipeline,
     scope: Scope,
+    /// Only these tokens' rows of the day are replaced.
+    filter: Option<TokenFilter>,
     rows: u64,
+}
+
+/// The condition that keeps a filter's tokens' rows, the filter bound as a
+/// JSON array (NULL: every row) at parameter `?{index}`.
+pub(super) fn in_filter(pipeline: Pipeline, index: usize) -> String {
+    in_filter_column(pipeline.filter_column(), index)
+}
+
+pub(super) fn in_filter_column(column: &str, index: usize) -> String {
+    format!("(?{index} IS NULL OR {column} IN (SELECT value FROM json_each(?{index})))")
+}
+
+/// A filter as the JSON array [`in_filter`] binds.
+pub(super) fn filter_json(filter: Option<&TokenFilter>) -> Option<String> {
+    filter.map(|f| serde_json::Value::from(f.addresses().to_vec()).to_string())
 }
 
 fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
@@ -28,11 +45,12 @@ fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
 }
 
 impl SqliteDayWriter {
-    pub fn begin(
-        connection: Connection,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Self, SinkError> {
+    pub fn begin(connection: Connection, slice: Slice) -> Result<Self, SinkError> {
+        let Slice {
+            pipeline,
+            scope,
+            filter,
+        } = slice;
         connection
             .execute_batch(&format!(
                 "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM {} WHERE 0",
@@ -43,6 +61,7 @@ impl SqliteDayWriter {
             connection,
             pipeline,
             scope,
+            filter,
             rows: 0,
         })
     }
@@ -96,8 +115,15 @@ impl SqliteDayWriter {
                 let column = self.pipeline.day_column();
                 connection
                     .execute(
-                        &format!("DELETE FROM {table} WHERE {column} >= ?1 AND {column} < ?2"),
-                        [timestamp_text(day.start()), timestamp_text(day.end())],
+                        &format!(
+                            "DELETE FROM {table} WHERE {column} >= ?1 AND {column} < ?2 AND {}",
+                            in_filter(self.pipeline, 3)
+                        ),
+                        rusqlite::params![
+                            timestamp_text(day.start()),
+                            timestamp_text(day.end()),
+                            filter_json(self.filter.as_ref())
+                        ],
                     )
                     .map_err(fail("replacing the day"))?;
             }
@@ -113,7 +139,12 @@ impl SqliteDayWriter {
         }
         steps.push(StepReport::since("load", self.rows, started));
         for derived in self.pipeline.derived() {
-            steps.push(statistics::derive(connection, *derived, self.scope)?);
+            steps.push(statistics::derive(
+                connection,
+                *derived,
+                self.scope,
+                self.filter.as_ref(),
+            )?);
         }
         ledger::record_commit(connection, commit, self.rows)?;
         Ok(())
@@ -145,7 +176,13 @@ impl DayWriter for SqliteDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         self.stage(rows)?;
         self.rows += rows.len() as u64;
         Ok(())

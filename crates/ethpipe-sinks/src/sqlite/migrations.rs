@@ -8,6 +8,9 @@ use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
 /// See the PostgreSQL migration of the same number.
+pub(crate) const V8: &str = "ALTER TABLE ethpipe_runs ADD COLUMN token_filter TEXT;";
+
+/// See the PostgreSQL migration of the same number.
 pub(crate) const V7: &str = "
 DELETE FROM tokens WHERE found_in_transfers AND EXISTS
     (SELECT 1 FROM tokens u WHERE u.found_in_transfers

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ethpipe_core::dataset::Dialect;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Slice, TokenFilter};
 use rusqlite::Connection;
 
 use crate::files::RowSink;
@@ -86,14 +86,11 @@ impl SqliteDatabase {
 
 #[async_trait]
 impl Sink for SqliteDatabase {
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
         let connection = open_connection(&self.path)?;
         Ok(Box::new(day::SqliteDayWriter::begin(
-            connection, pipeline, scope,
+            connection,
+            slice.clone(),
         )?))
     }
 
@@ -101,16 +98,26 @@ impl Sink for SqliteDatabase {
         crate::ddl::create(pipeline, Dialect::Sqlite)
     }
 
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
         let sql = format!(
-            "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2",
-            crate::ddl::table(pipeline, Dialect::Sqlite)
+            "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2 AND {}",
+            crate::ddl::table(pipeline, Dialect::Sqlite),
+            day::in_filter(pipeline, 3)
         );
         self.with_connection(|c| {
             c.query_row(
                 &sql,
-                [timestamp_text(day.start()), timestamp_text(day.end())],
+                rusqlite::params![
+                    timestamp_text(day.start()),
+                    timestamp_text(day.end()),
+                    day::filter_json(filter)
+                ],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n as u64)

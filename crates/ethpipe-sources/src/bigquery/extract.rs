@@ -3,7 +3,9 @@
 //! before fetching the next (the channel's capacity bounds what is in flight).
 
 use ethpipe_core::dataset::BigQueryExtraction;
-use ethpipe_core::{Day, Pipeline, Scope, SourceError, SourceEvent, SourceEventSender};
+use ethpipe_core::{
+    Day, Pipeline, Scope, Slice, SourceError, SourceEvent, SourceEventSender, TokenFilter,
+};
 use gcp_bigquery_client::auth::Authenticator;
 use gcp_bigquery_client::error::{BQError, ResponseError};
 use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
@@ -67,11 +69,11 @@ impl From<GetQueryResultsResponse> for Page {
 
 pub(super) async fn run(
     shared: &Shared,
-    pipeline: Pipeline,
-    scope: Scope,
+    slice: &Slice,
     sender: &SourceEventSender,
 ) -> Result<(), SourceError> {
-    let query = query::extract(&shared.dataset, pipeline, scope);
+    let pipeline = slice.pipeline;
+    let query = query::extract(&shared.dataset, slice);
     let mut page = complete_query(shared, query).await?;
     let total_rows = parse_total(page.total_rows.as_deref())?;
     let columns = ColumnMap::new(pipeline, page.schema.as_ref())?;
@@ -166,9 +168,9 @@ impl Tally {
 }
 
 /// A log dataset's day counted the only way its rows can be: decoded.
-async fn count_decoded(shared: &Shared, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
+async fn count_decoded(shared: &Shared, slice: Slice) -> Result<u64, SourceError> {
     let (sender, mut stream) = ethpipe_core::RowStream::channel();
-    let extraction = run(shared, pipeline, Scope::Day(day), &sender);
+    let extraction = run(shared, &slice, &sender);
     let drain = async {
         let mut rows = 0;
         loop {
@@ -188,11 +190,18 @@ pub(super) async fn count(
     shared: &Shared,
     pipeline: Pipeline,
     day: Day,
+    filter: Option<TokenFilter>,
 ) -> Result<u64, SourceError> {
     if let BigQueryExtraction::Logs { .. } = pipeline.bigquery() {
-        return count_decoded(shared, pipeline, day).await;
+        let slice = Slice {
+            pipeline,
+            scope: Scope::Day(day),
+            filter,
+        };
+        return count_decoded(shared, slice).await;
     }
-    let page = complete_query(shared, query::count(&shared.dataset, pipeline, day)).await?;
+    let query = query::count(&shared.dataset, pipeline, day, filter.as_ref());
+    let page = complete_query(shared, query).await?;
     let cell = page
         .rows
         .first()

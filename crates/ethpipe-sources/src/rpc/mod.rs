@@ -23,7 +23,8 @@ use std::sync::Arc;
 use ethpipe_core::dataset::RpcExtraction;
 use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{
-    Day, Pipeline, RowStream, Scope, Source, SourceError, SourceEvent, SourceEventSender,
+    Day, Pipeline, RowStream, Scope, Slice, Source, SourceError, SourceEvent, SourceEventSender,
+    TokenFilter,
 };
 
 use blocks::{Blocks, DayBlocks};
@@ -42,6 +43,8 @@ pub struct RpcConfig {
     /// First `eth_getLogs` range, in blocks; it adapts from there.
     pub initial_log_blocks: u64,
     pub max_log_blocks: u64,
+    /// Addresses per `eth_getLogs` request (`--rpc-max-addresses`).
+    pub max_addresses: usize,
 }
 
 impl RpcConfig {
@@ -51,6 +54,7 @@ impl RpcConfig {
             client: RpcClientConfig::default(),
             initial_log_blocks: 100,
             max_log_blocks: 2_000,
+            max_addresses: logs::DEFAULT_MAX_ADDRESSES,
         }
     }
 }
@@ -66,6 +70,7 @@ struct Shared {
     sizer: ChunkSizer,
     traces: TraceSupport,
     concurrency: usize,
+    max_addresses: usize,
 }
 
 impl RpcSource {
@@ -79,29 +84,28 @@ impl RpcSource {
                 sizer: ChunkSizer::new(config.initial_log_blocks, config.max_log_blocks),
                 traces: TraceSupport::default(),
                 concurrency: config.client.concurrency.max(1),
+                max_addresses: config.max_addresses.max(1),
             }),
         })
     }
 }
 
 impl Shared {
-    fn log_scan(&self, pipeline: Pipeline) -> LogScan<'_> {
+    fn log_scan<'a>(&'a self, pipeline: Pipeline, tokens: Option<&'a TokenFilter>) -> LogScan<'a> {
         LogScan {
             client: &self.client,
             blocks: &self.blocks,
             sizer: &self.sizer,
             concurrency: self.concurrency,
             pipeline,
+            tokens,
+            max_addresses: self.max_addresses,
         }
     }
 
-    async fn extract(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-        sender: &SourceEventSender,
-    ) -> Result<(), SourceError> {
-        let Scope::Day(day) = scope else {
+    async fn extract(&self, slice: &Slice, sender: &SourceEventSender) -> Result<(), SourceError> {
+        let (pipeline, tokens) = (slice.pipeline, slice.filter.as_ref());
+        let Scope::Day(day) = slice.scope else {
             return Err(SourceError::Unsupported(FULL_LOAD_UNSUPPORTED.into()));
         };
         let (source_rows, skipped_rows) = match self.blocks.day_blocks(day).await? {
@@ -113,7 +117,10 @@ impl Shared {
             }
             DayBlocks::Range { first, last } => match pipeline.rpc() {
                 RpcExtraction::Logs { .. } => {
-                    let totals = self.log_scan(pipeline).run(first, last, sender).await?;
+                    let totals = self
+                        .log_scan(pipeline, tokens)
+                        .run(first, last, sender)
+                        .await?;
                     (totals.rows, totals.skipped)
                 }
                 RpcExtraction::ContractCreations => {
@@ -121,7 +128,7 @@ impl Shared {
                         client: &self.client,
                         blocks: &self.blocks,
                         traces: &self.traces,
-                        transfers: self.log_scan(TOKEN_TRANSFERS),
+                        transfers: self.log_scan(TOKEN_TRANSFERS, tokens),
                     };
                     (scan.run(first, last, sender).await?, 0)
                 }
@@ -137,7 +144,12 @@ impl Shared {
     }
 
     /// For `verify`: the rows the day's logs decode into.
-    async fn count(&self, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
+    async fn count(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        tokens: Option<TokenFilter>,
+    ) -> Result<u64, SourceError> {
         if pipeline.rpc() == RpcExtraction::ContractCreations {
             return Err(SourceError::Unsupported(format!(
                 "verify compares {pipeline} only with BigQuery: a node has no count of them per day"
@@ -146,7 +158,7 @@ impl Shared {
         match self.blocks.day_blocks(day).await? {
             DayBlocks::Empty => Ok(0),
             DayBlocks::Range { first, last } => Ok(self
-                .log_scan(pipeline)
+                .log_scan(pipeline, tokens.as_ref())
                 .collect(first, last, |_| {})
                 .await?
                 .rows),
@@ -159,11 +171,11 @@ impl Source for RpcSource {
         "rpc"
     }
 
-    fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream {
+    fn extract(&self, slice: Slice) -> RowStream {
         let (sender, stream) = RowStream::channel();
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
-            if let Err(error) = shared.extract(pipeline, scope, &sender).await {
+            if let Err(error) = shared.extract(&slice, &sender).await {
                 // The receiver may be gone (run cancelled); nothing else to tell.
                 let _ = sender.send(Err(error)).await;
             }
@@ -179,8 +191,9 @@ impl Source for RpcSource {
         &self,
         pipeline: Pipeline,
         day: Day,
+        filter: Option<TokenFilter>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, SourceError>> + Send + '_>>
     {
-        Box::pin(self.shared.count(pipeline, day))
+        Box::pin(self.shared.count(pipeline, day, filter))
     }
 }

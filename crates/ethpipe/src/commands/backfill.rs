@@ -21,6 +21,7 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
             "--worker --force needs --backfill-id ID, shared by every worker, so a day re-loaded by one counts for all",
         ));
     }
+    let filter = settings.filter(args.pipeline, args.tokens.list.as_deref())?;
     let models = super::load_models(settings, args.pipeline)?;
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
@@ -41,6 +42,7 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
         force: args.force,
         shared_force: args.backfill_id.is_some(),
         trigger,
+        filter,
         models,
     };
     let bar = Arc::new(BackfillBar::new(format!(

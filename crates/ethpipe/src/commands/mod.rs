@@ -119,6 +119,9 @@ pub async fn open_source(settings: &Settings) -> Result<Arc<dyn Source>, Fatal> 
             })?;
             let mut config = RpcConfig::new(url);
             config.client = settings.rpc.clone();
+            if let Some(max) = settings.rpc_max_addresses {
+                config.max_addresses = max;
+            }
             Ok(Arc::new(RpcSource::connect(config).map_err(Fatal::usage)?))
         }
     }

@@ -42,12 +42,15 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     )
     .map_err(Fatal::usage)?;
     let cancel = super::shutdown_on_signals();
-    let actions = Arc::new(Actions::new(
-        Arc::clone(&database),
-        source.clone(),
-        models.clone(),
-        cancel.clone(),
-    ));
+    let actions = Arc::new(
+        Actions::new(
+            Arc::clone(&database),
+            source.clone(),
+            models.clone(),
+            cancel.clone(),
+        )
+        .with_filters(settings.pipeline_filters.clone()),
+    );
     let server = Server::bind(config, reader, Some(Arc::clone(&actions)))
         .await
         .map_err(|e| {
@@ -89,6 +92,7 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
                 source,
                 triggers: settings.triggers.clone(),
                 models,
+                filters: settings.trigger_filters.clone(),
             };
             scheduler.serve(cancel.clone()).await
         }
