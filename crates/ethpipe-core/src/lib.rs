@@ -26,7 +26,9 @@ pub use dataset::{Dataset, Pipeline, Row, Rows};
 pub use datasets::{Erc1155Transfer, Token, TokenTransfer};
 pub use day::{Day, DayParseError};
 pub use pipeline::Scope;
-pub use source::{RowStream, Source, SourceError, SourceEvent, SourceEventSender};
+pub use source::{
+    Completeness, Gate, Recheck, RowStream, Source, SourceError, SourceEvent, SourceEventSender,
+};
 pub use validate::{RowError, Uint};
 
 /// An error's message followed by each of its causes (`a: b: c`), for the

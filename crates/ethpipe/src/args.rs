@@ -61,6 +61,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "ETHPIPE_RPC_TIMEOUT", global = true)]
     pub rpc_timeout: Option<f64>,
 
+    /// Treat blocks this many below latest as final, for nodes without the
+    /// `finalized` block tag (with --source rpc) [default: the node's finalized block]
+    #[arg(long, env = "ETHPIPE_RPC_CONFIRMATIONS", global = true)]
+    pub rpc_confirmations: Option<u64>,
+
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(
         long,

@@ -47,6 +47,8 @@ impl Node {
             .env("ETHPIPE_DATABASE_URL", database_url)
             .env("ETHPIPE_SOURCE", "rpc")
             .env("ETHPIPE_RPC_URL", &self.url)
+            // The finality gate is tested in rpc_finality.rs.
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
     }
 
     async fn expected(&self) -> Expected {

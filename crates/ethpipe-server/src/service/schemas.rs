@@ -43,6 +43,11 @@ pub struct RunSchema {
     /// Until now while still running.
     duration_seconds: Option<f64>,
     error: Option<String>,
+    /// The completeness gate the rows passed: `finalized`, `confirmations`
+    /// (JSON-RPC), `published` (BigQuery), `whole-table` (a full load).
+    gate: Option<String>,
+    /// What the gate was measured at, e.g. `finalized block 1234`.
+    gate_mark: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -149,6 +154,8 @@ mod tests {
             finished_at: None,
             duration_seconds: None,
             error: None,
+            gate: None,
+            gate_mark: None,
         }
     }
 

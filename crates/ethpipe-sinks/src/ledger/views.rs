@@ -32,6 +32,11 @@ pub struct Run {
     /// Until now while still running.
     pub duration_seconds: Option<f64>,
     pub error: Option<String>,
+    /// The completeness gate the rows passed (`finalized`, `confirmations`,
+    /// `published`, `whole-table`).
+    pub gate: Option<String>,
+    /// What the gate was measured at (a block, a timestamp).
+    pub gate_mark: Option<String>,
 }
 
 /// One step of a run (the load, the daily statistics, a SQL model).
@@ -86,6 +91,8 @@ impl From<RunRecord> for Run {
             source_rows: run.source_rows,
             skipped_rows: run.skipped_rows,
             error: run.error,
+            gate: run.gate,
+            gate_mark: run.gate_mark,
         }
     }
 }

@@ -117,6 +117,7 @@ pub async fn open_source(settings: &Settings) -> Result<Arc<dyn Source>, Fatal> 
             })?;
             let mut config = RpcConfig::new(url);
             config.client = settings.rpc.clone();
+            config.finality = settings.rpc_finality;
             Ok(Arc::new(RpcSource::connect(config).map_err(Fatal::usage)?))
         }
     }
