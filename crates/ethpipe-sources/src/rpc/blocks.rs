@@ -258,10 +258,11 @@ impl Blocks {
     }
 }
 
-/// A block whose hash is no longer what the run read: a reorg.
+/// A block read with one hash and later with another (a log's block, then
+/// its header; or a header, then its recheck): a reorg.
 pub(crate) fn changed(number: u64, was: &str, now: &str) -> SourceError {
     SourceError::Transient(format!(
-        "block {number} changed: reorg (the run read {was}, the node now has {now}); \
+        "block {number} changed: reorg (read as {was}, then as {now}); \
          nothing was committed, and a retry reads the canonical chain"
     ))
 }
