@@ -29,7 +29,9 @@ pub use datasets::{Erc1155Transfer, Token, TokenTransfer};
 pub use day::{Day, DayParseError};
 pub use filter::{FilterError, TokenFilter};
 pub use pipeline::{Scope, Slice};
-pub use source::{RowStream, Source, SourceError, SourceEvent, SourceEventSender};
+pub use source::{
+    Completeness, Gate, Recheck, RowStream, Source, SourceError, SourceEvent, SourceEventSender,
+};
 pub use validate::{RowError, Uint};
 
 /// An error's message followed by each of its causes (`a: b: c`), for the

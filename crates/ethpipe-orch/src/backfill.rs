@@ -6,7 +6,9 @@
 //! a day locked by someone else is deferred, and revisited once the rest is
 //! done (then waited for, and skipped if the other process finished it). That
 //! makes `--worker` processes started on one range share it day by day, like
-//! `SELECT … FOR UPDATE SKIP LOCKED`. Memory does not grow with the range: only
+//! `SELECT … FOR UPDATE SKIP LOCKED`. A dataset that loads its whole table
+//! first (tokens) does so before any day, under its `tokens:full` lock, so
+//! parallel days and workers share one full load. Memory does not grow with the range: only
 //! the in-flight days hold rows, each bounded by the source's page size.
 
 use std::collections::BTreeSet;
@@ -16,7 +18,7 @@ use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
 use ethpipe_sinks::Database;
 use tokio::task::JoinSet;
 
-use crate::runner::{run_while_locked, Progress, RunError, RunRequest};
+use crate::runner::{ensure_full_load, run_while_locked, Progress, RunError, RunRequest};
 use crate::{Cancel, Model};
 
 #[derive(Debug, Clone)]
@@ -75,6 +77,15 @@ pub async fn backfill(
     progress: Arc<dyn BackfillProgress>,
     cancel: Cancel,
 ) -> Result<BackfillSummary, RunError> {
+    // Before any day: a first tokens run's full load, once across every
+    // process sharing the range (each waits on the `tokens:full` lock).
+    let template = RunRequest {
+        pipeline: request.pipeline,
+        scope: Scope::Day(request.from),
+        trigger: request.trigger.clone(),
+        models: request.models.clone(),
+    };
+    ensure_full_load(&database, source.as_ref(), &template, &*progress, &cancel).await?;
     let all = days(request.from, request.to);
     let done = done_days(&database, &request).await?;
     let mut summary = BackfillSummary::default();

@@ -266,6 +266,55 @@ pub struct Commit {
     pub skipped_rows: u64,
     /// A pipeline variable to set in the same transaction (the tokens first-run flag).
     pub set_variable: Option<(Pipeline, &'static str, String)>,
+    /// SQL models to run on the day, in order, inside its transaction (a day
+    /// scope only): a kill during a model rolls the day back with it, so a
+    /// day is never recorded loaded without its models. A model that fails
+    /// is rolled back to its savepoint and stops the rest; the day commits
+    /// with the run marked failed, naming the model.
+    pub models: Vec<models::Model>,
+}
+
+/// What a commit did.
+#[derive(Debug)]
+pub struct Committed {
+    /// The load, the derived steps and each model run, for the ledger.
+    pub steps: Vec<StepReport>,
+    /// The model that failed, if one did (the run is recorded failed).
+    pub model_failure: Option<ModelFailure>,
+}
+
+/// A SQL model that failed inside the day's transaction.
+#[derive(Debug)]
+pub struct ModelFailure {
+    /// The model's file name.
+    pub model: String,
+    pub error: SinkError,
+}
+
+impl ModelFailure {
+    /// The run's error message.
+    pub fn message(&self) -> String {
+        format!("model {} failed: {}", self.model, self.error)
+    }
+}
+
+/// Records one model's outcome as a step; its failure, if it failed.
+pub(crate) fn model_outcome(
+    model: &models::Model,
+    started: chrono::DateTime<chrono::Utc>,
+    outcome: Result<u64, SinkError>,
+    steps: &mut Vec<StepReport>,
+) -> Option<ModelFailure> {
+    let mut step = StepReport::since(&model.name, *outcome.as_ref().unwrap_or(&0), started);
+    let failure = outcome.err().map(|error| {
+        step.error = Some(error.to_string());
+        ModelFailure {
+            model: model.name.clone(),
+            error,
+        }
+    });
+    steps.push(step);
+    failure
 }
 
 impl Database {
@@ -323,12 +372,6 @@ impl Database {
     /// SQLite file, which has one writer (and one lock) per file.
     pub fn one_writer_at_a_time(&self) -> bool {
         !matches!(self.store, Store::Postgres(_))
-    }
-
-    /// Runs one SQL model (its statements, in one transaction) with `day`
-    /// bound to every parameter. Returns the rows the statements affected.
-    pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        self.sink().run_model(statements, day).await
     }
 
     /// Rows of a pipeline's table within a day (for `verify` and tests).

@@ -83,4 +83,10 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V8,
         sqlite::migrations::V8,
     ),
+    sql(
+        9,
+        "the completeness gate each run passed",
+        postgres::migrations::V9,
+        sqlite::migrations::V9,
+    ),
 ];

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use ethpipe_core::{Day, Pipeline, Rows, Slice, TokenFilter};
 
 use crate::files::RowSink;
-use crate::{Commit, SinkError, StepReport};
+use crate::{Commit, Committed, SinkError};
 
 #[async_trait]
 pub trait Sink: Send + Sync {
@@ -27,10 +27,6 @@ pub trait Sink: Send + Sync {
         filter: Option<&TokenFilter>,
     ) -> Result<u64, SinkError>;
 
-    /// Runs one SQL model (its statements, in one transaction) with `day`
-    /// bound to every parameter. Returns the rows the statements affected.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError>;
-
     /// Streams a day's rows back out, in key order, cell by cell into `out`
     /// (`ethpipe export`). Returns the rows read.
     async fn read_day(
@@ -50,7 +46,7 @@ pub trait DayWriter: Send {
     fn rows_written(&self) -> u64;
 
     /// Replaces the day (or merges a full load), runs the dataset's derived
-    /// steps and records the run's success, all in one transaction. Returns
-    /// the steps it performed, for the ledger.
-    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError>;
+    /// steps and the commit's SQL models, and records the run's outcome, all
+    /// in one transaction. Returns the steps it performed, for the ledger.
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Committed, SinkError>;
 }

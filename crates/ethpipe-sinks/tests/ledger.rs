@@ -38,6 +38,7 @@ fn commit(run: RunId, source_rows: u64) -> Commit {
         source_rows,
         skipped_rows: 1,
         set_variable: None,
+        models: Vec::new(),
     }
 }
 

@@ -104,6 +104,7 @@ async fn concurrent_merges_keep_one_found_row_per_address() {
                 source_rows: 1,
                 skipped_rows: 0,
                 set_variable: None,
+                models: Vec::new(),
             })
             .await
     });

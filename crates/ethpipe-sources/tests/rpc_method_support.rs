@@ -77,6 +77,8 @@ async fn token_day() -> Anvil {
 /// A source as `serve` keeps one: shared by all the runs of the process.
 fn source(url: &str, attempts: u32) -> RpcSource {
     let mut config = RpcConfig::new(url);
+    // The finality gate is tested with the binary (rpc_finality.rs).
+    config.finality = ethpipe_sources::rpc::finality::Finality::Confirmations(0);
     config.client.retry = RetryPolicy {
         attempts,
         base_delay: Duration::from_millis(10),

@@ -64,6 +64,10 @@ pub struct GlobalArgs {
     /// Token addresses per eth_getLogs request; a longer --tokens list is split (with --source rpc) [default: 1000]
     #[arg(long, env = "ETHPIPE_RPC_MAX_ADDRESSES", global = true)]
     pub rpc_max_addresses: Option<usize>,
+    /// Treat blocks this many below latest as final, for nodes without the
+    /// `finalized` block tag (with --source rpc) [default: the node's finalized block]
+    #[arg(long, env = "ETHPIPE_RPC_CONFIRMATIONS", global = true)]
+    pub rpc_confirmations: Option<u64>,
 
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(

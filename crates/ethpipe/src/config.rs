@@ -9,6 +9,7 @@ use ethpipe_core::{Pipeline, TokenFilter};
 use ethpipe_sinks::{DatabaseUrl, TriggerDef};
 use ethpipe_sources::bigquery::{BigQueryConfig, Credentials, DEFAULT_DATASET};
 use ethpipe_sources::rpc::client::RpcClientConfig;
+use ethpipe_sources::rpc::finality::Finality;
 use serde::Deserialize;
 
 use crate::args::GlobalArgs;
@@ -30,6 +31,7 @@ pub struct FileConfig {
     pub rpc_batch_size: Option<usize>,
     pub rpc_timeout: Option<f64>,
     pub rpc_max_addresses: Option<usize>,
+    pub rpc_confirmations: Option<u64>,
     pub bigquery_project: Option<String>,
     pub bigquery_dataset: Option<String>,
     pub bigquery_endpoint: Option<String>,
@@ -106,6 +108,8 @@ pub struct Settings {
     pub rpc_url: Option<String>,
     /// Client settings for `--source rpc` (the URL is `rpc_url`).
     pub rpc: RpcClientConfig,
+    /// How `--source rpc` judges a day final (`--rpc-confirmations`).
+    pub rpc_finality: Finality,
     pub bigquery: BigQueryConfig,
     /// Model folders per pipeline, resolved against the config file's folder.
     pub model_folders: HashMap<Pipeline, PathBuf>,
@@ -228,6 +232,10 @@ impl Settings {
             database_url,
             source,
             rpc,
+            rpc_finality: args
+                .rpc_confirmations
+                .or(file.rpc_confirmations)
+                .map_or(Finality::FinalizedTag, Finality::Confirmations),
             rpc_url: args.rpc_url.clone().or(file.rpc_url),
             bigquery,
             model_folders,

@@ -54,6 +54,8 @@ impl Node {
             .env("ETHPIPE_DATABASE_URL", database_url)
             .env("ETHPIPE_SOURCE", "rpc")
             .env("ETHPIPE_RPC_URL", rpc_url)
+            // The finality gate is tested in rpc_anvil.rs.
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
     }
 
     /// A BigQuery-compatible server whose `logs` table holds this node's logs.

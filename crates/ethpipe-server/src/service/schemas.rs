@@ -45,6 +45,11 @@ pub struct RunSchema {
     error: Option<String>,
     /// The token addresses the run loaded; `null`: every token.
     tokens: Option<Vec<String>>,
+    /// The completeness gate the rows passed: `finalized`, `confirmations`
+    /// (JSON-RPC), `published` (BigQuery), `whole-table` (a full load).
+    gate: Option<String>,
+    /// What the gate was measured at, e.g. `finalized block 1234`.
+    gate_mark: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -155,6 +160,8 @@ mod tests {
             duration_seconds: None,
             error: None,
             tokens: None,
+            gate: None,
+            gate_mark: None,
         }
     }
 

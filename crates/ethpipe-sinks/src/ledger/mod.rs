@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
+use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 
 pub use error::{FailureKind, LedgerError};
 pub use locks::Lock;
@@ -87,6 +87,9 @@ pub trait Ledger: Send + Sync {
 
     /// Appends steps to a run's record, after those already there.
     async fn record_steps(&self, run: RunId, steps: &[StepReport]) -> Result<(), LedgerError>;
+
+    /// Records the completeness gate a run's rows passed (before its commit).
+    async fn record_gate(&self, run: RunId, gate: &Gate) -> Result<(), LedgerError>;
 
     /// Marks a committed run failed because a later step (a SQL model) failed.
     async fn fail_committed_run(&self, run: RunId, error: &str) -> Result<(), LedgerError>;

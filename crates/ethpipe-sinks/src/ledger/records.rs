@@ -72,6 +72,11 @@ pub struct RunRecord {
     /// The token filter it loaded, as its canonical text (sorted addresses,
     /// comma-joined); `None`: every token.
     pub token_filter: Option<String>,
+    /// The completeness gate the rows passed (`finalized`, `confirmations`,
+    /// `published`, `whole-table`), once the source proved it.
+    pub gate: Option<String>,
+    /// What the gate was measured at (a block, a timestamp).
+    pub gate_mark: Option<String>,
 }
 
 impl RunRecord {

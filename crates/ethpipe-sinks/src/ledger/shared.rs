@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
+use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
@@ -62,9 +62,14 @@ impl Bookkeeping {
 }
 
 /// What a committed day records, in this order: the run's success, then the
-/// pipeline variable the commit sets (the tokens first-run flag). A sink runs
-/// these on the day's own transaction so they commit with the rows.
-pub(crate) fn commit_bookkeeping(commit: &Commit, rows: u64) -> Vec<Bookkeeping> {
+/// pipeline variable the commit sets (the tokens first-run flag), then, if a
+/// SQL model failed (`model_failure`, its message), the run's failure. A
+/// sink runs these on the day's own transaction so they commit with the rows.
+pub(crate) fn commit_bookkeeping(
+    commit: &Commit,
+    rows: u64,
+    model_failure: Option<&str>,
+) -> Vec<Bookkeeping> {
     let success = Bookkeeping {
         statement: &sql::RECORD_SUCCESS,
         params: vec![
@@ -84,7 +89,19 @@ pub(crate) fn commit_bookkeeping(commit: &Commit, rows: u64) -> Vec<Bookkeeping>
             params: variable_params(*pipeline, name, value),
             closes: None,
         });
-    std::iter::once(success).chain(variable).collect()
+    let failure = model_failure.map(|error| Bookkeeping {
+        statement: &sql::FAIL_COMMITTED_RUN,
+        params: vec![
+            Value::int(commit.run.0),
+            Value::text(error),
+            Value::Time(Utc::now()),
+        ],
+        closes: None,
+    });
+    std::iter::once(success)
+        .chain(variable)
+        .chain(failure)
+        .collect()
 }
 
 fn variable_params(pipeline: Pipeline, name: &str, value: &str) -> Vec<Value> {
@@ -142,6 +159,8 @@ fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
         finished_at: row.optional_time(11)?,
         error: row.optional_text(12)?,
         token_filter: row.optional_text(13)?,
+        gate: row.optional_text(14)?,
+        gate_mark: row.optional_text(15)?,
     })
 }
 
@@ -237,7 +256,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
     }
 
     async fn record_commit(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError> {
-        for step in commit_bookkeeping(commit, rows) {
+        for step in commit_bookkeeping(commit, rows, None) {
             let updated = self
                 .backend
                 .execute(step.statement, step.params.clone())
@@ -278,6 +297,16 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             ];
             self.backend.execute(&sql::RECORD_STEP, params).await?;
         }
+        Ok(())
+    }
+
+    async fn record_gate(&self, run: RunId, gate: &Gate) -> Result<(), LedgerError> {
+        let params = vec![
+            Value::int(run.0),
+            Value::text(gate.name),
+            Value::text(&gate.mark),
+        ];
+        self.backend.execute(&sql::RECORD_GATE, params).await?;
         Ok(())
     }
 

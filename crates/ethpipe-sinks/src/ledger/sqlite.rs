@@ -174,8 +174,9 @@ pub(crate) fn record_commit(
     connection: &Connection,
     commit: &Commit,
     rows: u64,
+    model_failure: Option<&str>,
 ) -> Result<(), LedgerError> {
-    for step in shared::commit_bookkeeping(commit, rows) {
+    for step in shared::commit_bookkeeping(commit, rows, model_failure) {
         step.check(execute(connection, step.statement, &step.params)?)?;
     }
     Ok(())

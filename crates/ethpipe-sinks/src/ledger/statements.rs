@@ -144,7 +144,7 @@ impl Record {
 macro_rules! run_columns {
     () => {
         "id, pipeline, CAST(day AS TEXT), trigger, source, status, attempt, rows_written, \
-         source_rows, skipped_rows, started_at, finished_at, error, token_filter"
+         source_rows, skipped_rows, started_at, finished_at, error, token_filter, gate, gate_mark"
     };
 }
 
@@ -178,6 +178,12 @@ pub(crate) const RECORD_SUCCESS: Statement = Statement {
     sql: "UPDATE ethpipe.runs SET status = 'success', rows_written = $2, source_rows = $3,
                  skipped_rows = $4, finished_at = $5, error = NULL
           WHERE id = $1 AND status = 'running'",
+};
+
+/// Which completeness gate the run's rows passed, before they commit.
+pub(crate) const RECORD_GATE: Statement = Statement {
+    context: "recording the run's completeness gate",
+    sql: "UPDATE ethpipe.runs SET gate = $2, gate_mark = $3 WHERE id = $1",
 };
 
 pub(crate) const FAIL_COMMITTED_RUN: Statement = Statement {

@@ -34,6 +34,11 @@ pub struct Run {
     pub error: Option<String>,
     /// The token addresses it loaded; `None`: every token.
     pub tokens: Option<Vec<String>>,
+    /// The completeness gate the rows passed (`finalized`, `confirmations`,
+    /// `published`, `whole-table`).
+    pub gate: Option<String>,
+    /// What the gate was measured at (a block, a timestamp).
+    pub gate_mark: Option<String>,
 }
 
 /// One step of a run (the load, the daily statistics, a SQL model).
@@ -89,6 +94,8 @@ impl From<RunRecord> for Run {
             source_rows: run.source_rows,
             skipped_rows: run.skipped_rows,
             error: run.error,
+            gate: run.gate,
+            gate_mark: run.gate_mark,
         }
     }
 }

@@ -24,7 +24,7 @@ use ethpipe_core::{Day, Pipeline, Rows, Scope, TokenFilter};
 use crate::files::{create_day_file, day_file, DayFile, FileFormat};
 use crate::parquet::file::{select_rows, write_row, Keep};
 use crate::sink::DayWriter;
-use crate::{check_batch, Commit, Ledger, SinkError, StepReport};
+use crate::{check_batch, Commit, Committed, Ledger, SinkError, StepReport};
 
 pub struct ParquetDayWriter {
     dir: PathBuf,
@@ -80,7 +80,13 @@ impl DayWriter for ParquetDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         for row in rows.iter() {
             let file = self.file(Day::containing(row.day_time()))?;
             row.write(file.cells());
@@ -92,7 +98,13 @@ impl DayWriter for ParquetDayWriter {
 
     /// Derived steps (daily statistics) need SQL and are skipped: files hold
     /// the rows only.
-    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
+        if !commit.models.is_empty() {
+            return Err(SinkError::Rejected(format!(
+                "SQL models need a SQL database; parquet://{} holds files (remove the pipeline's models setting, or load into postgres:// or sqlite://)",
+                self.dir.display()
+            )));
+        }
         let started = Utc::now();
         let ParquetDayWriter {
             dir,
@@ -110,7 +122,10 @@ impl DayWriter for ParquetDayWriter {
             file.finish()?;
         }
         ledger.record_commit(&commit, rows).await?;
-        Ok(vec![StepReport::since("load", rows, started)])
+        Ok(Committed {
+            steps: vec![StepReport::since("load", rows, started)],
+            model_failure: None,
+        })
     }
 }
 

@@ -7,8 +7,8 @@
 //! - [`day`]: a load: files staged under temporary names, renamed into
 //!   place, then the run's success recorded in the ledger.
 //!
-//! Files have no SQL: derived steps (daily statistics) are skipped and SQL
-//! models are refused.
+//! Files have no SQL: derived steps (daily statistics) are skipped and a
+//! load with SQL models is refused before anything is written.
 
 pub mod day;
 pub mod file;
@@ -107,13 +107,6 @@ impl Sink for ParquetStore {
                 |_| Ok(()),
             ),
         }
-    }
-
-    async fn run_model(&self, _statements: &[String], _day: Day) -> Result<u64, SinkError> {
-        Err(SinkError::Rejected(format!(
-            "SQL models need a SQL database; parquet://{} holds files (remove the pipeline's models setting, or load into postgres:// or sqlite://)",
-            self.dir.display()
-        )))
     }
 
     async fn read_day(

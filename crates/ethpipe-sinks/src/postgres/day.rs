@@ -2,7 +2,8 @@
 //!
 //! `begin` opens a transaction and a binary `COPY`; batches stream in as they
 //! arrive. `commit` ends the COPY, checks the count, runs the dataset's
-//! derived steps and marks the run successful, all in that one transaction.
+//! derived steps and the SQL models and records the run, all in that one
+//! transaction.
 //!
 //! A [`LoadMode::ReplaceDay`] dataset loaded for a day has that day deleted
 //! first and is copied straight into its table: other sessions keep seeing
@@ -25,8 +26,12 @@ use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
+use crate::models::Model;
 use crate::sink::DayWriter;
-use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
+use crate::{
+    check_batch, duplicate_key, model_outcome, Commit, Committed, ModelFailure, SinkError,
+    StepReport,
+};
 
 const STAGING: &str = "ethpipe_staging";
 
@@ -119,7 +124,7 @@ impl DayWriter for PgDayWriter {
             .map_err(|e| copy_error(self.pipeline, "streaming rows with COPY", e))
     }
 
-    async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
         let started = Utc::now();
         copy::trailer(&mut self.buffer);
         let tail = self.buffer.split().freeze();
@@ -146,12 +151,58 @@ impl DayWriter for PgDayWriter {
         for derived in self.pipeline.derived() {
             steps.push(self.derive(*derived).await?);
         }
-        crate::ledger::postgres::record_commit(&self.client, &commit, self.rows).await?;
+        let model_failure = self.run_models(&commit.models, &mut steps).await?;
+        let failure_message = model_failure.as_ref().map(ModelFailure::message);
+        crate::ledger::postgres::record_commit(
+            &self.client,
+            &commit,
+            self.rows,
+            failure_message.as_deref(),
+        )
+        .await?;
         self.client
             .batch_execute("COMMIT")
             .await
             .map_err(|e| SinkError::db("committing the day", e))?;
-        Ok(steps)
+        Ok(Committed {
+            steps,
+            model_failure,
+        })
+    }
+}
+
+impl PgDayWriter {
+    /// Runs the models in order inside the day's transaction, each behind a
+    /// savepoint: a failing model is rolled back alone and stops the rest.
+    /// Only a database fault outside a model's own statements is an error.
+    async fn run_models(
+        &self,
+        models: &[Model],
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
+        let Some(day) = self.scope.day() else {
+            return Ok(None);
+        };
+        let savepoint = |sql: &'static str| async move {
+            self.client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| SinkError::db("running the SQL models", e))
+        };
+        for model in models {
+            let started = Utc::now();
+            savepoint("SAVEPOINT ethpipe_model").await?;
+            let outcome = super::execute_model(&self.client, &model.statements, day).await;
+            savepoint(match outcome {
+                Ok(_) => "RELEASE SAVEPOINT ethpipe_model",
+                Err(_) => "ROLLBACK TO SAVEPOINT ethpipe_model",
+            })
+            .await?;
+            if let Some(failure) = model_outcome(model, started, outcome, steps) {
+                return Ok(Some(failure));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -192,6 +192,12 @@ pub(crate) const V8: &str = r#"
 ALTER TABLE ethpipe.runs ADD COLUMN token_filter text;
 "#;
 
+/// Which completeness gate a run passed, and at what block or timestamp
+/// (docs/reliability.md, "Loaded means complete").
+pub(crate) const V9: &str = r#"
+ALTER TABLE ethpipe.runs ADD COLUMN gate text, ADD COLUMN gate_mark text;
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client) -> Result<Vec<u32>, SinkError> {
     let fail = |what: &str, e: tokio_postgres::Error| {

@@ -86,36 +86,6 @@ impl Sink for PgDatabase {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    /// One model, one transaction. `:day` is rewritten to `$1`, which is
-    /// declared as a `date` parameter, so the day is always bound, never
-    /// formatted into the SQL.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        let client = open_client(&self.config, &self.tls, &self.shown).await?;
-        let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let mut rows = 0;
-        for statement in statements {
-            let sql = crate::models::day_placeholder_to_dollar(statement);
-            let prepared = client
-                .prepare_typed(&sql, &[tokio_postgres::types::Type::DATE])
-                .await
-                .map_err(fail)?;
-            let day_value = day.naive();
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match prepared.params().len() {
-                0 => Vec::new(),
-                1 => vec![&day_value],
-                n => {
-                    return Err(SinkError::Rejected(format!(
-                        "a model may use only the day parameter ($1 or :day), this statement has {n} parameters"
-                    )))
-                }
-            };
-            rows += client.execute(&prepared, &params).await.map_err(fail)?;
-        }
-        client.batch_execute("COMMIT").await.map_err(fail)?;
-        Ok(rows)
-    }
-
     /// On a connection of its own, so the rows stream without holding up
     /// the ledger's statements.
     async fn read_day(
@@ -127,6 +97,39 @@ impl Sink for PgDatabase {
         let client = self.new_client().await?;
         read::read_day(&client, pipeline, day, out).await
     }
+}
+
+/// Runs one SQL model's statements on `client`, inside the transaction the
+/// caller holds open. `:day` is rewritten to `$1`, which is declared as a
+/// `date` parameter, so the day is always bound, never formatted into the
+/// SQL. Returns the rows the statements affected.
+pub(crate) async fn execute_model(
+    client: &Client,
+    statements: &[String],
+    day: Day,
+) -> Result<u64, SinkError> {
+    let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
+    let day_value = day.naive();
+    let mut rows = 0;
+    for statement in statements {
+        let sql = crate::models::day_placeholder_to_dollar(statement);
+        let prepared = client
+            .prepare_typed(&sql, &[tokio_postgres::types::Type::DATE])
+            .await
+            .map_err(fail)?;
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            match prepared.params().len() {
+                0 => Vec::new(),
+                1 => vec![&day_value],
+                n => {
+                    return Err(SinkError::Rejected(format!(
+                        "a model may use only the day parameter ($1 or :day), this statement has {n} parameters"
+                    )))
+                }
+            };
+        rows += client.execute(&prepared, &params).await.map_err(fail)?;
+    }
+    Ok(rows)
 }
 
 /// Opens one connection; its driver task runs until the client is dropped.

@@ -1,7 +1,8 @@
 //! Where a SQLite day is committed, for every dataset: rows go into a TEMP
 //! staging table batch by batch through one prepared insert, then one
 //! `BEGIN IMMEDIATE` transaction replaces the day (or merges the rows by the
-//! dataset's rules), runs its derived steps and records the run's success.
+//! dataset's rules), runs its derived steps and the SQL models and records
+//! the run.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,8 +12,12 @@ use rusqlite::{Connection, Statement};
 
 use super::{statistics, timestamp_text};
 use crate::ledger::sqlite as ledger;
+use crate::models::Model;
 use crate::sink::DayWriter;
-use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
+use crate::{
+    check_batch, duplicate_key, model_outcome, Commit, Committed, ModelFailure, SinkError,
+    StepReport,
+};
 
 const STAGING: &str = "temp.ethpipe_staging";
 
@@ -97,7 +102,11 @@ impl SqliteDayWriter {
         tx.commit().map_err(fail("staging rows"))
     }
 
-    fn swap_in(&self, commit: &Commit, steps: &mut Vec<StepReport>) -> Result<(), SinkError> {
+    fn swap_in(
+        &self,
+        commit: &Commit,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
         let started = Utc::now();
         let connection = &self.connection;
         let table = crate::ddl::table(self.pipeline, Dialect::Sqlite);
@@ -146,8 +155,40 @@ impl SqliteDayWriter {
                 self.filter.as_ref(),
             )?);
         }
-        ledger::record_commit(connection, commit, self.rows)?;
-        Ok(())
+        let model_failure = self.run_models(&commit.models, steps)?;
+        let failure_message = model_failure.as_ref().map(ModelFailure::message);
+        ledger::record_commit(connection, commit, self.rows, failure_message.as_deref())?;
+        Ok(model_failure)
+    }
+
+    /// Runs the models in order inside the day's transaction, each behind a
+    /// savepoint: a failing model is rolled back alone and stops the rest.
+    fn run_models(
+        &self,
+        models: &[Model],
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
+        let Some(day) = self.scope.day() else {
+            return Ok(None);
+        };
+        let savepoint = |sql: &str| {
+            self.connection
+                .execute_batch(sql)
+                .map_err(fail("running the SQL models"))
+        };
+        for model in models {
+            let started = Utc::now();
+            savepoint("SAVEPOINT ethpipe_model")?;
+            let outcome = super::execute_model(&self.connection, &model.statements, day);
+            if outcome.is_err() {
+                savepoint("ROLLBACK TO SAVEPOINT ethpipe_model")?;
+            }
+            savepoint("RELEASE SAVEPOINT ethpipe_model")?;
+            if let Some(failure) = model_outcome(model, started, outcome, steps) {
+                return Ok(Some(failure));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -188,17 +229,20 @@ impl DayWriter for SqliteDayWriter {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
         let mut steps = Vec::new();
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(fail("locking the database for the day's swap"))?;
         match self.swap_in(&commit, &mut steps) {
-            Ok(()) => {
+            Ok(model_failure) => {
                 self.connection
                     .execute_batch("COMMIT")
                     .map_err(fail("committing the day"))?;
-                Ok(steps)
+                Ok(Committed {
+                    steps,
+                    model_failure,
+                })
             }
             Err(e) => {
                 let _ = self.connection.execute_batch("ROLLBACK");

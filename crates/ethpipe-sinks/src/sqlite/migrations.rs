@@ -19,6 +19,12 @@ CREATE UNIQUE INDEX tokens_found_in_transfers_once ON tokens (address) WHERE fou
 ";
 
 /// See the PostgreSQL migration of the same number.
+pub(crate) const V9: &str = "
+ALTER TABLE ethpipe_runs ADD COLUMN gate TEXT;
+ALTER TABLE ethpipe_runs ADD COLUMN gate_mark TEXT;
+";
+
+/// See the PostgreSQL migration of the same number.
 pub(crate) const V5: &str = "
 CREATE INDEX token_transfers_from_idx ON token_transfers (from_address, block_number);
 CREATE INDEX token_transfers_to_idx ON token_transfers (to_address, block_number);

@@ -125,26 +125,6 @@ impl Sink for SqliteDatabase {
         })
     }
 
-    /// One model, one transaction; every parameter (`:day`, `$1`, `?1`) is the day.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        let mut connection = open_connection(&self.path)?;
-        let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
-        let tx = connection.transaction().map_err(fail)?;
-        let mut rows = 0;
-        for statement in statements {
-            let mut prepared = tx.prepare(statement).map_err(fail)?;
-            let day_text = day.to_string();
-            for index in 1..=prepared.parameter_count() {
-                prepared
-                    .raw_bind_parameter(index, &day_text)
-                    .map_err(fail)?;
-            }
-            rows += prepared.raw_execute().map_err(fail)? as u64;
-        }
-        tx.commit().map_err(fail)?;
-        Ok(rows)
-    }
-
     /// Steps through the rows synchronously, as the SQLite writer stages
     /// them: rusqlite has no async interface.
     async fn read_day(
@@ -156,4 +136,27 @@ impl Sink for SqliteDatabase {
         let connection = open_connection(&self.path)?;
         read::read_day(&connection, pipeline, day, out)
     }
+}
+
+/// Runs one SQL model's statements on `connection`, inside the transaction
+/// the caller holds open; every parameter (`:day`, `$1`, `?1`) is the day.
+/// Returns the rows the statements affected.
+pub(crate) fn execute_model(
+    connection: &Connection,
+    statements: &[String],
+    day: Day,
+) -> Result<u64, SinkError> {
+    let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
+    let day_text = day.to_string();
+    let mut rows = 0;
+    for statement in statements {
+        let mut prepared = connection.prepare(statement).map_err(fail)?;
+        for index in 1..=prepared.parameter_count() {
+            prepared
+                .raw_bind_parameter(index, &day_text)
+                .map_err(fail)?;
+        }
+        rows += prepared.raw_execute().map_err(fail)? as u64;
+    }
+    Ok(rows)
 }

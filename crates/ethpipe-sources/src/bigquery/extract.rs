@@ -4,7 +4,8 @@
 
 use ethpipe_core::dataset::BigQueryExtraction;
 use ethpipe_core::{
-    Day, Pipeline, Scope, Slice, SourceError, SourceEvent, SourceEventSender, TokenFilter,
+    Completeness, Day, Gate, Pipeline, Scope, Slice, SourceError, SourceEvent, SourceEventSender,
+    TokenFilter,
 };
 use gcp_bigquery_client::auth::Authenticator;
 use gcp_bigquery_client::error::{BQError, ResponseError};
@@ -35,6 +36,19 @@ struct Page {
     rows: Vec<TableRow>,
     schema: Option<TableSchema>,
     total_rows: Option<String>,
+}
+
+impl Page {
+    /// The first cell of the first row, as text: the answer of a query that
+    /// computes one value (a count, a minimum); `None` when it is NULL.
+    fn single_value(&self) -> Option<&str> {
+        self.rows
+            .first()
+            .and_then(|row| row.columns.as_ref())
+            .and_then(|cells| cells.first())
+            .and_then(|cell| cell.value.as_ref())
+            .and_then(|value| value.as_str())
+    }
 }
 
 impl From<QueryResponse> for Page {
@@ -73,6 +87,7 @@ pub(super) async fn run(
     sender: &SourceEventSender,
 ) -> Result<(), SourceError> {
     let pipeline = slice.pipeline;
+    let gate = publication_gate(shared, pipeline, slice.scope).await?;
     let query = query::extract(&shared.dataset, slice);
     let mut page = complete_query(shared, query).await?;
     let total_rows = parse_total(page.total_rows.as_deref())?;
@@ -134,9 +149,48 @@ pub(super) async fn run(
         .send(Ok(SourceEvent::End {
             source_rows,
             skipped_rows: tally.skipped,
+            completeness: Completeness::passed(gate),
         }))
         .await;
     Ok(())
+}
+
+/// A day is read only once the dataset holds data past its end (BigQuery's
+/// public tables are loaded day by day, some hours after the day ends, so a
+/// day read earlier would be partial or empty). A full load reads the table
+/// as it stands.
+async fn publication_gate(
+    shared: &Shared,
+    pipeline: Pipeline,
+    scope: Scope,
+) -> Result<Gate, SourceError> {
+    let Scope::Day(day) = scope else {
+        return Ok(Gate {
+            name: "whole-table",
+            mark: format!(
+                "read at {}",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        });
+    };
+    let page = complete_query(shared, query::published(&shared.dataset, pipeline, day)).await?;
+    let first_after = page
+        .single_value()
+        .map(|text| {
+            ethpipe_core::cells::bigquery_timestamp(1, query::FIRST_AFTER, Some(text))
+                .map_err(|e| SourceError::Transient(format!("BigQuery's publication check: {e}")))
+        })
+        .transpose()?;
+    match first_after {
+        Some(at) => Ok(Gate {
+            name: "published",
+            mark: format!("data at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+        }),
+        None => Err(SourceError::Transient(format!(
+            "{day} is not published yet: the dataset holds no data after the day's end; \
+             it loads once BigQuery has published the next day"
+        ))),
+    }
 }
 
 /// Individual warnings per run for skipped logs; the rest are only counted.
@@ -203,12 +257,7 @@ pub(super) async fn count(
     let query = query::count(&shared.dataset, pipeline, day, filter.as_ref());
     let page = complete_query(shared, query).await?;
     let cell = page
-        .rows
-        .first()
-        .and_then(|row| row.columns.as_ref())
-        .and_then(|cells| cells.first())
-        .and_then(|cell| cell.value.as_ref())
-        .and_then(|value| value.as_str())
+        .single_value()
         .and_then(|text| text.parse::<u64>().ok());
     cell.ok_or_else(|| SourceError::Transient("BigQuery's COUNT(*) answer has no number".into()))
 }

@@ -139,6 +139,29 @@ pub fn count(
     Query { sql, parameters }
 }
 
+/// The name of the column [`published`] answers with.
+pub const FIRST_AFTER: &str = "first_after";
+
+/// The publication gate: the earliest row after `@day`'s end, looked for in
+/// the next day's partition only (one partition, one column: cheap), of a
+/// table that has rows every day — `logs` for a log dataset, otherwise
+/// `token_transfers` (the `tokens` table may have no row on a given day).
+/// A NULL answer means the dataset has not published past the day yet.
+pub fn published(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
+    let table = match pipeline.bigquery() {
+        BigQueryExtraction::Table { .. } => dataset.table("token_transfers"),
+        BigQueryExtraction::Logs { .. } => dataset.table("logs"),
+    };
+    Query {
+        sql: format!(
+            "SELECT MIN(block_timestamp) AS {FIRST_AFTER} FROM {table} \
+             WHERE block_timestamp >= TIMESTAMP_ADD(TIMESTAMP(@day), INTERVAL 1 DAY) \
+             AND block_timestamp < TIMESTAMP_ADD(TIMESTAMP(@day), INTERVAL 2 DAY)"
+        ),
+        parameters: vec![day_parameter(day)],
+    }
+}
+
 fn day_parameter(day: Day) -> QueryParameter {
     QueryParameter {
         name: Some("day".to_string()),
@@ -273,6 +296,21 @@ mod tests {
             "{}",
             full.sql
         );
+    }
+
+    #[test]
+    fn the_publication_gate_reads_one_partition_after_the_day() {
+        let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
+        let day: Day = "2024-03-01".parse().unwrap();
+        let query = published(&dataset, TOKENS, day);
+        assert!(!query.sql.contains("2024-03-01"));
+        assert!(query
+            .sql
+            .contains("FROM `bigquery-public-data.crypto_ethereum.token_transfers`"));
+        assert!(query.sql.contains("INTERVAL 1 DAY") && query.sql.contains("INTERVAL 2 DAY"));
+        assert!(published(&dataset, ERC1155_TRANSFERS, day)
+            .sql
+            .contains(".logs`"));
     }
 
     #[test]

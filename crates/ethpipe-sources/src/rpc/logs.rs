@@ -174,6 +174,11 @@ impl LogScan<'_> {
             let header = headers
                 .get(&number)
                 .ok_or_else(|| SourceError::Transient(format!("no header for block {number}")))?;
+            if let Some(hash) = &log.block_hash {
+                if !hash.eq_ignore_ascii_case(&header.hash) {
+                    return Err(super::blocks::changed(number, hash, &header.hash));
+                }
+            }
             logs.push(
                 log.into_log(header.time()?, &header.hash)
                     .map_err(malformed)?,

@@ -2,7 +2,9 @@
 //! ethereum-etl 2.4.1's semantics (docs/rpc-semantics.md).
 //!
 //! - [`client`]: JSON-RPC transport, batches, limits, retries.
-//! - [`blocks`]: headers and the day → block range search.
+//! - [`blocks`]: headers (cached for one run) and the day → block range search.
+//! - [`finality`]: the completeness gate — a day loads once its end is final —
+//!   and, through [`blocks::Blocks::recheck`], the reorg check before commit.
 //! - [`logs`]: `eth_getLogs` in adaptive chunks → any log dataset
 //!   (`token_transfers`, `erc1155_transfers`), decoded by the dataset.
 //! - [`contracts`], [`bytecode`], [`abi`]: creations, token detection and
@@ -15,6 +17,7 @@ pub mod bytecode;
 pub mod client;
 pub mod contracts;
 pub mod decode;
+pub mod finality;
 pub mod logs;
 pub mod tokens;
 
@@ -23,13 +26,14 @@ use std::sync::Arc;
 use ethpipe_core::dataset::RpcExtraction;
 use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{
-    Day, Pipeline, RowStream, Scope, Slice, Source, SourceError, SourceEvent, SourceEventSender,
-    TokenFilter,
+    Completeness, Day, Pipeline, RowStream, Scope, Slice, Source, SourceError, SourceEvent,
+    SourceEventSender, TokenFilter,
 };
 
 use blocks::{Blocks, DayBlocks};
 use client::{RpcClient, RpcClientConfig};
 use contracts::TraceSupport;
+use finality::{final_day, Finality};
 use logs::{ChunkSizer, LogScan};
 use tokens::TokenScan;
 
@@ -45,6 +49,8 @@ pub struct RpcConfig {
     pub max_log_blocks: u64,
     /// Addresses per `eth_getLogs` request (`--rpc-max-addresses`).
     pub max_addresses: usize,
+    /// How a day's end is judged final (`--rpc-confirmations`).
+    pub finality: Finality,
 }
 
 impl RpcConfig {
@@ -55,6 +61,7 @@ impl RpcConfig {
             initial_log_blocks: 100,
             max_log_blocks: 2_000,
             max_addresses: logs::DEFAULT_MAX_ADDRESSES,
+            finality: Finality::FinalizedTag,
         }
     }
 }
@@ -64,13 +71,15 @@ pub struct RpcSource {
     shared: Arc<Shared>,
 }
 
+/// What runs share. Block headers are not in it: each run reads its own
+/// (see [`blocks`]), so no header outlives the run that checked it.
 struct Shared {
     client: RpcClient,
-    blocks: Blocks,
     sizer: ChunkSizer,
     traces: TraceSupport,
     concurrency: usize,
     max_addresses: usize,
+    finality: Finality,
 }
 
 impl RpcSource {
@@ -79,22 +88,27 @@ impl RpcSource {
         let client = RpcClient::new(&config.url, config.client.clone())?;
         Ok(RpcSource {
             shared: Arc::new(Shared {
-                blocks: Blocks::new(client.clone()),
                 client,
                 sizer: ChunkSizer::new(config.initial_log_blocks, config.max_log_blocks),
                 traces: TraceSupport::default(),
                 concurrency: config.client.concurrency.max(1),
                 max_addresses: config.max_addresses.max(1),
+                finality: config.finality,
             }),
         })
     }
 }
 
 impl Shared {
-    fn log_scan<'a>(&'a self, pipeline: Pipeline, tokens: Option<&'a TokenFilter>) -> LogScan<'a> {
+    fn log_scan<'a>(
+        &'a self,
+        blocks: &'a Blocks,
+        pipeline: Pipeline,
+        tokens: Option<&'a TokenFilter>,
+    ) -> LogScan<'a> {
         LogScan {
             client: &self.client,
-            blocks: &self.blocks,
+            blocks,
             sizer: &self.sizer,
             concurrency: self.concurrency,
             pipeline,
@@ -108,7 +122,9 @@ impl Shared {
         let Scope::Day(day) = slice.scope else {
             return Err(SourceError::Unsupported(FULL_LOAD_UNSUPPORTED.into()));
         };
-        let (source_rows, skipped_rows) = match self.blocks.day_blocks(day).await? {
+        let blocks = Blocks::new(self.client.clone());
+        let day_end = final_day(&self.client, &blocks, self.finality, day).await?;
+        let (source_rows, skipped_rows) = match day_end.blocks {
             DayBlocks::Empty => {
                 let note =
                     format!("no block on the node has a timestamp on {day}: nothing to load");
@@ -118,7 +134,7 @@ impl Shared {
             DayBlocks::Range { first, last } => match pipeline.rpc() {
                 RpcExtraction::Logs { .. } => {
                     let totals = self
-                        .log_scan(pipeline, tokens)
+                        .log_scan(&blocks, pipeline, tokens)
                         .run(first, last, sender)
                         .await?;
                     (totals.rows, totals.skipped)
@@ -126,9 +142,9 @@ impl Shared {
                 RpcExtraction::ContractCreations => {
                     let scan = TokenScan {
                         client: &self.client,
-                        blocks: &self.blocks,
+                        blocks: &blocks,
                         traces: &self.traces,
-                        transfers: self.log_scan(TOKEN_TRANSFERS, tokens),
+                        transfers: self.log_scan(&blocks, TOKEN_TRANSFERS, tokens),
                     };
                     (scan.run(first, last, sender).await?, 0)
                 }
@@ -138,6 +154,10 @@ impl Shared {
             .send(Ok(SourceEvent::End {
                 source_rows,
                 skipped_rows,
+                completeness: Completeness {
+                    gate: day_end.gate,
+                    recheck: Some(blocks.recheck(day_end.next_day_first_block)),
+                },
             }))
             .await;
         Ok(())
@@ -155,10 +175,11 @@ impl Shared {
                 "verify compares {pipeline} only with BigQuery: a node has no count of them per day"
             )));
         }
-        match self.blocks.day_blocks(day).await? {
+        let blocks = Blocks::new(self.client.clone());
+        match blocks.day_blocks(day).await? {
             DayBlocks::Empty => Ok(0),
             DayBlocks::Range { first, last } => Ok(self
-                .log_scan(pipeline, tokens.as_ref())
+                .log_scan(&blocks, pipeline, tokens.as_ref())
                 .collect(first, last, |_| {})
                 .await?
                 .rows),

@@ -122,6 +122,7 @@ pub async fn open_source(settings: &Settings) -> Result<Arc<dyn Source>, Fatal> 
             if let Some(max) = settings.rpc_max_addresses {
                 config.max_addresses = max;
             }
+            config.finality = settings.rpc_finality;
             Ok(Arc::new(RpcSource::connect(config).map_err(Fatal::usage)?))
         }
     }
