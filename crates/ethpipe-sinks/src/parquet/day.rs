@@ -80,7 +80,13 @@ impl DayWriter for ParquetDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         for row in rows.iter() {
             let file = self.file(Day::containing(row.day_time()))?;
             row.write(file.cells());
