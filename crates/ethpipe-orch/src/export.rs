@@ -91,7 +91,8 @@ fn days_between(from: Day, to: Day) -> Vec<Day> {
     days
 }
 
-/// A day counts as loaded when its latest load succeeded, or, for a dataset
+/// A day counts as loaded when a load of all its tokens succeeded (a day
+/// loaded only for some tokens is not: the file would miss rows), or, for a dataset
 /// loaded whole on its first run (tokens), once that full load committed.
 async fn check_loaded(
     database: &Database,
@@ -112,7 +113,7 @@ async fn check_loaded(
         return Ok(());
     }
     let loaded = ledger
-        .succeeded_days(pipeline, first, last, None)
+        .succeeded_days(pipeline, first, last, None, None)
         .await
         .map_err(ExportError::Ledger)?;
     let missing: Vec<Day> = days

@@ -371,3 +371,49 @@ pub fn write_row(
     }
     out.end_row()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const COLUMNS: [Column; 3] = [
+        Column::required("n", ColumnType::Int),
+        Column::nullable("value", ColumnType::Uint),
+        Column::required("at", ColumnType::Timestamp),
+    ];
+
+    fn create(dir: &std::path::Path) -> Box<ParquetFile> {
+        let staged = Staged::create(&dir.join("data.parquet")).unwrap();
+        Box::new(ParquetFile::create(staged, &COLUMNS).unwrap())
+    }
+
+    #[test]
+    fn rows_across_row_groups_are_counted_in_the_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = create(dir.path());
+        let at = Utc.timestamp_opt(1_709_251_200, 0).unwrap();
+        let rows = ROW_GROUP_ROWS as i64 + 5;
+        for n in 0..rows {
+            file.int(n);
+            let value = Uint::from_u64(n as u64);
+            file.uint((n % 2 == 0).then_some(&value));
+            file.timestamp(at);
+            file.end_row().unwrap();
+        }
+        assert_eq!(file.finish().unwrap(), rows as u64);
+        assert_eq!(
+            row_count(&dir.path().join("data.parquet")).unwrap(),
+            rows as u64
+        );
+    }
+
+    #[test]
+    fn a_row_with_missing_cells_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = create(dir.path());
+        file.int(1);
+        let error = file.end_row().unwrap_err().to_string();
+        assert_eq!(error, "a row wrote 1 cells for 3 columns");
+    }
+}
