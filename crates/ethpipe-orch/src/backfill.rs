@@ -83,6 +83,7 @@ pub async fn backfill(
         pipeline: request.pipeline,
         scope: Scope::Day(request.from),
         trigger: request.trigger.clone(),
+        filter: request.filter.clone(),
         models: request.models.clone(),
     };
     ensure_full_load(&database, source.as_ref(), &template, &*progress, &cancel).await?;
