@@ -194,6 +194,8 @@ impl Node {
             .env("ETHPIPE_DATABASE_URL", database_url)
             .env("ETHPIPE_SOURCE", "rpc")
             .env("ETHPIPE_RPC_URL", &self.url)
+            // The finality gate is tested in rpc_anvil.rs.
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
     }
 
     fn range(&self) -> (String, String) {
