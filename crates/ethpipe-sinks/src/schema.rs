@@ -77,4 +77,10 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V7,
         sqlite::migrations::V7,
     ),
+    sql(
+        8,
+        "reconciling scheduler: trigger activation time, recorded backfill jobs",
+        postgres::migrations::V8,
+        sqlite::migrations::V8,
+    ),
 ];
