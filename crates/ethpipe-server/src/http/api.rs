@@ -80,7 +80,7 @@ pub struct PipelinesBody {
     pub token_required: bool,
 }
 
-/// Each pipeline: days loaded, rows, last run, triggers; and backfills started here
+/// Each pipeline: days loaded, rows, last run, triggers; and the dashboard backfills
 #[utoipa::path(get, path = "/pipelines", operation_id = "listPipelines", responses(
     (status = 200, description = "pipelines", body = PipelinesBody),
     (status = 503, description = "the database is unreachable or the query ran past the statement timeout", body = ErrorBody),

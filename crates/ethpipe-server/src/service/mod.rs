@@ -98,7 +98,7 @@ pub enum ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-/// Each pipeline, the backfills started here, and whether runs can start.
+/// Each pipeline, the dashboard backfills, and whether runs can start.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
     pub pipelines: Vec<PipelineSummary>,
