@@ -49,6 +49,11 @@ unit: postgres tools python-tools browser ## The test suites (real PostgreSQL, B
 		cargo test --locked --workspace --no-fail-fast; \
 	fi
 
+.PHONY: soak
+soak: postgres tools ## Chaos soak of two serve replicas, 10 minutes (SOAK_SECONDS=90 for a short run, SOAK_SEED to replay); not part of `make test`
+	cargo build --locked -p ethpipe -p ethpipe-testkit --bin ethpipe --bin soak
+	$(CARGO_TARGET_DIR)/debug/soak
+
 # --- Kubernetes: minikube, the Helm chart, backfill Jobs (docs/deploy.md) ---
 # One namespace variable for every command below: make kick-start NAMESPACE=dev
 NAMESPACE ?= ethpipe

@@ -145,6 +145,15 @@ pub trait Source: Send + Sync {
         true
     }
 
+    /// Whether the source answers right now (`/readyz`). A source with nothing
+    /// cheap to ask (BigQuery checks its credentials when opened) says yes.
+    fn probe(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + '_>>
+    {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The number of rows the source holds for a day (only the filter's
     /// tokens' rows, with one), without extracting them (used by `verify`).
     fn count(

@@ -89,4 +89,10 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V9,
         sqlite::migrations::V9,
     ),
+    sql(
+        10,
+        "reconciling scheduler: trigger activation time, recorded backfill jobs",
+        postgres::migrations::V10,
+        sqlite::migrations::V10,
+    ),
 ];

@@ -86,7 +86,7 @@ pub struct TriggerSchema {
     day_offset: i32,
     max_attempts: i32,
     #[schema(format = DateTime)]
-    last_slot: Option<String>,
+    active_since: Option<String>,
     /// The next slot, when active.
     #[schema(format = DateTime)]
     next_run: Option<String>,
@@ -173,7 +173,7 @@ mod tests {
             active: true,
             day_offset: 1,
             max_attempts: 3,
-            last_slot: None,
+            active_since: None,
             next_run: None,
         }
     }

@@ -44,8 +44,8 @@ use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 pub use error::{FailureKind, LedgerError};
 pub use locks::Lock;
 pub use records::{
-    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
-    TriggerState,
+    backfill_job_trigger, BackfillJobRecord, DayAttempts, DayLoaded, NewBackfillJob, NewRun,
+    RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef, TriggerState,
 };
 pub use views::{LogLine, Run, Step, Trigger};
 
@@ -179,16 +179,37 @@ pub trait Ledger: Send + Sync {
     /// Turns a trigger on or off; false when no such trigger exists.
     async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, LedgerError>;
 
-    /// Moves a trigger's last handled slot forward (never back).
-    async fn set_last_slot(&self, name: &str, slot: DateTime<Utc>) -> Result<(), LedgerError>;
+    // ---- the scheduler's reconciliation ----
 
-    /// Records that `name` fires for `slot`; false if that slot already fired.
-    async fn claim_fire(
+    /// The days in `[from, to]` that have runs, with what their runs say;
+    /// failures count only for runs started at or after `window_start`.
+    async fn day_attempts(
         &self,
-        name: &str,
-        slot: DateTime<Utc>,
-        day: Day,
-    ) -> Result<bool, LedgerError>;
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        window_start: DateTime<Utc>,
+    ) -> Result<Vec<DayAttempts>, LedgerError>;
+
+    // ---- backfill jobs ----
+
+    /// Records a backfill as `running`; returns its id.
+    async fn create_backfill_job(&self, job: &NewBackfillJob) -> Result<i64, LedgerError>;
+
+    /// Ends a job (`finished` or `failed`); a job left `running` is resumed.
+    async fn finish_backfill_job(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError>;
+
+    /// Jobs, newest first (only the unfinished ones, if asked), with their progress.
+    async fn backfill_jobs(
+        &self,
+        unfinished_only: bool,
+        limit: u32,
+    ) -> Result<Vec<BackfillJobRecord>, LedgerError>;
 
     // ---- locks ----
 
@@ -203,6 +224,9 @@ pub trait Ledger: Send + Sync {
 
     /// The scheduler's leader lock: only its holder runs triggers.
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError>;
+
+    /// Held by whoever runs a recorded backfill job; free means nobody does.
+    async fn lock_backfill_job(&self, id: i64) -> Result<Option<Lock>, LedgerError>;
 }
 
 /// Opens the ledger of the database `url` names (for `parquet://DIR`, the

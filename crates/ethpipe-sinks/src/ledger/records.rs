@@ -1,7 +1,7 @@
 //! The ledger's vocabulary: what a run, a step, a log line, a trigger is.
 
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Pipeline, Scope, TokenFilter};
+use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,7 +143,8 @@ pub struct TriggerDef {
     pub max_attempts: i32,
     pub backoff_seconds: i32,
     pub timeout_seconds: i32,
-    /// How many missed slots are run after downtime (newest first chosen, run oldest first).
+    /// How far back (in days) the scheduler looks for slots whose day is not
+    /// loaded yet: the catch-up window after downtime or failures.
     pub catchup_days: i32,
 }
 
@@ -152,5 +153,62 @@ pub struct TriggerDef {
 pub struct TriggerState {
     #[serde(flatten)]
     pub def: TriggerDef,
-    pub last_slot: Option<DateTime<Utc>>,
+    /// When the trigger was created or last turned on: it owes no day of a
+    /// slot before this.
+    pub active_since: Option<DateTime<Utc>>,
+}
+
+/// What the ledger says about one day's attempts, for the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayAttempts {
+    pub day: Day,
+    pub succeeded: bool,
+    /// Failed runs that started within the attempt window.
+    pub failures_in_window: u32,
+    /// When the day's latest failed run ended.
+    pub last_failure: Option<DateTime<Utc>>,
+    /// A run of the day is still `running` (alive, or abandoned and not yet closed).
+    pub running: bool,
+}
+
+/// A backfill to record before it starts.
+#[derive(Debug, Clone)]
+pub struct NewBackfillJob {
+    pub pipeline: Pipeline,
+    pub from: Day,
+    pub to: Day,
+    pub parallel: u32,
+    pub force: bool,
+}
+
+/// A recorded backfill and its progress, read from its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillJobRecord {
+    pub id: i64,
+    pub pipeline: String,
+    pub from: Day,
+    pub to: Day,
+    pub parallel: u32,
+    pub force: bool,
+    /// `running` (until its whole range is done), `finished` or `failed`.
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub days_loaded: u64,
+    pub rows: u64,
+    pub days_failed: u64,
+    pub days_skipped: u64,
+}
+
+impl BackfillJobRecord {
+    /// The ledger trigger of the job's runs.
+    pub fn trigger(&self) -> String {
+        backfill_job_trigger(self.id)
+    }
+}
+
+/// `backfill:<id>`: how a job's runs are told apart from every other run.
+pub fn backfill_job_trigger(id: i64) -> String {
+    format!("backfill:{id}")
 }

@@ -10,8 +10,8 @@ use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
 use super::records::{
-    self, DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus,
-    TriggerDef, TriggerState,
+    self, BackfillJobRecord, DayAttempts, DayLoaded, NewBackfillJob, NewRun, RunCount, RunDuration,
+    RunFilter, RunId, RunRecord, RunStatus, TriggerDef, TriggerState,
 };
 use super::statements::{self as sql, Record, Statement, Value};
 use super::views::{timestamp, LogLine, Step};
@@ -189,7 +189,38 @@ fn trigger_state(row: &Record) -> Result<TriggerState, LedgerError> {
             timeout_seconds: row.int32(7)?,
             catchup_days: row.int32(8)?,
         },
-        last_slot: row.optional_time(9)?,
+        active_since: row.optional_time(9)?,
+    })
+}
+
+fn day_attempts(row: &Record) -> Result<DayAttempts, LedgerError> {
+    Ok(DayAttempts {
+        day: day_text(row, 0)?,
+        succeeded: row.int(1)? > 0,
+        failures_in_window: u32::try_from(row.optional_int(2)?.unwrap_or(0)).unwrap_or(u32::MAX),
+        last_failure: row.optional_time(3)?,
+        running: row.int(4)? > 0,
+    })
+}
+
+fn backfill_job(row: &Record) -> Result<BackfillJobRecord, LedgerError> {
+    let count =
+        |column| -> Result<u64, LedgerError> { Ok(u64::try_from(row.int(column)?).unwrap_or(0)) };
+    Ok(BackfillJobRecord {
+        id: row.int(0)?,
+        pipeline: row.text(1)?,
+        from: day_text(row, 2)?,
+        to: day_text(row, 3)?,
+        parallel: u32::try_from(row.int(4)?).unwrap_or(1),
+        force: row.bool(5)?,
+        state: row.text(6)?,
+        started_at: row.time(7)?,
+        finished_at: row.optional_time(8)?,
+        error: row.optional_text(9)?,
+        days_loaded: count(10)?,
+        rows: count(11)?,
+        days_failed: count(12)?,
+        days_skipped: count(13)?,
     })
 }
 
@@ -518,30 +549,71 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         Ok(updated == 1)
     }
 
-    async fn set_last_slot(
+    async fn day_attempts(
         &self,
-        name: &str,
-        slot: chrono::DateTime<Utc>,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        window_start: chrono::DateTime<Utc>,
+    ) -> Result<Vec<DayAttempts>, LedgerError> {
+        let params = vec![
+            Value::text(pipeline.name()),
+            Value::Day(Some(from)),
+            Value::Day(Some(to)),
+            Value::Time(window_start),
+        ];
+        let rows = self.backend.query(&sql::DAY_ATTEMPTS, params).await?;
+        collect(rows, day_attempts)
+    }
+
+    async fn create_backfill_job(&self, job: &NewBackfillJob) -> Result<i64, LedgerError> {
+        let params = vec![
+            Value::text(job.pipeline.name()),
+            Value::Day(Some(job.from)),
+            Value::Day(Some(job.to)),
+            Value::int(job.parallel.into()),
+            Value::Bool(job.force),
+            Value::Time(Utc::now()),
+        ];
+        let rows = self
+            .backend
+            .query(&sql::CREATE_BACKFILL_JOB, params)
+            .await?;
+        let id = rows.first().map(|row| row.int(0)).transpose()?;
+        id.ok_or(LedgerError::Unexpected {
+            context: sql::CREATE_BACKFILL_JOB.context,
+            column: 0,
+            found: "no row".into(),
+            expected: "the new job's id",
+        })
+    }
+
+    async fn finish_backfill_job(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
     ) -> Result<(), LedgerError> {
-        let params = vec![Value::text(name), Value::Time(slot)];
-        self.backend.execute(&sql::SET_LAST_SLOT, params).await?;
+        let params = vec![
+            Value::int(id),
+            Value::text(state),
+            Value::optional_text(error),
+            Value::Time(Utc::now()),
+        ];
+        self.backend
+            .execute(&sql::FINISH_BACKFILL_JOB, params)
+            .await?;
         Ok(())
     }
 
-    async fn claim_fire(
+    async fn backfill_jobs(
         &self,
-        name: &str,
-        slot: chrono::DateTime<Utc>,
-        day: Day,
-    ) -> Result<bool, LedgerError> {
-        let params = vec![
-            Value::text(name),
-            Value::Time(slot),
-            Value::Day(Some(day)),
-            Value::Time(Utc::now()),
-        ];
-        let inserted = self.backend.execute(&sql::CLAIM_FIRE, params).await?;
-        Ok(inserted == 1)
+        unfinished_only: bool,
+        limit: u32,
+    ) -> Result<Vec<BackfillJobRecord>, LedgerError> {
+        let params = vec![Value::Bool(unfinished_only), Value::int(limit.into())];
+        let rows = self.backend.query(&sql::BACKFILL_JOBS, params).await?;
+        collect(rows, backfill_job)
     }
 
     async fn lock_day(
@@ -557,6 +629,10 @@ impl<B: Backend> Ledger for SqlLedger<B> {
 
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError> {
         self.backend.lock(LockName::Leader, wait).await
+    }
+
+    async fn lock_backfill_job(&self, id: i64) -> Result<Option<Lock>, LedgerError> {
+        self.backend.lock(LockName::BackfillJob(id), false).await
     }
 }
 

@@ -69,7 +69,8 @@ pub struct Trigger {
     pub active: bool,
     pub day_offset: i32,
     pub max_attempts: i32,
-    pub last_slot: Option<String>,
+    /// When the trigger was created or last turned on (it owes no earlier day).
+    pub active_since: Option<String>,
     /// The next slot, when active (the scheduler computes it; `None` here).
     pub next_run: Option<String>,
 }
@@ -104,7 +105,7 @@ impl From<TriggerState> for Trigger {
     fn from(state: TriggerState) -> Self {
         let def = state.def;
         Trigger {
-            last_slot: state.last_slot.map(timestamp),
+            active_since: state.active_since.map(timestamp),
             next_run: None,
             name: def.name,
             pipeline: def.pipeline,

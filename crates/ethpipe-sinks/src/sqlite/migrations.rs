@@ -25,6 +25,27 @@ ALTER TABLE ethpipe_runs ADD COLUMN gate_mark TEXT;
 ";
 
 /// See the PostgreSQL migration of the same number.
+pub(crate) const V10: &str = "
+ALTER TABLE ethpipe_triggers RENAME COLUMN last_slot TO active_since;
+UPDATE ethpipe_triggers SET active_since = coalesce(active_since, updated_at);
+DROP TABLE ethpipe_trigger_fires;
+
+CREATE TABLE ethpipe_backfill_jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline    TEXT    NOT NULL,
+    from_day    TEXT    NOT NULL,
+    to_day      TEXT    NOT NULL,
+    parallel    INTEGER NOT NULL,
+    forced      INTEGER NOT NULL,
+    state       TEXT    NOT NULL CHECK (state IN ('running', 'finished', 'failed')),
+    started_at  TEXT    NOT NULL,
+    finished_at TEXT,
+    error       TEXT
+);
+CREATE INDEX ethpipe_runs_trigger_day_idx ON ethpipe_runs (trigger, day, id);
+";
+
+/// See the PostgreSQL migration of the same number.
 pub(crate) const V5: &str = "
 CREATE INDEX token_transfers_from_idx ON token_transfers (from_address, block_number);
 CREATE INDEX token_transfers_to_idx ON token_transfers (to_address, block_number);

@@ -208,6 +208,19 @@ impl Source for RpcSource {
         false
     }
 
+    fn probe(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.shared
+                .client
+                .request("eth_blockNumber", serde_json::json!([]))
+                .await
+                .map(|_| ())
+        })
+    }
+
     fn count(
         &self,
         pipeline: Pipeline,
