@@ -269,6 +269,11 @@ async fn mine(
     }
     let last = days.last().context("no days")?;
     chain.mine(day_end(*last) + 60).await?;
+    // anvil's `finalized` is 64 blocks below its latest: 64 more make the
+    // last day final for ethpipe's finality gate.
+    for block in 1..=64 {
+        chain.mine(day_end(*last) + 60 + block * 12).await?;
+    }
     chain.set_automine(true).await?;
     Ok(sent)
 }
