@@ -8,7 +8,9 @@
 //! - `export --format parquet|csv` of days loaded into PostgreSQL and into
 //!   SQLite gives files equal to the database's rows;
 //! - kill -9 during a file write leaves the previous file intact and no
-//!   partial file visible to `*.parquet`; the next run completes the day.
+//!   partial file visible to `*.parquet`; the next run completes the day;
+//! - a filtered load (`--tokens`) replaces only its tokens' rows in the
+//!   day's file and carries the other tokens' rows over.
 
 mod common;
 
@@ -470,5 +472,91 @@ async fn kill_9_during_a_file_write_leaves_the_previous_file() {
         statuses,
         ["success", "failed", "success"],
         "the killed run is closed as failed"
+    );
+}
+
+/// The day's (token, transaction hash, log index) keys of `rows`, sorted.
+fn keys_of(rows: &[ethpipe_testkit::FixtureTransfer], tokens: &[&str]) -> Table {
+    let mut keys: Table = rows
+        .iter()
+        .filter(|t| tokens.contains(&t.token_address.as_str()))
+        .map(|t| {
+            vec![
+                Some(t.token_address.clone()),
+                Some(t.transaction_hash.clone()),
+                Some(t.log_index.to_string()),
+            ]
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The (token, transaction hash, log index) keys DuckDB reads from the
+/// token_transfers files, sorted.
+async fn file_keys(files: &Path) -> Table {
+    let mut keys = duckdb(&format!(
+        "SELECT token_address, transaction_hash, CAST(log_index AS VARCHAR) FROM {}",
+        parquet_glob(files, "token_transfers")
+    ))
+    .await;
+    keys.sort();
+    keys
+}
+
+/// `ethpipe run token_transfers --date DAY --tokens TOKENS` (a run always
+/// loads its day, loaded or not).
+async fn load_filtered(harness: &Harness, url: &str, tokens: &str) {
+    harness
+        .ethpipe(url)
+        .run(&["run", "token_transfers", "--date", DAY, "--tokens", tokens])
+        .await
+        .assert_success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_load_replaces_only_its_tokens_rows_in_the_days_file() {
+    let harness = Harness::start().await;
+    let files = harness.dir.path().join("data");
+    let url = format!("parquet://{}", files.display());
+    let mut rows = day_transfers(DAY, 150, 1);
+    let tokens: Vec<String> = rows
+        .iter()
+        .map(|t| t.token_address.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(tokens.len() >= 3, "the fixture day has several tokens");
+    let (a, b) = (tokens[0].as_str(), tokens[1].as_str());
+    harness.bigquery.set_transfers(rows.clone());
+    load_filtered(&harness, &url, a).await;
+    assert_eq!(
+        file_keys(&files).await,
+        keys_of(&rows, &[a]),
+        "only A's rows"
+    );
+
+    load_filtered(&harness, &url, b).await;
+    assert_eq!(
+        file_keys(&files).await,
+        keys_of(&rows, &[a, b]),
+        "B's rows added, A's carried over from the old file"
+    );
+
+    // The source now has fewer rows of A: loading A again replaces A's rows
+    // and keeps B's.
+    let mut dropped = 0;
+    rows.retain(|t| {
+        let drop = t.token_address == a && dropped < 3;
+        dropped += usize::from(drop);
+        !drop
+    });
+    assert_eq!(dropped, 3, "A had rows to drop");
+    harness.bigquery.set_transfers(rows.clone());
+    load_filtered(&harness, &url, a).await;
+    assert_eq!(
+        file_keys(&files).await,
+        keys_of(&rows, &[a, b]),
+        "A replaced, B kept, nothing twice"
     );
 }

@@ -310,24 +310,28 @@ pub fn select_rows(
 ) -> Result<u64, SinkError> {
     use parquet::file::reader::FileReader;
     use parquet::file::serialized_reader::SerializedFileReader;
-    use parquet::record::Field;
+    use parquet::record::RowAccessor;
     let file = File::open(path)
         .map_err(|e| crate::files::file_error(format!("cannot open {}", path.display()), e))?;
     let reader = SerializedFileReader::new(file)
         .map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
+    // Every row of the file has the schema's columns in the schema's order,
+    // so the filter column's position is found once.
+    let position = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .position(|field| field.name() == column);
     let rows = reader
         .get_row_iter(None)
         .map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
     let mut selected = 0;
     for row in rows {
         let row = row.map_err(|e| parquet_error(&format!("cannot read {}", path.display()), e))?;
-        let token = row
-            .get_column_iter()
-            .find(|(name, _)| name.as_str() == column)
-            .and_then(|(_, field)| match field {
-                Field::Str(text) => Some(text.as_str()),
-                _ => None,
-            });
+        let token = position.and_then(|at| row.get_string(at).ok());
         let matches = token.is_some_and(|t| filter.contains(t));
         if matches == (keep == Keep::Matching) {
             visit(&row)?;
