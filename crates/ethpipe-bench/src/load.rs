@@ -26,12 +26,12 @@ use crate::day::{csv_line, timestamp_text, RealisticDays};
 use crate::env::{file_size, own_cpu_seconds, Env};
 use crate::measure::{self, median, Measured};
 
-const DAY: &str = "2024-03-01";
+pub const DAY: &str = "2024-03-01";
 const BIG_DAY: &str = "2024-03-05";
 const BACKFILL_FROM: &str = "2024-04-01";
 const BACKFILL_TO: &str = "2024-04-10";
 const BACKFILL_ROUNDS: usize = 3;
-const SEED: u64 = 2024;
+pub const SEED: u64 = 2024;
 const COLUMNS: &str = "token_address, from_address, to_address, value, transaction_hash, log_index, block_timestamp, block_number, block_hash";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +139,11 @@ impl Server {
             ),
         ]
     }
+}
+
+/// The benchmark's day as a date.
+pub fn bench_day() -> NaiveDate {
+    date(DAY)
 }
 
 fn date(text: &str) -> NaiveDate {

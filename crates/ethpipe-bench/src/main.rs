@@ -2,7 +2,7 @@
 //! (`psql \copy`), against ethereum-etl on the same node, and against a
 //! row-by-row upsert; figures and ratios go to `bench/RESULTS.md`.
 //!
-//! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
+//! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|sqlite|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
 //!
 //! Each part saves its figures to `~/.cache/ethpipe-bench/results/PART.json`;
 //! `report` (run last by `all`) writes RESULTS.md from whatever parts exist.
@@ -19,6 +19,7 @@ mod measure;
 mod report;
 mod rowwise;
 mod rpc;
+mod sqlite;
 
 use std::time::{Duration, Instant};
 
@@ -98,11 +99,13 @@ fn run() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let parts: Vec<&str> = match part {
-        "all" => vec!["load", "backfill", "rpc", "rowwise"],
-        "load" | "backfill" | "rpc" | "rowwise" => vec![part],
+        "all" => vec!["load", "backfill", "rpc", "rowwise", "sqlite"],
+        "load" | "backfill" | "rpc" | "rowwise" | "sqlite" => vec![part],
         "report" => vec![],
         other => {
-            anyhow::bail!("unknown part '{other}': use all, load, backfill, rpc, rowwise or report")
+            anyhow::bail!(
+                "unknown part '{other}': use all, load, backfill, rpc, rowwise, sqlite or report"
+            )
         }
     };
     // A smoke run does not wait for a quiet machine; a measurement does.
@@ -133,6 +136,9 @@ fn run() -> anyhow::Result<()> {
             }
             "rowwise" => {
                 rowwise::rowwise(&env, sizes.rowwise_rows, sizes.day_rows)?;
+            }
+            "sqlite" => {
+                sqlite::sqlite(&env, sizes.day_rows, sizes.rounds)?;
             }
             _ => unreachable!(),
         }

@@ -11,12 +11,15 @@ use crate::load::{BackfillResults, LoadResults};
 use crate::measure::{load_average, median};
 use crate::rowwise::RowwiseResults;
 use crate::rpc::RpcResults;
+use crate::sqlite::SqliteResults;
 
 const LOAD_TARGET: f64 = 1.5;
 /// A load with history in the table, against the same load into an empty one.
 const HISTORY_TARGET: f64 = 1.1;
 const MEMORY_TARGET_MB: f64 = 150.0;
 const RPC_TARGET: f64 = 5.0;
+/// ethpipe into SQLite against `sqlite3 .import` into the same table (issue 13).
+const SQLITE_TARGET: f64 = 1.5;
 const BACKFILL_TOLERANCE: f64 = 0.20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -173,6 +176,7 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     let backfill: Option<BackfillResults> = env.load("backfill");
     let rpc: Option<RpcResults> = env.load("rpc");
     let rowwise: Option<RowwiseResults> = env.load("rowwise");
+    let sqlite: Option<SqliteResults> = env.load("sqlite");
     let mut md = String::new();
     let w = &mut md;
 
@@ -271,6 +275,19 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
             verdict((b.ratio - 1.0).abs() <= BACKFILL_TOLERANCE)
         );
     }
+    if let Some(s) = &sqlite {
+        let _ = writeln!(
+            w,
+            "| load one day ({} rows) into SQLite, ethpipe / `sqlite3 .import` into the same table (medians of {} rounds) | **{:.2} ×** ({} vs {}; `.import` into a primary-key-only table: {}) | ≤ {SQLITE_TARGET} × | {} |",
+            thousands(s.rows as f64),
+            s.rounds.len(),
+            s.ratio,
+            secs(s.ethpipe_median_s),
+            secs(s.import_same_median_s),
+            secs(s.import_key_only_median_s),
+            verdict(s.ratio <= SQLITE_TARGET)
+        );
+    }
     if let (Some(r), Some(l)) = (&rowwise, &load) {
         let _ = writeln!(
             w,
@@ -333,13 +350,16 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     if let Some(r) = &rowwise {
         write_rowwise(w, r, load.as_ref());
     }
+    if let Some(s) = &sqlite {
+        write_sqlite(w, s);
+    }
 
     let _ = writeln!(w, "## How to reproduce\n");
     let _ = writeln!(
         w,
         "```sh\nmake tools        # anvil and the compiled test contracts (once)\nmake bench        # everything: ~{} min on this machine; writes this file\n\
          # one part, then the report from the saved parts:\n\
-         $CARGO_TARGET_DIR/release/ethpipe-bench load|backfill|rpc|rowwise\n\
+         $CARGO_TARGET_DIR/release/ethpipe-bench load|backfill|rpc|rowwise|sqlite\n\
          $CARGO_TARGET_DIR/release/ethpipe-bench report\n```\n",
         (meta.total_seconds / 60.0).ceil().max(1.0)
     );
@@ -698,4 +718,53 @@ fn write_rowwise(w: &mut String, r: &RowwiseResults, load: Option<&LoadResults>)
             r.extrapolated_day_s / l.ethpipe_median_s
         );
     }
+}
+
+fn write_sqlite(w: &mut String, s: &SqliteResults) {
+    let _ = writeln!(
+        w,
+        "## 6. SQLite: one day, ethpipe against `sqlite3 .import`\n"
+    );
+    let _ = writeln!(
+        w,
+        "The same generated day ({} rows) as section 1, served by the BigQuery-compatible server to \
+         `ethpipe run token_transfers --database-url sqlite://…` (a fresh file each round, schema made by \
+         `ethpipe migrate`), against the SQLite shell loading the same rows from CSV ({:.0} MB, in ethpipe's \
+         text forms) with `.import --csv` — one transaction — into (a) a file made by the same `ethpipe migrate`, \
+         so the same table, primary key and indexes, and (b) a table with only the primary key.\n",
+        thousands(s.rows as f64),
+        s.csv_bytes as f64 / 1e6
+    );
+    let _ = writeln!(
+        w,
+        "| round | ethpipe | ethpipe CPU | ethpipe peak RSS | `.import`, same table | ethpipe / `.import` | `.import`, key only |\n|---|---|---|---|---|---|---|"
+    );
+    for (i, r) in s.rounds.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {:.1} s | {:.0} MB | {} | {:.2} | {} |",
+            i + 1,
+            secs(r.ethpipe.wall_s),
+            r.ethpipe.cpu_s,
+            r.ethpipe.peak_rss_mb,
+            secs(r.import_same.wall_s),
+            r.ethpipe.wall_s / r.import_same.wall_s,
+            secs(r.import_key_only.wall_s)
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| **median** | **{}** | | | **{}** | **{:.2}** | **{}** |\n",
+        secs(s.ethpipe_median_s),
+        secs(s.import_same_median_s),
+        s.ratio,
+        secs(s.import_key_only_median_s)
+    );
+    let _ = writeln!(
+        w,
+        "Ratio **{:.2} ×** (target ≤ {SQLITE_TARGET} ×): {}. Both tables hold {} rows after the last round.\n",
+        s.ratio,
+        verdict(s.ratio <= SQLITE_TARGET),
+        thousands(s.counts.0 as f64)
+    );
 }

@@ -287,6 +287,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
                 &[
                     ("ETHPIPE_SOURCE", "rpc".to_string()),
                     ("ETHPIPE_RPC_URL", anvil.url().to_string()),
+                    ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
                 ],
             ),
             &env.log(&format!("ethpipe-rpc-parallel-{parallel}.log")),

@@ -149,6 +149,12 @@ pub trait Dataset: Send + Sync + 'static {
         "block_number"
     }
 
+    /// The column a token filter ([`crate::TokenFilter`]) applies to: the
+    /// token contract's address.
+    fn filter_column(&self) -> &'static str {
+        "token_address"
+    }
+
     fn indexes(&self) -> &'static [Index] {
         &[]
     }

@@ -7,6 +7,7 @@
 //! - [`validate`], [`cells`], [`evm`]: edge validation of source values
 //!   (addresses and hashes shape-checked and lowercased, uint256 values kept as
 //!   exact decimal strings, timestamps UTC) and the log word rules.
+//! - [`TokenFilter`]: the token contracts a pipeline may be limited to.
 //! - [`Day`]: a UTC calendar day, the unit of work; [`Scope`]: what a run loads.
 //! - [`Source`] and [`RowStream`]: the contract between an extractor and the
 //!   orchestrator. A source yields bounded batches through a channel, so a day is
@@ -18,6 +19,7 @@ pub mod datasets;
 pub mod day;
 pub mod decimal;
 pub mod evm;
+pub mod filter;
 pub mod pipeline;
 pub mod source;
 pub mod validate;
@@ -25,8 +27,11 @@ pub mod validate;
 pub use dataset::{Dataset, Pipeline, Row, Rows};
 pub use datasets::{Erc1155Transfer, Token, TokenTransfer};
 pub use day::{Day, DayParseError};
-pub use pipeline::Scope;
-pub use source::{RowStream, Source, SourceError, SourceEvent, SourceEventSender};
+pub use filter::{FilterError, TokenFilter};
+pub use pipeline::{Scope, Slice};
+pub use source::{
+    Completeness, Gate, Recheck, RowStream, Source, SourceError, SourceEvent, SourceEventSender,
+};
 pub use validate::{RowError, Uint};
 
 /// An error's message followed by each of its causes (`a: b: c`), for the

@@ -6,17 +6,19 @@
 //! a day locked by someone else is deferred, and revisited once the rest is
 //! done (then waited for, and skipped if the other process finished it). That
 //! makes `--worker` processes started on one range share it day by day, like
-//! `SELECT … FOR UPDATE SKIP LOCKED`. Memory does not grow with the range: only
+//! `SELECT … FOR UPDATE SKIP LOCKED`. A dataset that loads its whole table
+//! first (tokens) does so before any day, under its `tokens:full` lock, so
+//! parallel days and workers share one full load. Memory does not grow with the range: only
 //! the in-flight days hold rows, each bounded by the source's page size.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ethpipe_core::{Day, Pipeline, Scope, Source};
+use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
 use ethpipe_sinks::Database;
 use tokio::task::JoinSet;
 
-use crate::runner::{run_while_locked, Progress, RunError, RunRequest};
+use crate::runner::{ensure_full_load, run_while_locked, Progress, RunError, RunRequest};
 use crate::{Cancel, Model};
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,9 @@ pub struct BackfillRequest {
     /// trigger succeeded).
     pub trigger: String,
     pub shared_force: bool,
+    /// Only these tokens' rows (`None`: every token's). A day counts as done
+    /// when its successful loads cover the filter.
+    pub filter: Option<TokenFilter>,
     pub models: Vec<Model>,
 }
 
@@ -72,6 +77,16 @@ pub async fn backfill(
     progress: Arc<dyn BackfillProgress>,
     cancel: Cancel,
 ) -> Result<BackfillSummary, RunError> {
+    // Before any day: a first tokens run's full load, once across every
+    // process sharing the range (each waits on the `tokens:full` lock).
+    let template = RunRequest {
+        pipeline: request.pipeline,
+        scope: Scope::Day(request.from),
+        trigger: request.trigger.clone(),
+        filter: request.filter.clone(),
+        models: request.models.clone(),
+    };
+    ensure_full_load(&database, source.as_ref(), &template, &*progress, &cancel).await?;
     let all = days(request.from, request.to);
     let done = done_days(&database, &request).await?;
     let mut summary = BackfillSummary::default();
@@ -124,6 +139,7 @@ pub async fn backfill(
                 pipeline: request.pipeline,
                 scope,
                 trigger: request.trigger.clone(),
+                filter: request.filter.clone(),
                 models: request.models.clone(),
             };
             in_flight.spawn(async move {
@@ -183,7 +199,13 @@ async fn done_days(
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
         .ledger()
-        .succeeded_days(request.pipeline, request.from, request.to, trigger)
+        .succeeded_days(
+            request.pipeline,
+            request.from,
+            request.to,
+            trigger,
+            request.filter.as_ref(),
+        )
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(days.into_iter().collect())
@@ -202,7 +224,7 @@ async fn done_days_between(
     let trigger = request.force.then_some(request.trigger.as_str());
     let days = database
         .ledger()
-        .succeeded_days(request.pipeline, day, day, trigger)
+        .succeeded_days(request.pipeline, day, day, trigger, request.filter.as_ref())
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
     Ok(!days.is_empty())

@@ -3,9 +3,15 @@
 //!
 //! - [`runner`]: one run — ledger start, stream, reconcile counts, commit or fail.
 //! - [`models`]: SQL model blocks run after a day loads.
+//! - [`export`]: loaded days copied out to Parquet or CSV files.
+//! - [`scheduler`]: the reconciling scheduler; [`health`]: what it reports.
+//! - [`jobs`]: backfill jobs recorded in the ledger, resumed after a restart.
 
 pub mod backfill;
 pub mod cancel;
+pub mod export;
+pub mod health;
+pub mod jobs;
 pub mod models;
 pub mod runner;
 pub mod scheduler;

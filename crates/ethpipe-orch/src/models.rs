@@ -1,16 +1,11 @@
-//! SQL model blocks: a folder of `.sql` files run in name order after a day
-//! loads, each with the day bound as a parameter (`:day` or `$1`).
+//! SQL model blocks: a folder of `.sql` files run in name order on each day
+//! a run loads, inside the day's transaction, each with the day bound as a
+//! parameter (`:day` or `$1`).
 
 use std::path::{Path, PathBuf};
 
 use ethpipe_sinks::models::split_statements;
-
-#[derive(Debug, Clone)]
-pub struct Model {
-    /// The file name, e.g. `010_daily_volume.sql`; names the step in the ledger.
-    pub name: String,
-    pub statements: Vec<String>,
-}
+pub use ethpipe_sinks::models::Model;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

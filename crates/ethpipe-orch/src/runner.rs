@@ -2,14 +2,19 @@
 //!
 //! The run is recorded as `running` before anything is read, and becomes
 //! `success` only inside the sink's commit transaction, after the number of
-//! rows written matched the number the source promised. Any error drops the
-//! staged rows (the previous version of the day stays) and marks the run
-//! `failed` with the reason.
+//! rows written matched the number the source promised and the source
+//! confirmed, right before the commit, that its rows are still current (its
+//! completeness gate and recheck: a day not final or not published yet, or a
+//! reorganised block, fails the run as transient). SQL models run inside
+//! that same transaction. Any error drops the staged rows (the previous
+//! version of the day stays) and marks the run `failed` with the reason.
 
 use std::time::Instant;
 
-use ethpipe_core::{Pipeline, Scope, Source, SourceError, SourceEvent};
-use ethpipe_sinks::{Commit, Database, NewRun, RunId, SinkError, StepReport};
+use ethpipe_core::{
+    Completeness, Pipeline, Scope, Slice, Source, SourceError, SourceEvent, TokenFilter,
+};
+use ethpipe_sinks::{Commit, Database, ModelFailure, NewRun, RunId, SinkError};
 
 use crate::{Cancel, Model};
 
@@ -21,7 +26,9 @@ pub struct RunRequest {
     pub pipeline: Pipeline,
     pub scope: Scope,
     pub trigger: String,
-    /// SQL models to run after the day commits (day scopes only).
+    /// Only these tokens' rows (`None`: every token's).
+    pub filter: Option<TokenFilter>,
+    /// SQL models to run on the day inside its transaction (day scopes only).
     pub models: Vec<Model>,
 }
 
@@ -71,7 +78,8 @@ pub enum FailureCause {
     Model(ModelFailed),
 }
 
-/// A SQL model that failed after its day committed (the day stays loaded).
+/// A SQL model that failed inside its day's transaction: the model is rolled
+/// back, the day commits, and the run is recorded failed naming the model.
 #[derive(Debug, thiserror::Error)]
 #[error("model {model} failed: {source}")]
 pub struct ModelFailed {
@@ -95,8 +103,9 @@ const LEDGER_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_mil
 
 impl Progress for () {}
 
-/// Runs one pipeline for one scope, start to finish, holding the
-/// (pipeline, day) lock; fails with [`RunError::Busy`] if another process has it.
+/// Runs one pipeline for one scope, start to finish, holding the lock of
+/// the scope it loads (the `tokens:full` lock for a first tokens run); fails
+/// with [`RunError::Busy`] if another process has it.
 pub async fn run(
     database: &Database,
     source: &dyn Source,
@@ -105,23 +114,28 @@ pub async fn run(
     cancel: &Cancel,
 ) -> Result<RunOutcome, RunError> {
     let scope = effective_scope(database, source, &request).await?;
-    let lock = database
-        .ledger()
-        .lock_day(request.pipeline, scope, false)
-        .await
-        .map_err(|e| RunError::Ledger(e.into()))?;
+    let lock = lock_scope(database, request.pipeline, scope, false).await?;
     let Some(lock) = lock else {
         return Err(RunError::Busy {
             pipeline: request.pipeline,
             scope,
         });
     };
-    let result = run_while_locked(database, source, request, progress, cancel).await;
+    // Another process may have committed the full load while we waited.
+    let now = effective_scope(database, source, &request).await?;
+    if now != scope {
+        lock.release().await;
+        return Box::pin(run(database, source, request, progress, cancel)).await;
+    }
+    let result = execute(database, source, &request, scope, progress, cancel).await;
     lock.release().await;
     result
 }
 
-/// Like [`run`], for a caller that already holds the (pipeline, day) lock.
+/// Like [`run`], for a caller that already holds the lock of
+/// `request.scope`, which is loaded as asked: the caller has made sure a
+/// dataset that loads its whole table first has done so
+/// ([`ensure_full_load`]).
 pub async fn run_while_locked(
     database: &Database,
     source: &dyn Source,
@@ -129,7 +143,64 @@ pub async fn run_while_locked(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RunOutcome, RunError> {
-    let scope = effective_scope(database, source, &request).await?;
+    execute(database, source, &request, request.scope, progress, cancel).await
+}
+
+/// For a dataset that loads its whole table first (tokens): the full load,
+/// unless it has committed, under the `tokens:full` lock, waiting for a
+/// process that holds it. Backfills call it before any day, so N parallel
+/// days or N `--worker`s make exactly one full load between them; the others
+/// wait for it and find it done. `None` when there was nothing to do.
+pub async fn ensure_full_load(
+    database: &Database,
+    source: &dyn Source,
+    request: &RunRequest,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<RunOutcome>, RunError> {
+    if effective_scope(database, source, request).await? != Scope::Full {
+        return Ok(None);
+    }
+    let lock = lock_scope(database, request.pipeline, Scope::Full, true).await?;
+    let Some(lock) = lock else {
+        return Err(RunError::Busy {
+            pipeline: request.pipeline,
+            scope: Scope::Full,
+        });
+    };
+    let result = match effective_scope(database, source, request).await {
+        Ok(Scope::Full) => execute(database, source, request, Scope::Full, progress, cancel)
+            .await
+            .map(Some),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e),
+    };
+    lock.release().await;
+    result
+}
+
+async fn lock_scope(
+    database: &Database,
+    pipeline: Pipeline,
+    scope: Scope,
+    wait: bool,
+) -> Result<Option<ethpipe_sinks::ledger::Lock>, RunError> {
+    database
+        .ledger()
+        .lock_day(pipeline, scope, wait)
+        .await
+        .map_err(|e| RunError::Ledger(e.into()))
+}
+
+/// One run of `scope`, whose lock the caller holds.
+async fn execute(
+    database: &Database,
+    source: &dyn Source,
+    request: &RunRequest,
+    scope: Scope,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<RunOutcome, RunError> {
     // Holding the lock, any run of this day still marked `running` is dead.
     let abandoned = database
         .ledger()
@@ -149,6 +220,7 @@ pub async fn run_while_locked(
             scope,
             trigger: request.trigger.clone(),
             source: source.name().to_string(),
+            filter: request.filter.clone(),
         })
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
@@ -164,26 +236,46 @@ pub async fn run_while_locked(
     let mut rows_written = 0;
     // On shutdown the load future is dropped mid-stream: its transaction never
     // commits and the server rolls it back.
+    let slice = Slice {
+        pipeline: request.pipeline,
+        scope,
+        filter: request.filter.clone(),
+    };
+    let target = Target {
+        slice: &slice,
+        run,
+        models: &request.models,
+    };
     let loaded = tokio::select! {
-        result = load(database, source, request.pipeline, scope, run, progress, &mut rows_written) => result,
+        result = load(database, source, &target, progress, &mut rows_written) => result,
         () = cancel.cancelled() => Err(Failure {
             kind: FailureKind::Interrupted(cancel.reason().unwrap_or_else(|| "stop requested".into())),
             source_rows: None,
         }),
     };
     match loaded {
-        Ok(source_rows) => {
-            if let Err(failed) = run_models(database, run, scope, &request.models).await {
-                return Err(RunError::Failed {
-                    run,
-                    pipeline: request.pipeline,
-                    scope,
-                    message: failed.to_string(),
-                    permanent: true,
-                    interrupted: false,
-                    cause: Some(FailureCause::Model(failed)),
-                });
-            }
+        Ok(Loaded {
+            model_failure: Some(failure),
+            ..
+        }) => {
+            // The day committed with the run recorded failed, in one transaction.
+            let failed = ModelFailed {
+                model: failure.model,
+                source: failure.error,
+            };
+            let message = failed.to_string();
+            let _ = database.ledger().log(run, "error", &message).await;
+            Err(RunError::Failed {
+                run,
+                pipeline: request.pipeline,
+                scope,
+                message,
+                permanent: true,
+                interrupted: false,
+                cause: Some(FailureCause::Model(failed)),
+            })
+        }
+        Ok(Loaded { source_rows, .. }) => {
             let outcome = RunOutcome {
                 run,
                 scope,
@@ -311,19 +403,32 @@ impl From<SinkError> for Failure {
     }
 }
 
+/// What one run loads, and where it is recorded.
+struct Target<'a> {
+    slice: &'a Slice,
+    run: RunId,
+    models: &'a [Model],
+}
+
+/// A committed load.
+struct Loaded {
+    source_rows: u64,
+    model_failure: Option<ModelFailure>,
+}
+
 async fn load(
     database: &Database,
     source: &dyn Source,
-    pipeline: Pipeline,
-    scope: Scope,
-    run: RunId,
+    target: &Target<'_>,
     progress: &dyn Progress,
     rows_written: &mut u64,
-) -> Result<u64, Failure> {
-    let mut writer = database.begin_load(pipeline, scope).await?;
-    let mut stream = source.extract(pipeline, scope);
+) -> Result<Loaded, Failure> {
+    let Target { slice, run, models } = *target;
+    let (pipeline, scope) = (slice.pipeline, slice.scope);
+    let mut writer = database.begin_load(slice).await?;
+    let mut stream = source.extract(slice.clone());
     let mut last_recorded = Instant::now();
-    let (source_rows, skipped) = loop {
+    let (source_rows, skipped, completeness) = loop {
         match stream.next().await? {
             SourceEvent::Rows(rows) => {
                 writer.write(&rows).await?;
@@ -348,7 +453,8 @@ async fn load(
             SourceEvent::End {
                 source_rows,
                 skipped_rows,
-            } => break (source_rows, skipped_rows),
+                completeness,
+            } => break (source_rows, skipped_rows, completeness),
         }
     };
     if source_rows != *rows_written {
@@ -360,80 +466,70 @@ async fn load(
             source_rows: Some(source_rows),
         });
     }
+    confirm_complete(database, run, completeness)
+        .await
+        .map_err(|kind| Failure {
+            kind,
+            source_rows: Some(source_rows),
+        })?;
+    if scope.day().is_none() && !models.is_empty() {
+        let note = "SQL models run on day loads, not on a full load";
+        let _ = database.ledger().log(run, "info", note).await;
+    }
     let commit = Commit {
         run,
         source_rows,
         skipped_rows: skipped,
-        set_variable: (pipeline.full_load_first() && scope == Scope::Full)
-            .then(|| (pipeline, TOKENS_FULL_LOAD_DONE, "true".to_string())),
+        // A filtered full load holds only its tokens: the whole table is
+        // still to load.
+        set_variable: (pipeline.full_load_first()
+            && scope == Scope::Full
+            && slice.filter.is_none())
+        .then(|| (pipeline, TOKENS_FULL_LOAD_DONE, "true".to_string())),
+        models: models.to_vec(),
     };
-    let steps = writer.commit(commit).await.map_err(|e| Failure {
+    let committed = writer.commit(commit).await.map_err(|e| Failure {
         kind: FailureKind::Sink(e),
         source_rows: Some(source_rows),
     })?;
-    if let Err(e) = database.ledger().record_steps(run, &steps).await {
+    if let Err(e) = database.ledger().record_steps(run, &committed.steps).await {
         tracing::warn!("could not record the steps of run {run}: {e}");
     }
-    Ok(source_rows)
+    let model_steps = committed
+        .steps
+        .iter()
+        .filter(|step| models.iter().any(|model| model.name == step.name));
+    for step in model_steps {
+        if step.error.is_none() {
+            let line = format!("model {} affected {} rows", step.name, step.rows);
+            let _ = database.ledger().log(run, "info", &line).await;
+        }
+    }
+    Ok(Loaded {
+        source_rows,
+        model_failure: committed.model_failure,
+    })
 }
 
-/// Runs the models in order, each in its own transaction and recorded as a
-/// step. The first failure rolls back that model only, marks the run failed
-/// and stops; the committed day stays.
-async fn run_models(
+/// Between the last batch and the commit: the source confirms its rows are
+/// still current (a JSON-RPC source re-reads the block hashes, a reorg fails
+/// here), then the gate it passed is recorded with the run.
+async fn confirm_complete(
     database: &Database,
     run: RunId,
-    scope: Scope,
-    models: &[Model],
-) -> Result<(), ModelFailed> {
-    let Some(day) = scope.day() else {
-        if !models.is_empty() {
-            let _ = database
-                .ledger()
-                .log(
-                    run,
-                    "info",
-                    "SQL models run after day loads, not after a full load",
-                )
-                .await;
-        }
-        return Ok(());
-    };
-    for model in models {
-        let started = chrono::Utc::now();
-        let result = database.run_model(&model.statements, day).await;
-        let mut step = StepReport::since(&model.name, *result.as_ref().unwrap_or(&0), started);
-        if let Err(e) = &result {
-            step.error = Some(e.to_string());
-        }
-        if let Err(e) = database
-            .ledger()
-            .record_steps(run, std::slice::from_ref(&step))
-            .await
-        {
-            tracing::warn!("could not record model step {}: {e}", model.name);
-        }
-        if let Err(source) = result {
-            let failed = ModelFailed {
-                model: model.name.clone(),
-                source,
-            };
-            let message = failed.to_string();
-            let _ = database.ledger().log(run, "error", &message).await;
-            if let Err(e) = database.ledger().fail_committed_run(run, &message).await {
-                tracing::warn!("could not record run {run} as failed: {e}");
-            }
-            return Err(failed);
-        }
-        let _ = database
-            .ledger()
-            .log(
-                run,
-                "info",
-                &format!("model {} affected {} rows", model.name, step.rows),
-            )
-            .await;
-    }
+    mut completeness: Completeness,
+) -> Result<(), FailureKind> {
+    completeness.recheck().await.map_err(FailureKind::Source)?;
+    database
+        .ledger()
+        .record_gate(run, &completeness.gate)
+        .await
+        .map_err(|e| FailureKind::Sink(e.into()))?;
+    let note = format!(
+        "complete: gate {} passed ({})",
+        completeness.gate.name, completeness.gate.mark
+    );
+    let _ = database.ledger().log(run, "info", &note).await;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Reconciliation: for each day, the ledger, the database and the source
-//! must agree on the number of rows.
+//! must agree on the number of rows (of a token filter's tokens only, when
+//! one is given: both sides are counted with it).
 
 use ethpipe_core::dataset::LoadMode;
-use ethpipe_core::{Day, Pipeline, Source};
+use ethpipe_core::{Day, Pipeline, Source, TokenFilter};
 use ethpipe_sinks::{Database, RunStatus};
 use serde::Serialize;
 
@@ -29,6 +30,9 @@ pub struct DayCheck {
     pub ledger_rows: Option<i64>,
     pub database_rows: u64,
     pub source_rows: u64,
+    /// The token filter of the day's latest successful run (canonical text;
+    /// `None`: every token, or never loaded).
+    pub loaded_filter: Option<String>,
 }
 
 pub async fn verify(
@@ -37,6 +41,7 @@ pub async fn verify(
     pipeline: Pipeline,
     from: Day,
     to: Day,
+    filter: Option<&TokenFilter>,
 ) -> Result<Vec<DayCheck>, RunError> {
     let latest = database
         .ledger()
@@ -45,7 +50,7 @@ pub async fn verify(
         .map_err(|e| RunError::Ledger(e.into()))?;
     let succeeded = database
         .ledger()
-        .succeeded_days(pipeline, from, to, None)
+        .succeeded_days(pipeline, from, to, None, filter)
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
     let whole_table_loaded = whole_table_loaded(database, pipeline).await?;
@@ -56,11 +61,11 @@ pub async fn verify(
             .iter()
             .find(|r| r.day.as_deref() == Some(key.as_str()));
         let database_rows = database
-            .count_day(pipeline, day)
+            .count_day(pipeline, day, filter)
             .await
             .map_err(RunError::Ledger)?;
         let source_rows = source
-            .count(pipeline, day)
+            .count(pipeline, day, filter.cloned())
             .await
             .map_err(|e| RunError::Failed {
                 run: ethpipe_sinks::RunId(0),
@@ -71,13 +76,18 @@ pub async fn verify(
                 interrupted: false,
                 cause: Some(FailureCause::Source(e)),
             })?;
-        let ledger_rows = latest_success_rows(database, pipeline, day).await?;
+        let latest_success = latest_success(database, pipeline, day).await?;
+        let ledger_rows = latest_success.as_ref().map(|d| d.rows);
+        let loaded_filter = latest_success.and_then(|d| d.token_filter);
         let day_loaded = succeeded.contains(&day);
         // A merged dataset keeps one row per key, so its runs count what the
         // source sent (duplicates included) and only the table can be
-        // compared with the source's distinct keys.
+        // compared with the source's distinct keys. A run's rows are those
+        // of its own filter: comparable only when it is the one verified.
+        let same_filter = loaded_filter.as_deref() == filter.map(|f| f.canonical()).as_deref();
         let ledger_agrees = pipeline.load_mode() == LoadMode::Merge
             || !day_loaded
+            || !same_filter
             || ledger_rows == Some(database_rows as i64);
         let state =
             if !(day_loaded || whole_table_loaded) || (database_rows == 0 && source_rows > 0) {
@@ -94,6 +104,7 @@ pub async fn verify(
             ledger_rows,
             database_rows,
             source_rows,
+            loaded_filter,
         });
     }
     Ok(checks)
@@ -113,19 +124,16 @@ async fn whole_table_loaded(database: &Database, pipeline: Pipeline) -> Result<b
     Ok(flag.as_deref() == Some("true"))
 }
 
-/// Rows written by the day's latest successful run.
-async fn latest_success_rows(
+/// The day's latest successful run: the rows it wrote and its filter.
+async fn latest_success(
     database: &Database,
     pipeline: Pipeline,
     day: Day,
-) -> Result<Option<i64>, RunError> {
+) -> Result<Option<ethpipe_sinks::DayLoaded>, RunError> {
     let loaded = database
         .ledger()
         .days_loaded(pipeline)
         .await
         .map_err(|e| RunError::Ledger(e.into()))?;
-    Ok(loaded
-        .iter()
-        .find(|d| d.day == day.to_string())
-        .map(|d| d.rows))
+    Ok(loaded.into_iter().find(|d| d.day == day.to_string()))
 }

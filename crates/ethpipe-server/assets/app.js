@@ -67,6 +67,16 @@
     return Math.floor(whole / 3600) + ' h ' + Math.floor((whole % 3600) / 60) + ' min';
   }
 
+  // As the server renders it (views::tokens_label): the address, or
+  // "N tokens" with the addresses on hover.
+  function tokensLabel(tokens) {
+    var label = tokens.length === 1
+      ? el('span', 'tokens mono', tokens[0])
+      : el('span', 'tokens', tokens.length + ' tokens');
+    label.title = tokens.join('\n');
+    return label;
+  }
+
   function runRow(run) {
     var tr = el('tr');
     tr.dataset.runId = run.id;
@@ -75,7 +85,14 @@
     link.href = '/runs/' + run.id;
     idCell.appendChild(link);
     tr.appendChild(idCell);
-    tr.appendChild(el('td', null, run.pipeline));
+    var pipeline = el('td', null, run.pipeline);
+    if (run.tokens) {
+      pipeline.appendChild(document.createTextNode(' '));
+      var small = el('small', 'run-tokens');
+      small.appendChild(tokensLabel(run.tokens));
+      pipeline.appendChild(small);
+    }
+    tr.appendChild(pipeline);
     tr.appendChild(el('td', null, run.day || 'full load'));
     tr.appendChild(el('td', null, run.trigger));
     var status = el('td', 'status-cell');

@@ -775,7 +775,11 @@ async fn ledger_endpoints_match_the_ledger() {
     assert!(metrics.contains("ethpipe_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/runs\",le=\"+Inf\"}"));
     assert!(metrics.contains("ethpipe_http_requests_total{method=\"PUT\",route=\"/api/v1/triggers/{name}/active\",status=\"404\"} 1\n"));
     assert_eq!(env.get_text("/healthz").await.0, 200);
-    assert_eq!(env.get_text("/readyz").await, (200, "ready\n".to_string()));
+    let (code, ready) = env.get_text("/readyz").await;
+    assert_eq!(code, 200, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["database"]["ok"], true, "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -893,10 +897,11 @@ async fn runs_and_backfills_start_in_process_and_show_rows_so_far() {
     assert_eq!(finished["state"], "finished", "{finished}");
     assert_eq!(finished["days_loaded"], 3);
     assert_eq!(finished["rows"], 1800);
+    // A dashboard backfill's runs carry its id: `backfill:<id>`.
     let after: i64 = client
         .query_one(
-            "SELECT count(*) FROM ethpipe.runs WHERE trigger = 'backfill' AND status = 'success'",
-            &[],
+            "SELECT count(*) FROM ethpipe.runs WHERE trigger = $1 AND status = 'success'",
+            &[&format!("backfill:{id}")],
         )
         .await
         .unwrap()

@@ -8,12 +8,18 @@
 //! - [`postgres`]: binary `COPY` into a temporary staging table, then
 //!   delete-day + insert in one transaction (`postgres::day`).
 //! - [`sqlite`]: the same shape with prepared inserts, for zero-setup use.
+//! - [`parquet`]: Parquet files, one per dataset and day, each renamed into
+//!   place before the run's success is recorded in the SQLite ledger beside
+//!   them ([`files`]: the layout and the atomic replace, also used by export).
 //! - [`ledger`]: runs, steps, logs, variables, triggers and locks, behind the
 //!   [`Ledger`] contract, in the same database or another one.
 
+pub mod csv;
 pub mod ddl;
+pub mod files;
 pub mod ledger;
 pub mod models;
+pub mod parquet;
 pub mod postgres;
 pub mod schema;
 pub mod sink;
@@ -23,7 +29,7 @@ mod url;
 
 use std::sync::Arc;
 
-use ethpipe_core::{Day, Pipeline, Rows, Scope};
+use ethpipe_core::{Day, Pipeline, Rows, Scope, Slice, TokenFilter};
 
 pub use sink::{DayWriter, Sink};
 
@@ -45,6 +51,13 @@ pub enum SinkError {
     },
     #[error("{context}: {}", cause_text(.source))]
     Database {
+        context: String,
+        #[source]
+        source: Cause,
+    },
+    /// Reading or writing files (the Parquet store, export).
+    #[error("{context}: {source}")]
+    Files {
         context: String,
         #[source]
         source: Cause,
@@ -90,7 +103,7 @@ impl SinkError {
             SinkError::Ledger(error) => {
                 std::error::Error::source(error).and_then(|source| source.downcast_ref())
             }
-            SinkError::Rejected(_) => None,
+            SinkError::Rejected(_) | SinkError::Files { .. } => None,
         }
     }
 }
@@ -107,9 +120,13 @@ fn cause_text(cause: &Cause) -> String {
 /// A source must only send rows of the dataset and day it was asked for: a
 /// row outside the day would be deleted by the next load of its own day, or
 /// duplicated. `rows_before` numbers the batch's rows in the run's stream.
+/// Checks a batch before it is written: its dataset, that every row is in
+/// the slice's day, and (with a token filter) that every row is one of the
+/// filter's tokens, since only those rows of the day are replaced.
 pub(crate) fn check_batch(
     pipeline: Pipeline,
     scope: Scope,
+    filter: Option<&TokenFilter>,
     rows: &Rows,
     rows_before: u64,
 ) -> Result<(), SinkError> {
@@ -119,14 +136,66 @@ pub(crate) fn check_batch(
             rows.pipeline()
         )));
     }
+    let token_column = pipeline
+        .column_names()
+        .position(|name| name == pipeline.filter_column());
     for (i, row) in rows.iter().enumerate() {
-        check_in_scope(scope, row.day_time(), rows_before + i as u64 + 1)?;
+        let row_number = rows_before + i as u64 + 1;
+        check_in_scope(scope, row.day_time(), row_number)?;
+        if let (Some(filter), Some(column)) = (filter, token_column) {
+            let token = text_cell(row, column);
+            if !token.as_deref().is_some_and(|t| filter.contains(t)) {
+                return Err(SinkError::Rejected(format!(
+                    "source row {row_number} is of token {} outside the filter being loaded ({filter})",
+                    token.as_deref().unwrap_or("NULL")
+                )));
+            }
+        }
     }
     Ok(())
 }
 
-/// The source sent the same key twice in one day: a broken day that no
-/// retry can fix, so it is a permanent failure with a clear name.
+/// The text cell a row writes at `column`.
+fn text_cell(row: &dyn ethpipe_core::Row, column: usize) -> Option<String> {
+    struct CellAt {
+        wanted: usize,
+        next: usize,
+        value: Option<String>,
+    }
+    impl CellAt {
+        fn skip(&mut self) {
+            self.next += 1;
+        }
+    }
+    impl ethpipe_core::dataset::CellWriter for CellAt {
+        fn text(&mut self, value: Option<&str>) {
+            if self.next == self.wanted {
+                self.value = value.map(str::to_string);
+            }
+            self.skip();
+        }
+        fn uint(&mut self, _: Option<&ethpipe_core::Uint>) {
+            self.skip();
+        }
+        fn int(&mut self, _: i64) {
+            self.skip();
+        }
+        fn timestamp(&mut self, _: chrono::DateTime<chrono::Utc>) {
+            self.skip();
+        }
+        fn boolean(&mut self, _: bool) {
+            self.skip();
+        }
+    }
+    let mut cell = CellAt {
+        wanted: column,
+        next: 0,
+        value: None,
+    };
+    row.write(&mut cell);
+    cell.value
+}
+
 pub(crate) fn duplicate_key(pipeline: Pipeline, detail: impl std::fmt::Display) -> SinkError {
     SinkError::Rejected(format!(
         "source day has duplicate ({}): {detail}; the source holds that key twice, a retry cannot help",
@@ -159,6 +228,11 @@ pub struct Database {
 enum Store {
     Postgres(Box<postgres::PgDatabase>),
     Sqlite(sqlite::SqliteDatabase),
+    Parquet {
+        files: parquet::ParquetStore,
+        /// The SQLite file holding the ledger, for its migrations.
+        ledger_file: sqlite::SqliteDatabase,
+    },
 }
 
 /// A step of a run (the load itself, the daily statistics, a SQL model) as the
@@ -192,6 +266,55 @@ pub struct Commit {
     pub skipped_rows: u64,
     /// A pipeline variable to set in the same transaction (the tokens first-run flag).
     pub set_variable: Option<(Pipeline, &'static str, String)>,
+    /// SQL models to run on the day, in order, inside its transaction (a day
+    /// scope only): a kill during a model rolls the day back with it, so a
+    /// day is never recorded loaded without its models. A model that fails
+    /// is rolled back to its savepoint and stops the rest; the day commits
+    /// with the run marked failed, naming the model.
+    pub models: Vec<models::Model>,
+}
+
+/// What a commit did.
+#[derive(Debug)]
+pub struct Committed {
+    /// The load, the derived steps and each model run, for the ledger.
+    pub steps: Vec<StepReport>,
+    /// The model that failed, if one did (the run is recorded failed).
+    pub model_failure: Option<ModelFailure>,
+}
+
+/// A SQL model that failed inside the day's transaction.
+#[derive(Debug)]
+pub struct ModelFailure {
+    /// The model's file name.
+    pub model: String,
+    pub error: SinkError,
+}
+
+impl ModelFailure {
+    /// The run's error message.
+    pub fn message(&self) -> String {
+        format!("model {} failed: {}", self.model, self.error)
+    }
+}
+
+/// Records one model's outcome as a step; its failure, if it failed.
+pub(crate) fn model_outcome(
+    model: &models::Model,
+    started: chrono::DateTime<chrono::Utc>,
+    outcome: Result<u64, SinkError>,
+    steps: &mut Vec<StepReport>,
+) -> Option<ModelFailure> {
+    let mut step = StepReport::since(&model.name, *outcome.as_ref().unwrap_or(&0), started);
+    let failure = outcome.err().map(|error| {
+        step.error = Some(error.to_string());
+        ModelFailure {
+            model: model.name.clone(),
+            error,
+        }
+    });
+    steps.push(step);
+    failure
 }
 
 impl Database {
@@ -205,16 +328,19 @@ impl Database {
         url: &DatabaseUrl,
         progress: &dyn postgres::upgrade::UpgradeProgress,
     ) -> Result<Database, SinkError> {
+        let ledger = ledger::open(url)?;
         let store = match url {
             DatabaseUrl::Postgres { config, tls, shown } => Store::Postgres(Box::new(
                 postgres::PgDatabase::connect((**config).clone(), tls.clone(), shown).await?,
             )),
             DatabaseUrl::Sqlite { path } => Store::Sqlite(sqlite::SqliteDatabase::open(path)?),
+            DatabaseUrl::Parquet { dir } => {
+                let files = parquet::ParquetStore::open(dir, Arc::clone(&ledger))?;
+                let ledger_file = sqlite::SqliteDatabase::open(&files.ledger_path())?;
+                Store::Parquet { files, ledger_file }
+            }
         };
-        let database = Database {
-            store,
-            ledger: ledger::open(url)?,
-        };
+        let database = Database { store, ledger };
         database.migrate_reporting(progress).await?;
         Ok(database)
     }
@@ -235,6 +361,7 @@ impl Database {
         match &self.store {
             Store::Postgres(db) => db.migrate(progress).await,
             Store::Sqlite(db) => db.migrate(),
+            Store::Parquet { ledger_file, .. } => ledger_file.migrate(),
         }
     }
 
@@ -243,31 +370,33 @@ impl Database {
         match &self.store {
             Store::Postgres(db) => db.as_ref(),
             Store::Sqlite(db) => db,
+            Store::Parquet { files, .. } => files,
         }
     }
 
     /// Opens a staging area for one (pipeline, scope); nothing is visible until commit.
-    pub async fn begin_load(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
-        self.sink().begin(pipeline, scope).await
+    pub async fn begin_load(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
+        self.sink().begin(slice).await
     }
 
     pub fn is_sqlite(&self) -> bool {
         matches!(self.store, Store::Sqlite(_))
     }
 
-    /// Runs one SQL model (its statements, in one transaction) with `day`
-    /// bound to every parameter. Returns the rows the statements affected.
-    pub async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        self.sink().run_model(statements, day).await
+    /// Whether one day is written at a time: the data or the ledger is an
+    /// SQLite file, which has one writer (and one lock) per file.
+    pub fn one_writer_at_a_time(&self) -> bool {
+        !matches!(self.store, Store::Postgres(_))
     }
 
     /// Rows of a pipeline's table within a day (for `verify` and tests).
-    pub async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
-        self.sink().count_day(pipeline, day).await
+    pub async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
+        self.sink().count_day(pipeline, day, filter).await
     }
 }
 

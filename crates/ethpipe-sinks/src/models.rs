@@ -1,5 +1,14 @@
 //! SQL model files: splitting a file into statements and the `:day` placeholder.
 
+/// A SQL model: one file's statements, run on each loaded day inside the
+/// day's transaction.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The file name, e.g. `010_daily_volume.sql`; names the step in the ledger.
+    pub name: String,
+    pub statements: Vec<String>,
+}
+
 /// Where the next non-code span (quoted text, dollar-quoted body, comment)
 /// starting at `i` ends, or `None` when `i` starts plain code.
 fn skip_non_code(sql: &str, i: usize) -> Option<usize> {

@@ -82,8 +82,26 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V7,
         sqlite::migrations::V7,
     ),
+    sql(
+        8,
+        "the token filter of each run",
+        postgres::migrations::V8,
+        sqlite::migrations::V8,
+    ),
+    sql(
+        9,
+        "the completeness gate each run passed",
+        postgres::migrations::V9,
+        sqlite::migrations::V9,
+    ),
+    sql(
+        10,
+        "reconciling scheduler: trigger activation time, recorded backfill jobs",
+        postgres::migrations::V10,
+        sqlite::migrations::V10,
+    ),
     Migration {
-        version: 8,
+        version: 11,
         name: "day partitions for the datasets that replace a day",
         change: Change::PartitionByDay,
     },

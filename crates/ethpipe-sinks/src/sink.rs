@@ -3,29 +3,38 @@
 //! writes comes from the dataset's description ([`ethpipe_core::Dataset`]).
 
 use async_trait::async_trait;
-use ethpipe_core::{Day, Pipeline, Rows, Scope};
+use ethpipe_core::{Day, Pipeline, Rows, Slice, TokenFilter};
 
-use crate::{Commit, SinkError, StepReport};
+use crate::files::RowSink;
+use crate::{Commit, Committed, SinkError};
 
 #[async_trait]
 pub trait Sink: Send + Sync {
-    /// Opens a staging area for one (dataset, scope); nothing is visible
-    /// until [`DayWriter::commit`].
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError>;
+    /// Opens a staging area for one slice (dataset, scope, token filter);
+    /// nothing is visible until [`DayWriter::commit`]. A day loaded with a
+    /// filter replaces only the rows of the filter's tokens in that day.
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError>;
 
     /// The statements that create a dataset's table and indexes.
     fn ddl(&self, pipeline: Pipeline) -> Vec<String>;
 
-    /// Rows of a dataset's table within a day (for `verify` and tests).
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError>;
+    /// Rows of a dataset's table within a day, of the filter's tokens only
+    /// when one is given (for `verify` and tests).
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError>;
 
-    /// Runs one SQL model (its statements, in one transaction) with `day`
-    /// bound to every parameter. Returns the rows the statements affected.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError>;
+    /// Streams a day's rows back out, in key order, cell by cell into `out`
+    /// (`ethpipe export`). Returns the rows read.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError>;
 }
 
 /// A day being loaded: rows stream into staging, then [`DayWriter::commit`]
@@ -37,7 +46,7 @@ pub trait DayWriter: Send {
     fn rows_written(&self) -> u64;
 
     /// Replaces the day (or merges a full load), runs the dataset's derived
-    /// steps and records the run's success, all in one transaction. Returns
-    /// the steps it performed, for the ledger.
-    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError>;
+    /// steps and the commit's SQL models, and records the run's outcome, all
+    /// in one transaction. Returns the steps it performed, for the ledger.
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Committed, SinkError>;
 }

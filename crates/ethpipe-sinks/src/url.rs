@@ -21,6 +21,11 @@ pub enum DatabaseUrl {
     Sqlite {
         path: PathBuf,
     },
+    /// Parquet files under `dir`, one per dataset and day; the ledger is the
+    /// SQLite file [`DatabaseUrl::parquet_ledger`] beside them.
+    Parquet {
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +40,14 @@ impl DatabaseUrl {
         match self {
             DatabaseUrl::Postgres { shown, .. } => shown.clone(),
             DatabaseUrl::Sqlite { path } => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Parquet { dir } => format!("parquet://{}", dir.display()),
         }
+    }
+
+    /// The ledger of a `parquet://DIR` store: an SQLite file inside DIR,
+    /// beside the dataset folders (readers' `*/date=*/*.parquet` globs skip it).
+    pub fn parquet_ledger(dir: &Path) -> PathBuf {
+        dir.join("_ethpipe.db")
     }
 }
 
@@ -78,6 +90,16 @@ impl FromStr for DatabaseUrl {
                 path: PathBuf::from(path),
             });
         }
+        if let Some(dir) = url.strip_prefix("parquet://") {
+            if dir.is_empty() {
+                return Err(problem(
+                    "expected parquet://DIR, a folder for the files, e.g. parquet://./data",
+                ));
+            }
+            return Ok(DatabaseUrl::Parquet {
+                dir: PathBuf::from(dir),
+            });
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let (driver_url, tls_options) = take_tls_options(url).map_err(|p| problem(&p))?;
             let mut config = tokio_postgres::Config::from_str(&driver_url).map_err(|e| {
@@ -109,7 +131,7 @@ impl FromStr for DatabaseUrl {
             });
         }
         Err(problem(
-            "unsupported scheme; use postgres://USER@HOST/DB or sqlite://PATH",
+            "unsupported scheme; use postgres://USER@HOST/DB, sqlite://PATH or parquet://DIR",
         ))
     }
 }
@@ -196,6 +218,12 @@ mod tests {
         ));
         assert!("mysql://u@h/db".parse::<DatabaseUrl>().is_err());
         assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+        let Ok(DatabaseUrl::Parquet { dir }) = "parquet://./data".parse() else {
+            panic!("a parquet URL");
+        };
+        assert_eq!(dir, PathBuf::from("./data"));
+        let error = "parquet://".parse::<DatabaseUrl>().unwrap_err().to_string();
+        assert!(error.contains("expected parquet://DIR"), "{error}");
     }
 
     fn tls_mode(url: &str) -> Result<SslMode, String> {

@@ -28,6 +28,7 @@ fn new_run(pipeline: Pipeline, scope: Scope, trigger: &str) -> NewRun {
         scope,
         trigger: trigger.to_string(),
         source: "bigquery".to_string(),
+        filter: None,
     }
 }
 
@@ -37,6 +38,7 @@ fn commit(run: RunId, source_rows: u64) -> Commit {
         source_rows,
         skipped_rows: 1,
         set_variable: None,
+        models: Vec::new(),
     }
 }
 
@@ -285,21 +287,21 @@ async fn reading_runs(ledger: &dyn Ledger) {
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, from, to, None)
+            .succeeded_days(transfers, from, to, None, None)
             .await
             .unwrap(),
         [day("2024-04-01"), day("2024-04-02")]
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, from, to, Some("nightly"))
+            .succeeded_days(transfers, from, to, Some("nightly"), None)
             .await
             .unwrap(),
         [day("2024-04-01")]
     );
     assert_eq!(
         ledger
-            .succeeded_days(transfers, to, to, None)
+            .succeeded_days(transfers, to, to, None, None)
             .await
             .unwrap(),
         []
@@ -416,6 +418,7 @@ async fn reading_runs(ledger: &dyn Ledger) {
 }
 
 async fn triggers(ledger: &dyn Ledger) {
+    let created = Utc::now() - chrono::Duration::seconds(1);
     ledger
         .sync_triggers(&[trigger("nightly", true), trigger("hourly", true)])
         .await
@@ -435,7 +438,11 @@ async fn triggers(ledger: &dyn Ledger) {
             .expect("the trigger")
     };
     assert_eq!(state("nightly").await.def, trigger("nightly", true));
-    assert_eq!(state("nightly").await.last_slot, None);
+    let since = state("nightly")
+        .await
+        .active_since
+        .expect("set at creation");
+    assert!(since >= created && since <= Utc::now(), "{since}");
 
     // The toggle persists across syncs until the file's own value changes.
     assert!(ledger.set_trigger_active("nightly", false).await.unwrap());
@@ -459,28 +466,126 @@ async fn triggers(ledger: &dyn Ledger) {
     ledger.set_trigger_active("hourly", false).await.unwrap();
     let before = Utc::now() - chrono::Duration::seconds(1);
     ledger.set_trigger_active("hourly", true).await.unwrap();
-    let slot = state("hourly").await.last_slot.expect("set when turned on");
-    assert!(slot >= before && slot <= Utc::now(), "{slot}");
+    let since = state("hourly")
+        .await
+        .active_since
+        .expect("set when turned on");
+    assert!(since >= before && since <= Utc::now(), "{since}");
+    // Staying on keeps it; the config file turning it on restarts it.
+    ledger.set_trigger_active("hourly", true).await.unwrap();
+    assert_eq!(state("hourly").await.active_since, Some(since));
+    ledger
+        .sync_triggers(&[trigger("hourly", false)])
+        .await
+        .unwrap();
+    ledger
+        .sync_triggers(&[trigger("hourly", true)])
+        .await
+        .unwrap();
+    assert!(state("hourly").await.active_since.expect("still set") >= since);
+}
 
-    // The last slot only moves forward.
-    ledger.set_last_slot("nightly", at(5)).await.unwrap();
-    ledger.set_last_slot("nightly", at(4)).await.unwrap();
-    assert_eq!(state("nightly").await.last_slot, Some(at(5)));
-    ledger.set_last_slot("nightly", at(6)).await.unwrap();
-    assert_eq!(state("nightly").await.last_slot, Some(at(6)));
+/// What the scheduler reads: per day, success, failures in the window, the
+/// last failure, and runs still `running`.
+async fn day_attempts(ledger: &dyn Ledger) {
+    let tokens = TOKENS;
+    let (d5, d6, d7) = (day("2024-05-05"), day("2024-05-06"), day("2024-05-07"));
+    let failed = |scope| async move {
+        let id = ledger
+            .start_run(&new_run(tokens, Scope::Day(scope), "daily"))
+            .await
+            .unwrap();
+        ledger.fail_run(id, "503", 0, None).await.unwrap();
+    };
+    failed(d5).await;
+    let window = Utc::now();
+    failed(d5).await;
+    failed(d5).await;
+    failed(d6).await;
+    let ok = ledger
+        .start_run(&new_run(tokens, Scope::Day(d6), "daily"))
+        .await
+        .unwrap();
+    ledger.record_commit(&commit(ok, 0), 0).await.unwrap();
+    ledger
+        .start_run(&new_run(tokens, Scope::Day(d7), "daily"))
+        .await
+        .unwrap();
+    let attempts = ledger.day_attempts(tokens, d5, d7, window).await.unwrap();
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[0].day, d5);
+    assert!(!attempts[0].succeeded && !attempts[0].running);
+    assert_eq!(
+        attempts[0].failures_in_window, 2,
+        "one failure before the window"
+    );
+    let last = attempts[0].last_failure.expect("failed runs end");
+    assert!(last >= window && last <= Utc::now(), "{last}");
+    assert!(attempts[1].succeeded && attempts[1].failures_in_window == 1);
+    assert!(attempts[2].running && attempts[2].last_failure.is_none());
+    assert!(ledger
+        .day_attempts(tokens, d7.succ(), d7.succ(), window)
+        .await
+        .unwrap()
+        .is_empty());
+}
 
-    assert!(ledger
-        .claim_fire("nightly", at(6), day("2024-03-01"))
+/// A recorded backfill: its progress is its runs; only `running` jobs are unfinished.
+async fn backfill_jobs(ledger: &dyn Ledger) {
+    use ethpipe_sinks::ledger::NewBackfillJob;
+    let tokens = TOKENS;
+    let (from, to) = (day("2024-06-01"), day("2024-06-04"));
+    let id = ledger
+        .create_backfill_job(&NewBackfillJob {
+            pipeline: tokens,
+            from,
+            to,
+            parallel: 2,
+            force: false,
+        })
         .await
-        .unwrap());
-    assert!(!ledger
-        .claim_fire("nightly", at(6), day("2024-03-01"))
+        .unwrap();
+    // Another trigger had loaded the first day; the job loads the second and fails the third.
+    let before = ledger
+        .start_run(&new_run(tokens, Scope::Day(from), "manual"))
         .await
-        .unwrap());
-    assert!(ledger
-        .claim_fire("nightly", at(7), day("2024-03-01"))
+        .unwrap();
+    ledger.record_commit(&commit(before, 5), 5).await.unwrap();
+    let trigger = ethpipe_sinks::ledger::backfill_job_trigger(id);
+    let loaded = ledger
+        .start_run(&new_run(tokens, Scope::Day(from.succ()), &trigger))
         .await
-        .unwrap());
+        .unwrap();
+    ledger.record_commit(&commit(loaded, 7), 7).await.unwrap();
+    let failed = ledger
+        .start_run(&new_run(tokens, Scope::Day(from.succ().succ()), &trigger))
+        .await
+        .unwrap();
+    ledger.fail_run(failed, "503", 0, None).await.unwrap();
+
+    let unfinished = ledger.backfill_jobs(true, 10).await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    let job = &unfinished[0];
+    assert_eq!((job.id, job.from, job.to, job.parallel), (id, from, to, 2));
+    assert_eq!(job.state, "running");
+    assert_eq!(
+        (job.days_loaded, job.rows, job.days_failed, job.days_skipped),
+        (1, 7, 1, 1)
+    );
+    assert_eq!(job.trigger(), trigger);
+
+    let held = ledger.lock_backfill_job(id).await.unwrap();
+    assert!(held.is_some());
+    drop(held);
+    ledger
+        .finish_backfill_job(id, "failed", Some("2024-06-03: 503"))
+        .await
+        .unwrap();
+    assert!(ledger.backfill_jobs(true, 10).await.unwrap().is_empty());
+    let all = ledger.backfill_jobs(false, 10).await.unwrap();
+    assert_eq!(all[0].state, "failed");
+    assert_eq!(all[0].error.as_deref(), Some("2024-06-03: 503"));
+    assert!(all[0].finished_at.is_some());
 }
 
 async fn locks(ledger: &dyn Ledger, one_lock_per_day: bool) {
@@ -538,6 +643,8 @@ async fn every_operation(url: &DatabaseUrl, one_lock_per_day: bool) {
     steps_logs_and_variables(ledger).await;
     reading_runs(ledger).await;
     triggers(ledger).await;
+    day_attempts(ledger).await;
+    backfill_jobs(ledger).await;
     locks(ledger, one_lock_per_day).await;
     // A ledger opened on its own sees the same records.
     let alone = ledger::open(url).unwrap();

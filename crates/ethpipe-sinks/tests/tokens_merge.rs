@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use ethpipe_core::datasets::TOKENS;
-use ethpipe_core::{Day, Rows, Scope, Token};
+use ethpipe_core::{Day, Rows, Scope, Slice, Token};
 use ethpipe_sinks::{Commit, Database, DatabaseUrl, NewRun};
 use ethpipe_testkit::TestDatabase;
 
@@ -85,10 +85,14 @@ async fn concurrent_merges_keep_one_found_row_per_address() {
             scope,
             trigger: "manual".into(),
             source: "rpc".into(),
+            filter: None,
         })
         .await
         .expect("run");
-    let mut writer = database.begin_load(TOKENS, scope).await.expect("begin");
+    let mut writer = database
+        .begin_load(&Slice::all(TOKENS, scope))
+        .await
+        .expect("begin");
     writer
         .write(&Rows::new(TOKENS, vec![found("2024-03-02", 9)]))
         .await
@@ -100,6 +104,7 @@ async fn concurrent_merges_keep_one_found_row_per_address() {
                 source_rows: 1,
                 skipped_rows: 0,
                 set_variable: None,
+                models: Vec::new(),
             })
             .await
     });

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use ethpipe_core::datasets::{TOKENS, TOKEN_TRANSFERS};
 use ethpipe_core::{
-    Day, Pipeline, Rows, Scope, Source, SourceError, SourceEvent, Token, TokenTransfer,
+    Day, Pipeline, Rows, Scope, Slice, Source, SourceError, SourceEvent, Token, TokenTransfer,
 };
 use ethpipe_sources::retry::RetryPolicy;
 use ethpipe_sources::rpc::{RpcConfig, RpcSource};
@@ -77,6 +77,8 @@ async fn token_day() -> Anvil {
 /// A source as `serve` keeps one: shared by all the runs of the process.
 fn source(url: &str, attempts: u32) -> RpcSource {
     let mut config = RpcConfig::new(url);
+    // The finality gate is tested with the binary (rpc_finality.rs).
+    config.finality = ethpipe_sources::rpc::finality::Finality::Confirmations(0);
     config.client.retry = RetryPolicy {
         attempts,
         base_delay: Duration::from_millis(10),
@@ -87,7 +89,7 @@ fn source(url: &str, attempts: u32) -> RpcSource {
 
 /// One run's rows of `pipeline` for [`DAY`], in the order they came.
 async fn run(source: &RpcSource, pipeline: Pipeline) -> Result<Vec<Rows>, SourceError> {
-    let mut stream = source.extract(pipeline, Scope::Day(Day::from_naive(date(DAY))));
+    let mut stream = source.extract(Slice::all(pipeline, Scope::Day(Day::from_naive(date(DAY)))));
     let mut batches = Vec::new();
     loop {
         match stream.next().await? {

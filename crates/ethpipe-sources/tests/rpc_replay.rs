@@ -7,7 +7,7 @@ use ethpipe_core::{RowStream, Rows, SourceEvent, Token, TokenTransfer};
 use ethpipe_sources::rpc::blocks::Blocks;
 use ethpipe_sources::rpc::client::{RpcClient, RpcClientConfig};
 use ethpipe_sources::rpc::contracts::TraceSupport;
-use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan};
+use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan, DEFAULT_MAX_ADDRESSES};
 use ethpipe_sources::rpc::tokens::TokenScan;
 use ethpipe_testkit::rpc_replay::fixture_dir;
 use ethpipe_testkit::{ReplayOptions, RpcReplay};
@@ -133,6 +133,8 @@ async fn replay_transfers(case: &str, first: u64, last: u64) -> (Vec<Row>, RpcRe
                 sizer: &sizer,
                 concurrency: 2,
                 pipeline: TOKEN_TRANSFERS,
+                tokens: None,
+                max_addresses: DEFAULT_MAX_ADDRESSES,
             };
             scan.run(first, last, &sender)
                 .await
@@ -179,14 +181,15 @@ async fn the_two_transfers_of_block_483920() {
     let case = "test_export_token_transfers_job/block_with_transfers";
     let replay = Replay::start(case, 483921).await;
     // The block header is not recorded in this case: answer it with the
-    // fields the join needs, so only the log decoding is under test.
+    // fields the join needs (the hash the recorded logs carry, which the
+    // source checks), so only the log decoding is under test.
     replay.server.insert_result(
         "eth_getBlockByNumber",
         serde_json::json!(["0x76250", false]),
         serde_json::json!({
             "number": "0x76250",
             "timestamp": "0x55f1e8c3",
-            "hash": format!("0x{}", "ab".repeat(32)),
+            "hash": "0x246edb4b351d93c27926f4649bcf6c24366e2a7c7c718dc9158eea20c03bc6ae",
         }),
     );
     let client = replay.client.clone();
@@ -200,6 +203,8 @@ async fn the_two_transfers_of_block_483920() {
                 sizer: &sizer,
                 concurrency: 1,
                 pipeline: TOKEN_TRANSFERS,
+                tokens: None,
+                max_addresses: DEFAULT_MAX_ADDRESSES,
             };
             scan.run(483920, 483920, &sender).await.expect("scan");
         })
@@ -290,6 +295,8 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
                     sizer: &sizer,
                     concurrency: 1,
                     pipeline: TOKEN_TRANSFERS,
+                    tokens: None,
+                    max_addresses: DEFAULT_MAX_ADDRESSES,
                 },
             };
             scan.run(block, block, &sender).await.expect("tokens scan");
@@ -369,6 +376,8 @@ async fn a_log_with_a_topic_that_is_not_hex_fails_the_scan() {
         sizer: &sizer,
         concurrency: 1,
         pipeline: TOKEN_TRANSFERS,
+        tokens: None,
+        max_addresses: DEFAULT_MAX_ADDRESSES,
     };
     let (sender, _stream) = RowStream::channel();
     let error = scan

@@ -16,8 +16,22 @@
 //! `{"v":[{"v":"0x…"},…]}` on the wire), an optional `@day` DATE parameter
 //! that filters on the UTC day of `block_timestamp`, for `logs` an optional
 //! `@topics` ARRAY<STRING> parameter that keeps the logs whose topic0 is one
-//! of its values (`topics[SAFE_OFFSET(0)] IN UNNEST(@topics)`), and
+//! of its values (`topics[SAFE_OFFSET(0)] IN UNNEST(@topics)`), an optional
+//! `@tokens` ARRAY<STRING> that keeps the rows whose token column is one of
+//! its values (`token_address IN UNNEST(@tokens)`, `address …`), and
 //! `COUNT(*)`. Every request body is recorded ([`FakeBigQuery::queries`]).
+//!
+//! Publication: ethpipe asks, before reading a day, for the earliest row
+//! after the day's end (`SELECT MIN(block_timestamp) AS first_after …`, the
+//! next day's partition). The server answers it from its rows, and by
+//! default as a dataset that has published every day it is asked about
+//! (tests load days, today's included, whose later data is simply not part
+//! of their fixture). [`FakeBigQuery::publish_through`] makes
+//! it a dataset that has published only up to an instant — rows after it
+//! are hidden from every query, and the day they fall on is partial with
+//! nothing after it — and [`FakeBigQuery::publish_all`] publishes the rest.
+//! These checks are recorded apart ([`FakeBigQuery::publication_checks`])
+//! and [`Faults`] leave them alone: the faults model the extraction.
 //!
 //! Faults are set per test through [`Faults`].
 //!
@@ -185,6 +199,9 @@ struct Inner {
     next_job: u64,
     issued_tokens: Vec<String>,
     token_exchanges: u32,
+    /// Rows at or after this instant (Unix microseconds) are not published yet.
+    published_before: Option<i64>,
+    publication_checks: Vec<RecordedQuery>,
 }
 
 #[derive(Clone)]
@@ -276,6 +293,23 @@ impl FakeBigQuery {
 
     pub fn add_logs(&self, rows: Vec<FixtureLog>) {
         self.with(|s| s.logs.extend(rows));
+    }
+
+    /// From now on the dataset has published only the rows before
+    /// `micros` (Unix microseconds): later rows are hidden, and no day at or
+    /// after it counts as published.
+    pub fn publish_through(&self, micros: i64) {
+        self.with(|s| s.published_before = Some(micros));
+    }
+
+    /// Publishes every row and every day (the default).
+    pub fn publish_all(&self) {
+        self.with(|s| s.published_before = None);
+    }
+
+    /// The publication checks ethpipe made, oldest first.
+    pub fn publication_checks(&self) -> Vec<RecordedQuery> {
+        self.with(|s| s.publication_checks.clone())
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -467,6 +501,9 @@ async fn jobs_query(
         );
     }
     let mut inner = shared.inner.lock().expect("state");
+    if is_publication_check(&body) {
+        return answer_publication_check(&mut inner, &project, body);
+    }
     inner.queries.push(RecordedQuery { body: body.clone() });
     if let Some((status, reason, message)) = inner.faults.query_error.clone() {
         return error(status, &reason, &message);
@@ -585,6 +622,75 @@ async fn get_query_results(
         params.max_results,
         params.use_int64_timestamp.unwrap_or(false),
         "bigquery#getQueryResultsResponse",
+    )
+}
+
+const FIRST_AFTER_SCHEMA: [Field; 1] = [Field::nullable("first_after", "TIMESTAMP")];
+
+fn is_publication_check(body: &Value) -> bool {
+    body.get("query")
+        .and_then(Value::as_str)
+        .is_some_and(|sql| sql.contains("MIN(block_timestamp) AS first_after"))
+}
+
+/// The earliest published row in the day after `@day`; by default (every
+/// day published) at the latest that day's midnight.
+fn answer_publication_check(inner: &mut Inner, project: &str, body: Value) -> Response {
+    inner
+        .publication_checks
+        .push(RecordedQuery { body: body.clone() });
+    let sql = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let day = match day_parameter(&body, sql) {
+        Ok(Some(day)) => day,
+        Ok(None) => return error(400, "invalidQuery", "Query parameter 'day' not found"),
+        Err(message) => return error(400, "invalidQuery", &message),
+    };
+    let (from, to) = (day + DAY_MICROS, day + 2 * DAY_MICROS);
+    let table = if sql.contains(".logs`") {
+        inner
+            .logs
+            .iter()
+            .map(|l| l.block_timestamp_micros)
+            .collect::<Vec<_>>()
+    } else {
+        inner
+            .transfers
+            .iter()
+            .map(|t| t.block_timestamp_micros)
+            .collect()
+    };
+    let published = |micros: i64| inner.published_before.is_none_or(|before| micros < before);
+    let present = inner.published_before.is_none().then_some(from);
+    let first_after = table
+        .into_iter()
+        .filter(|&micros| micros >= from && micros < to && published(micros))
+        .chain(present)
+        .min();
+    inner.next_job += 1;
+    let job_id = format!("job_test_{}", inner.next_job);
+    inner.jobs.insert(
+        job_id.clone(),
+        Job {
+            rows: vec![vec![first_after.map(|m| m.to_string()).into()]],
+            schema: FIRST_AFTER_SCHEMA.to_vec(),
+            ..Job::default()
+        },
+    );
+    let int64 = body
+        .pointer("/formatOptions/useInt64Timestamp")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    respond_page(
+        inner,
+        project,
+        &job_id,
+        None,
+        None,
+        int64,
+        "bigquery#queryResponse",
     )
 }
 
@@ -778,6 +884,32 @@ fn string_array_values(p: &Value) -> Result<Vec<String>, String> {
     Ok(values)
 }
 
+/// The rows whose token column is in `@tokens`, when the query filters on
+/// it (`<column> IN UNNEST(@tokens)`, the column named just before): an
+/// ARRAY<STRING> compared as text, as BigQuery compares it.
+fn keep_tokens(
+    body: &Value,
+    sql: &str,
+    schema: &Schema,
+    rows: Vec<Cells>,
+) -> Result<Vec<Cells>, String> {
+    let Some((before, _)) = sql.split_once(" IN UNNEST(@tokens)") else {
+        return Ok(rows);
+    };
+    let tokens = parameter(body, "tokens")
+        .ok_or_else(|| "Query parameter 'tokens' not found".to_string())
+        .and_then(string_array_values)?;
+    let column = before.rsplit(' ').next().unwrap_or_default();
+    let position = schema
+        .iter()
+        .position(|f| f.name == column)
+        .ok_or_else(|| format!("Unrecognized name: {column}"))?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| matches!(&row[position], Cell::Text(t) if tokens.contains(t)))
+        .collect())
+}
+
 /// Resolves a query to its rows.
 fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     let sql = body
@@ -785,11 +917,19 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let day = day_parameter(body, sql)?;
-    let in_day =
-        |micros: i64| day.is_none_or(|start| micros >= start && micros < start + DAY_MICROS);
+    let published_before = inner.published_before;
+    let in_day = |micros: i64| {
+        day.is_none_or(|start| micros >= start && micros < start + DAY_MICROS)
+            && published_before.is_none_or(|before| micros < before)
+    };
     let counting = sql.contains("COUNT(*)");
     if let (Some(generator), true) = (&inner.transfer_generator, sql.contains(".token_transfers`"))
     {
+        if sql.contains("@tokens") {
+            return Err(
+                "this test server's generated transfers cannot be filtered by @tokens".into(),
+            );
+        }
         let days = generator
             .days()
             .into_iter()
@@ -819,6 +959,7 @@ fn plan(inner: &Inner, body: &Value) -> Result<Job, String> {
     } else {
         return Err(format!("Not found: Table in query: {sql}"));
     };
+    let rows = keep_tokens(body, sql, &schema, rows)?;
     if counting {
         return Ok(count_job(distinct_count(sql, &schema, &rows)));
     }

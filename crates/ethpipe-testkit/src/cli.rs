@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+#[derive(Clone)]
 pub struct Ethpipe {
     binary: PathBuf,
     envs: Vec<(String, String)>,

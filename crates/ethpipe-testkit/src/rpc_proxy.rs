@@ -9,7 +9,10 @@
 //!   in place of the result;
 //! - `eth_getLogs` answers with more than N logs replaced by the provider's
 //!   "too many results" error ([`LogLimitWording`]);
-//! - "stay down": every request fails until the test says otherwise.
+//! - "stay down": every request fails until the test says otherwise;
+//! - a hold: requests with a matching call wait until the test releases them
+//!   ([`RpcProxy::hold_after`]), so a test can change the chain at an exact
+//!   point of a run (e.g. reorganise it between extraction and commit).
 //!
 //! Faults are queued: [`RpcProxy::fail_next`]`(k, fault)` hits the next `k`
 //! HTTP requests (optionally only those containing a matching call, see
@@ -165,11 +168,22 @@ struct Inner {
     methods: BTreeMap<String, u64>,
     faults: BTreeMap<String, u64>,
     requests: Vec<Value>,
+    hold: Option<HoldRule>,
+    /// Requests held so far.
+    held: u64,
+}
+
+/// Requests with a call matching `matcher` are held, after `pass` of them.
+struct HoldRule {
+    matcher: Match,
+    pass: u64,
 }
 
 #[derive(Clone)]
 struct Shared {
     inner: Arc<Mutex<Inner>>,
+    /// `true` while nothing is held back.
+    open: Arc<tokio::sync::watch::Sender<bool>>,
     upstream: Arc<String>,
     client: reqwest::Client,
 }
@@ -194,6 +208,7 @@ impl RpcProxy {
         let addr = listener.local_addr()?;
         let shared = Shared {
             inner: Arc::new(Mutex::new(Inner::default())),
+            open: Arc::new(tokio::sync::watch::Sender::new(true)),
             upstream: Arc::new(upstream.to_string()),
             client: reqwest::Client::builder().build()?,
         };
@@ -257,6 +272,32 @@ impl RpcProxy {
         self.with(|s| s.log_limit = Some((max, wording)));
     }
 
+    /// Lets the next `pass` HTTP requests with a call matching `matcher`
+    /// through, then holds every later one until [`release`](Self::release).
+    pub fn hold_after(&self, pass: u64, matcher: Match) {
+        self.shared.open.send_replace(false);
+        self.with(|s| s.hold = Some(HoldRule { matcher, pass }));
+    }
+
+    /// Waits until a request is being held, at most `deadline`.
+    pub async fn wait_held(&self, deadline: Duration) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        while self.with(|s| s.held) == 0 {
+            anyhow::ensure!(
+                started.elapsed() < deadline,
+                "no request was held within {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Forwards the held requests and holds no more.
+    pub fn release(&self) {
+        self.with(|s| s.hold = None);
+        self.shared.open.send_replace(true);
+    }
+
     /// Removes every queued fault, "stay down" and the log limit.
     pub fn clear_faults(&self) {
         self.with(|s| {
@@ -309,6 +350,20 @@ impl RpcProxy {
     /// Every request body received, parsed (`null` when not JSON).
     pub fn requests(&self) -> Vec<Value> {
         self.with(|s| s.requests.clone())
+    }
+
+    /// The `params` of every call of `method` received, single or batched,
+    /// in arrival order (e.g. the filters of each `eth_getLogs`).
+    pub fn params_of(&self, method: &str) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .flat_map(|body| match body {
+                Value::Array(calls) => calls.clone(),
+                single => vec![single.clone()],
+            })
+            .filter(|call| call.get("method").and_then(Value::as_str) == Some(method))
+            .map(|call| call.get("params").cloned().unwrap_or(Value::Null))
+            .collect()
     }
 
     /// Zeroes the counters and forgets the requests; faults stay.
@@ -526,6 +581,23 @@ impl Shared {
         chosen
     }
 
+    /// Whether this request must wait for [`RpcProxy::release`].
+    fn holds(&self, calls: &[Value]) -> bool {
+        let mut inner = self.inner.lock().expect("proxy state");
+        let Some(rule) = inner.hold.as_mut() else {
+            return false;
+        };
+        if !calls.iter().any(|c| rule.matcher.matches(c)) {
+            return false;
+        }
+        if rule.pass > 0 {
+            rule.pass -= 1;
+            return false;
+        }
+        inner.held += 1;
+        true
+    }
+
     async fn process(&self, body: &[u8]) -> Outcome {
         let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let batch = parsed.is_array();
@@ -534,6 +606,10 @@ impl Shared {
             Value::Null => Vec::new(),
             single => vec![single.clone()],
         };
+        if self.holds(&calls) {
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+        }
         let Some((fault, matcher)) = self.admit(&parsed, &calls) else {
             return self.forward_checked(body.to_vec(), &calls).await;
         };

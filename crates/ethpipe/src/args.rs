@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Database to load into: postgres://USER[:PASS]@HOST[:PORT]/DB or sqlite://PATH [default: sqlite://ethpipe.db]
+    /// Database to load into: postgres://USER[:PASS]@HOST[:PORT]/DB, sqlite://PATH or parquet://DIR (files) [default: sqlite://ethpipe.db]
     #[arg(
         long,
         env = "ETHPIPE_DATABASE_URL",
@@ -60,6 +60,14 @@ pub struct GlobalArgs {
     /// Seconds before a JSON-RPC request times out (then it is retried) [default: 60]
     #[arg(long, env = "ETHPIPE_RPC_TIMEOUT", global = true)]
     pub rpc_timeout: Option<f64>,
+
+    /// Token addresses per eth_getLogs request; a longer --tokens list is split (with --source rpc) [default: 1000]
+    #[arg(long, env = "ETHPIPE_RPC_MAX_ADDRESSES", global = true)]
+    pub rpc_max_addresses: Option<usize>,
+    /// Treat blocks this many below latest as final, for nodes without the
+    /// `finalized` block tag (with --source rpc) [default: the node's finalized block]
+    #[arg(long, env = "ETHPIPE_RPC_CONFIRMATIONS", global = true)]
+    pub rpc_confirmations: Option<u64>,
 
     /// BigQuery project billed for queries [default: the credentials' project]
     #[arg(
@@ -118,6 +126,8 @@ pub enum Command {
     Migrate,
     /// Show pipelines, last runs and the days loaded, with gaps
     Status(StatusArgs),
+    /// Copy days already loaded in the database to Parquet or CSV files (DIR/<dataset>/date=D/)
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +143,9 @@ pub struct RunArgs {
     /// Load the whole table (tokens only; the first tokens run does this by itself)
     #[arg(long)]
     pub full: bool,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +178,9 @@ pub struct BackfillArgs {
     /// With --worker --force: an id shared by the workers, so a day re-loaded by one counts for all
     #[arg(long, requires = "worker")]
     pub backfill_id: Option<String>,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +200,52 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub tokens: TokensArg,
+}
+
+/// `--tokens` of the commands that load or check days.
+#[derive(Debug, Args)]
+pub struct TokensArg {
+    /// Only these token contracts: ADDR,ADDR,… (0x + 40 hex each) [default: the
+    /// pipeline's `tokens` in ethpipe.toml, else every token]
+    #[arg(
+        long = "tokens",
+        env = "ETHPIPE_TOKENS",
+        value_name = "ADDR,…",
+        hide_env_values = true
+    )]
+    pub list: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// token_transfers, tokens or erc1155_transfers
+    #[arg(value_parser = parse_pipeline, default_value = "token_transfers")]
+    pub pipeline: Pipeline,
+
+    /// File format: parquet or csv
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// First UTC day, YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub from: Day,
+
+    /// Last UTC day (inclusive), YYYY-MM-DD
+    #[arg(long, value_parser = parse_day)]
+    pub to: Day,
+
+    /// Folder for the files, laid out as DIR/<dataset>/date=YYYY-MM-DD/data.<format>
+    #[arg(long)]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Parquet,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use ethpipe_core::Pipeline;
+use ethpipe_core::{Pipeline, TokenFilter};
 
 use ethpipe_sinks::{DatabaseUrl, TriggerDef};
 use ethpipe_sources::bigquery::{BigQueryConfig, Credentials, DEFAULT_DATASET};
 use ethpipe_sources::rpc::client::RpcClientConfig;
+use ethpipe_sources::rpc::finality::Finality;
 use serde::Deserialize;
 
 use crate::args::GlobalArgs;
@@ -29,6 +30,8 @@ pub struct FileConfig {
     pub rpc_rps: Option<f64>,
     pub rpc_batch_size: Option<usize>,
     pub rpc_timeout: Option<f64>,
+    pub rpc_max_addresses: Option<usize>,
+    pub rpc_confirmations: Option<u64>,
     pub bigquery_project: Option<String>,
     pub bigquery_dataset: Option<String>,
     pub bigquery_endpoint: Option<String>,
@@ -60,6 +63,8 @@ pub struct TriggerFileConfig {
     pub timeout_seconds: i32,
     #[serde(default = "defaults::catchup_days")]
     pub catchup_days: i32,
+    /// Only these token contracts (else the pipeline's `tokens`, else all).
+    pub tokens: Option<Vec<String>>,
 }
 
 mod defaults {
@@ -85,6 +90,8 @@ mod defaults {
 pub struct PipelineFileConfig {
     /// Folder of `.sql` model files run after each day loads (relative to the config file).
     pub models: Option<PathBuf>,
+    /// Only these token contracts, unless `--tokens`/`ETHPIPE_TOKENS` says otherwise.
+    pub tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +108,18 @@ pub struct Settings {
     pub rpc_url: Option<String>,
     /// Client settings for `--source rpc` (the URL is `rpc_url`).
     pub rpc: RpcClientConfig,
+    /// How `--source rpc` judges a day final (`--rpc-confirmations`).
+    pub rpc_finality: Finality,
     pub bigquery: BigQueryConfig,
     /// Model folders per pipeline, resolved against the config file's folder.
     pub model_folders: HashMap<Pipeline, PathBuf>,
     pub triggers: Vec<TriggerDef>,
+    /// `tokens` of `[pipelines.NAME]`.
+    pub pipeline_filters: HashMap<Pipeline, TokenFilter>,
+    /// Each trigger's filter: its own `tokens`, else its pipeline's.
+    pub trigger_filters: HashMap<String, TokenFilter>,
+    /// Addresses per `eth_getLogs` request.
+    pub rpc_max_addresses: Option<usize>,
 }
 
 impl Settings {
@@ -112,6 +127,7 @@ impl Settings {
         let (file, config_dir) = load_file(args.config.as_deref())?;
         let rpc = rpc_client_config(args, &file)?;
         let mut model_folders = HashMap::new();
+        let mut pipeline_filters = HashMap::new();
         for (name, pipeline_config) in &file.pipelines {
             let pipeline: Pipeline = name.parse().map_err(|e| {
                 Fatal::usage(format!("in the config file: [pipelines.{name}]: {e}"))
@@ -119,6 +135,42 @@ impl Settings {
             if let Some(folder) = &pipeline_config.models {
                 model_folders.insert(pipeline, config_dir.join(folder));
             }
+            if let Some(tokens) = &pipeline_config.tokens {
+                let filter = file_filter(tokens).map_err(|e| {
+                    Fatal::usage(format!(
+                        "in the config file: [pipelines.{name}] tokens: {e}"
+                    ))
+                })?;
+                pipeline_filters.insert(pipeline, filter);
+            }
+        }
+        let mut trigger_filters = HashMap::new();
+        for trigger in &file.triggers {
+            let own = trigger
+                .tokens
+                .as_deref()
+                .map(file_filter)
+                .transpose()
+                .map_err(|e| {
+                    Fatal::usage(format!(
+                        "in the config file: trigger '{}': tokens: {e}",
+                        trigger.name
+                    ))
+                })?;
+            let inherited = trigger
+                .pipeline
+                .parse::<Pipeline>()
+                .ok()
+                .and_then(|p| pipeline_filters.get(&p).cloned());
+            if let Some(filter) = own.or(inherited) {
+                trigger_filters.insert(trigger.name.clone(), filter);
+            }
+        }
+        let rpc_max_addresses = args.rpc_max_addresses.or(file.rpc_max_addresses);
+        if rpc_max_addresses == Some(0) {
+            return Err(Fatal::usage(
+                "invalid --rpc-max-addresses 0: expected 1 or more addresses per request",
+            ));
         }
         let database_url = args
             .database_url
@@ -180,12 +232,40 @@ impl Settings {
             database_url,
             source,
             rpc,
+            rpc_finality: args
+                .rpc_confirmations
+                .or(file.rpc_confirmations)
+                .map_or(Finality::FinalizedTag, Finality::Confirmations),
             rpc_url: args.rpc_url.clone().or(file.rpc_url),
             bigquery,
             model_folders,
             triggers,
+            pipeline_filters,
+            trigger_filters,
+            rpc_max_addresses,
         })
     }
+
+    /// The token filter of a command on `pipeline`: `--tokens` (or
+    /// `ETHPIPE_TOKENS`, which clap already merged), else the pipeline's
+    /// `tokens` in the config file, else none (every token).
+    pub fn filter(
+        &self,
+        pipeline: Pipeline,
+        flag: Option<&str>,
+    ) -> Result<Option<TokenFilter>, Fatal> {
+        match flag {
+            Some(text) => TokenFilter::parse_list(text)
+                .map(Some)
+                .map_err(|e| Fatal::usage(format!("invalid --tokens: {e}"))),
+            None => Ok(self.pipeline_filters.get(&pipeline).cloned()),
+        }
+    }
+}
+
+/// A `tokens = [...]` list of the config file.
+fn file_filter(tokens: &[String]) -> Result<TokenFilter, ethpipe_core::FilterError> {
+    TokenFilter::new(tokens.iter().map(String::as_str))
 }
 
 fn rpc_client_config(args: &GlobalArgs, file: &FileConfig) -> Result<RpcClientConfig, Fatal> {

@@ -1,4 +1,5 @@
-//! A live progress line on stderr (rows so far, rows/s) while a run loads;
+//! A live progress line on stderr (rows so far, rows/s) while a run loads
+//! (days done of total for backfill and export);
 //! silent when stderr is not a terminal.
 
 use std::time::Duration;
@@ -77,6 +78,18 @@ impl BackfillBar {
 }
 
 impl Progress for BackfillBar {}
+
+impl ethpipe_orch::export::ExportProgress for BackfillBar {
+    fn planned(&self, days: usize) {
+        self.bar.set_length(days as u64);
+        self.bar.set_message("0 rows");
+    }
+
+    fn day_done(&self, _day: ethpipe_core::Day, rows: u64) {
+        self.add_rows(rows);
+        self.bar.inc(1);
+    }
+}
 
 impl ethpipe_orch::backfill::BackfillProgress for BackfillBar {
     fn planned(&self, total: usize, _skipped: usize) {

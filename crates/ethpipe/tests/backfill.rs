@@ -478,3 +478,85 @@ async fn backfill_input_errors() {
     );
     assert!(harness.bigquery.queries().is_empty());
 }
+
+/// Runs of tokens, as (day or `full`, status), oldest first.
+async fn token_runs(client: &Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT coalesce(day::text, 'full'), status FROM ethpipe.runs
+             WHERE pipeline = 'tokens' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// A first tokens run shared by parallel days or by workers makes one full
+/// load, taken under the `tokens:full` lock before any day, and no day fails.
+async fn assert_one_full_load_and_no_failed_day(client: &Client, case: &str) {
+    let runs = token_runs(client).await;
+    let full: Vec<_> = runs.iter().filter(|(day, _)| day == "full").collect();
+    assert_eq!(full.len(), 1, "{case}: one full load: {runs:?}");
+    assert_eq!(full[0].1, "success", "{case}: {runs:?}");
+    assert!(
+        runs.iter().all(|(_, status)| status == "success"),
+        "{case}: no failed run: {runs:?}"
+    );
+    let loaded_days: std::collections::BTreeSet<_> = runs
+        .iter()
+        .filter(|(day, _)| day != "full")
+        .map(|(day, _)| day.clone())
+        .collect();
+    assert_eq!(loaded_days.len(), 4, "{case}: {runs:?}");
+    assert_eq!(
+        runs.len(),
+        5,
+        "{case}: each day once, after the full load: {runs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_tokens_backfill_makes_one_full_load_in_parallel_and_across_workers() {
+    let harness = Harness::start().await;
+    let days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"];
+    harness
+        .bigquery
+        .set_tokens(ethpipe_testkit::fixtures::tokens(&days));
+    // Every query takes a while, so the days and the workers overlap.
+    harness.bigquery.set_faults(Faults {
+        incomplete_polls: 1,
+        page_delay: Some(Duration::from_millis(300)),
+        ..Faults::default()
+    });
+    let range = ["backfill", "tokens", "--from", days[0], "--to", days[3]];
+
+    let db = fresh_database().await;
+    let mut args = range.to_vec();
+    args.extend(["--parallel", "4"]);
+    harness.ethpipe(&db.url).run(&args).await.assert_success();
+    let client = db.client().await.unwrap();
+    assert_one_full_load_and_no_failed_day(&client, "--parallel 4").await;
+
+    let db = fresh_database().await;
+    harness
+        .ethpipe(&db.url)
+        .run(&["migrate"])
+        .await
+        .assert_success();
+    let mut args = range.to_vec();
+    args.push("--worker");
+    let workers = (0..4).map(|_| harness.ethpipe(&db.url).command(&args).output());
+    for output in futures_util::future::join_all(workers).await {
+        let output = output.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let client = db.client().await.unwrap();
+    assert_one_full_load_and_no_failed_day(&client, "four workers").await;
+}

@@ -91,7 +91,19 @@ async fn usage_and_configuration_errors_write_nothing() {
     )
     .unwrap();
     std::fs::write(dir.join("broken.toml"), "database_url = \n").unwrap();
+    std::fs::write(
+        dir.join("no-tokens.toml"),
+        "[pipelines.token_transfers]\ntokens = []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad-trigger-tokens.toml"),
+        "[[triggers]]\nname = \"nightly\"\npipeline = \"token_transfers\"\nschedule = \"@daily\"\ntokens = [\"0x12\"]\n",
+    )
+    .unwrap();
     let path = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(dir.join("a-file"), "not a folder").unwrap();
+    let parquet = |path: String| format!("parquet://{path}");
 
     let cases = vec![
         case(
@@ -163,6 +175,51 @@ async fn usage_and_configuration_errors_write_nothing() {
         .env(
             "ETHPIPE_DATABASE_URL",
             format!("postgres://postgres:{PASSWORD}@127.0.0.1:9/x"),
+        ),
+        case(
+            "parquet without a folder",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "expected parquet://DIR",
+        )
+        .env("ETHPIPE_DATABASE_URL", "parquet://"),
+        case(
+            "parquet at a file",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "a-file: is a file, not a folder",
+        )
+        .env("ETHPIPE_DATABASE_URL", parquet(path("a-file"))),
+        case(
+            "parquet under a file",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "cannot create the folder",
+        )
+        .env("ETHPIPE_DATABASE_URL", parquet(path("a-file/data"))),
+        // A folder even root cannot write in (sysfs).
+        case(
+            "parquet in a read-only folder",
+            &["backfill", "tokens", "--from", DAY, "--to", DAY],
+            2,
+            "parquet:///sys: cannot write in the folder",
+        )
+        .env("ETHPIPE_DATABASE_URL", "parquet:///sys"),
+        case(
+            "export as xml",
+            &[
+                "export",
+                "--format",
+                "xml",
+                "--from",
+                DAY,
+                "--to",
+                DAY,
+                "--out-dir",
+                "out",
+            ],
+            2,
+            "invalid value 'xml' for '--format <FORMAT>'",
         ),
         case(
             "missing key file",
@@ -345,6 +402,54 @@ async fn usage_and_configuration_errors_write_nothing() {
             "cannot read the config file",
         )
         .env("ETHPIPE_CONFIG", path("nope.toml")),
+        case(
+            "malformed token address",
+            &["run", "token_transfers", "--date", DAY, "--tokens", "0x1111111111111111111111111111111111111111,0xabc"],
+            2,
+            "invalid --tokens: '0xabc' is not a token address",
+        ),
+        case(
+            "duplicate token address",
+            &[
+                "backfill",
+                "token_transfers",
+                "--from",
+                DAY,
+                "--to",
+                DAY,
+                "--tokens",
+                "0x1111111111111111111111111111111111111111,0X1111111111111111111111111111111111111111",
+            ],
+            2,
+            "token address 0x1111111111111111111111111111111111111111 is listed twice",
+        ),
+        case(
+            "empty token list",
+            &["run", "token_transfers", "--date", DAY, "--tokens", ""],
+            2,
+            "invalid --tokens: the token list is empty",
+        ),
+        case(
+            "malformed ETHPIPE_TOKENS",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "invalid --tokens: 'usdc' is not a token address",
+        )
+        .env("ETHPIPE_TOKENS", "usdc"),
+        case(
+            "empty tokens in the config file",
+            &["run", "token_transfers", "--date", DAY],
+            2,
+            "[pipelines.token_transfers] tokens: the token list is empty",
+        )
+        .env("ETHPIPE_CONFIG", path("no-tokens.toml")),
+        case(
+            "malformed trigger tokens",
+            &["status"],
+            2,
+            "trigger 'nightly': tokens: '0x12' is not a token address",
+        )
+        .env("ETHPIPE_CONFIG", path("bad-trigger-tokens.toml")),
     ];
     assert!(cases.len() >= 20);
     for case in &cases {
@@ -364,6 +469,11 @@ async fn usage_and_configuration_errors_write_nothing() {
         harness.bigquery.queries().is_empty(),
         "a rejected command reached BigQuery"
     );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a-file")).unwrap(),
+        "not a folder"
+    );
+    assert!(!dir.join("out").exists(), "a rejected export wrote files");
 
     // With the default SQLite database, a rejected command creates no file.
     let out = Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
@@ -619,4 +729,67 @@ async fn no_credentials_at_all_explains_both_sources() {
         out.stderr
     );
     assert!(!dir.path().join("ethpipe.db").exists());
+}
+
+/// `export` of days the database never loaded, or from Parquet files: one
+/// line, exit 2, and no file written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_of_days_never_loaded_write_nothing() {
+    let harness = Harness::start().await;
+    let db = fresh_database().await;
+    harness.bigquery.set_transfers(day_transfers(DAY, 10, 1));
+    harness
+        .ethpipe(&db.url)
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await
+        .assert_success();
+    // Relative to the binary's working folder, the harness's temp folder.
+    let out = harness.dir.path().join("out");
+    let export = |from: &'static str, to: &'static str| -> Vec<&'static str> {
+        vec![
+            "export",
+            "--format",
+            "parquet",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out-dir",
+            "out",
+        ]
+    };
+    let files_url = format!("parquet://{}", harness.dir.path().join("files").display());
+    let cases = vec![
+        Case {
+            name: "export of days never loaded",
+            args: export(DAY, "2024-03-03"),
+            env: Vec::new(),
+            code: 2,
+            says: "token_transfers was never loaded for 2024-03-02, 2024-03-03",
+        },
+        Case {
+            name: "export of a pipeline never loaded",
+            args: [vec!["export", "tokens"], export(DAY, DAY)[1..].to_vec()].concat(),
+            env: Vec::new(),
+            code: 2,
+            says: "tokens was never loaded for 2024-03-01",
+        },
+        Case {
+            name: "export from Parquet files",
+            args: export(DAY, DAY),
+            env: vec![("ETHPIPE_DATABASE_URL", files_url)],
+            code: 2,
+            says: "is already files: export reads a postgres:// or sqlite://",
+        },
+    ];
+    for case in &cases {
+        let mut command = harness.ethpipe(&db.url);
+        for (key, value) in &case.env {
+            command = command.env(key, value.clone());
+        }
+        let output = command.run(&case.args).await;
+        assert_one_clear_line(case, &output);
+        assert!(!out.exists(), "{}: files were written", case.name);
+    }
+    assert!(!harness.dir.path().join("files").exists());
 }

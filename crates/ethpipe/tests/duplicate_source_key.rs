@@ -33,6 +33,7 @@ async fn load(database: &Database, source: &BigQuerySource) -> Result<u64, RunEr
         pipeline: TOKEN_TRANSFERS,
         scope: Scope::Day(DAY.parse::<Day>().expect("day")),
         trigger: "manual".into(),
+        filter: None,
         models: Vec::new(),
     };
     let (_handle, cancel) = Cancel::new();
@@ -77,7 +78,7 @@ async fn a_duplicate_key_in_the_source_fails_permanently_and_keeps_the_old_day()
         let day: Day = DAY.parse().expect("day");
         assert_eq!(
             database
-                .count_day(TOKEN_TRANSFERS, day)
+                .count_day(TOKEN_TRANSFERS, day, None)
                 .await
                 .expect("count"),
             40,

@@ -10,7 +10,9 @@ mod common;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ethpipe_testkit::erc1155::{TRANSFER_BATCH_TOPIC, TRANSFER_SINGLE_TOPIC};
-use ethpipe_testkit::{Anvil, Chain, Erc1155Row, Erc1155Scenario, Ethpipe, Expected, TestDatabase};
+use ethpipe_testkit::{
+    Anvil, Chain, Erc1155Row, Erc1155Scenario, Ethpipe, Expected, RpcProxy, TestDatabase,
+};
 use tokio_postgres::Client;
 
 const PIPELINE: &str = "erc1155_transfers";
@@ -42,11 +44,30 @@ impl Node {
     }
 
     fn ethpipe(&self, database_url: &str) -> Ethpipe {
+        self.ethpipe_via(database_url, &self.url)
+    }
+
+    /// The binary reading the node at `rpc_url` (e.g. a recording proxy).
+    fn ethpipe_via(&self, database_url: &str, rpc_url: &str) -> Ethpipe {
         Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
             .cwd(self.dir.path())
             .env("ETHPIPE_DATABASE_URL", database_url)
             .env("ETHPIPE_SOURCE", "rpc")
-            .env("ETHPIPE_RPC_URL", &self.url)
+            .env("ETHPIPE_RPC_URL", rpc_url)
+            // The finality gate is tested in rpc_anvil.rs.
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
+    }
+
+    /// A BigQuery-compatible server whose `logs` table holds this node's logs.
+    async fn bigquery_with_its_logs(&self) -> common::Harness {
+        let harness = common::Harness::start().await;
+        harness.bigquery.set_logs(
+            self.scenario
+                .bigquery_logs(&self.chain)
+                .await
+                .expect("the node's logs as crypto_ethereum.logs rows"),
+        );
+        harness
     }
 
     async fn expected(&self) -> Expected {
@@ -203,13 +224,7 @@ async fn rows_from_bigquery_logs_equal_the_rows_from_the_node() {
     let node = Node::start().await;
     let expected = node.expected().await;
     let days = node.scenario.days();
-    let harness = common::Harness::start().await;
-    harness.bigquery.set_logs(
-        node.scenario
-            .bigquery_logs(&node.chain)
-            .await
-            .expect("the node's logs as crypto_ethereum.logs rows"),
-    );
+    let harness = node.bigquery_with_its_logs().await;
     let database = TestDatabase::create().await.expect("test database");
     for day in days {
         for url in [database.url.clone(), harness.sqlite_url()] {
@@ -240,4 +255,88 @@ async fn rows_from_bigquery_logs_equal_the_rows_from_the_node() {
         ])
     );
     assert!(!logs_query.sql().contains(TRANSFER_SINGLE_TOPIC));
+}
+
+/// The token contract with the most rows in the scenario: a filter on it
+/// keeps some rows and leaves others out.
+fn busiest_token(expected: &Expected) -> String {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for row in &expected.rows {
+        *counts.entry(row.token_address.as_str()).or_default() += 1;
+    }
+    let (token, _) = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("the scenario has rows");
+    token.to_string()
+}
+
+#[tokio::test]
+async fn a_token_filter_loads_exactly_its_tokens_rows_from_the_node_and_from_bigquery() {
+    let node = Node::start().await;
+    let expected = node.expected().await;
+    let days = node.scenario.days();
+    let token = busiest_token(&expected);
+    let filtered = expected.of_tokens(&[&token]);
+    let want = both_days(&filtered, days);
+    let everything = both_days(&expected, days);
+    assert!(
+        !want.is_empty() && want.len() < everything.len(),
+        "the filter must keep some rows and drop others"
+    );
+    // Checksummed spelling on the command line: the same address.
+    let spelled = format!("0x{}", token[2..].to_uppercase());
+
+    let proxy = RpcProxy::start(&node.url).await.expect("proxy");
+    let database = TestDatabase::create().await.expect("test database");
+    for day in days {
+        node.ethpipe_via(&database.url, &proxy.url())
+            .run(&[
+                "run",
+                PIPELINE,
+                "--date",
+                &day.to_string(),
+                "--tokens",
+                &spelled,
+            ])
+            .await
+            .assert_success();
+    }
+    let client = database.client().await.expect("client");
+    assert_eq!(pg_rows(&client).await, want);
+    assert_eq!(pg_runs(&client).await, expected_runs(&filtered, days));
+    let filters = proxy.params_of("eth_getLogs");
+    assert!(!filters.is_empty());
+    for params in &filters {
+        assert_eq!(params[0]["address"], serde_json::json!([token]), "{params}");
+    }
+
+    let harness = node.bigquery_with_its_logs().await;
+    let from_bigquery = TestDatabase::create().await.expect("test database");
+    for day in days {
+        harness
+            .ethpipe(&from_bigquery.url)
+            .env("ETHPIPE_TOKENS", &token)
+            .run(&["run", PIPELINE, "--date", &day.to_string()])
+            .await
+            .assert_success();
+    }
+    let client = from_bigquery.client().await.expect("client");
+    assert_eq!(pg_rows(&client).await, want);
+    assert_eq!(pg_runs(&client).await, expected_runs(&filtered, days));
+    let queries = harness.bigquery.queries();
+    let logs_query = queries
+        .iter()
+        .find(|q| q.sql().contains(".logs`"))
+        .expect("a query on crypto_ethereum.logs");
+    assert_eq!(
+        logs_query.string_array_parameter("tokens"),
+        Some(vec![token.clone()])
+    );
+    assert!(
+        logs_query.sql().contains("address IN UNNEST(@tokens)"),
+        "{}",
+        logs_query.sql()
+    );
+    assert!(!logs_query.sql().contains(&token));
 }

@@ -428,114 +428,11 @@ async fn a_stalled_connection_that_resumes_loads_the_day() {
     );
 }
 
-/// A PostgreSQL cluster of the test's own (initdb in a temp dir, its own
-/// port), so it can be restarted without disturbing the other tests.
-struct PrivateCluster {
-    bin: std::path::PathBuf,
-    data: std::path::PathBuf,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateCluster {
-    /// `None` when this machine cannot run one (not root, or no server binaries).
-    fn start() -> Option<PrivateCluster> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin"))
-            .find(|p| p.join("initdb").exists())?;
-        let is_root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .ok()
-            .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        if !is_root {
-            return None;
-        }
-        let dir = tempfile::tempdir().ok()?;
-        let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let owned = std::process::Command::new("chown")
-            .args(["-R", "postgres", &dir.path().display().to_string()])
-            .status()
-            .ok()?;
-        assert!(owned.success(), "chown of the cluster folder");
-        let cluster = PrivateCluster {
-            bin,
-            data,
-            port,
-            _dir: dir,
-        };
-        cluster.as_postgres(&[
-            "initdb",
-            "-D",
-            &cluster.data.display().to_string(),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-        ]);
-        cluster.pg_ctl("start");
-        Some(cluster)
-    }
-
-    fn as_postgres(&self, args: &[&str]) {
-        let program = self.bin.join(args[0]).display().to_string();
-        let status = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--", &program])
-            .args(&args[1..])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("runuser");
-        assert!(status.success(), "{args:?} failed");
-    }
-
-    /// `pg_ctl start|restart|stop`, waiting until it is done.
-    fn pg_ctl(&self, action: &str) {
-        let socket_dir = self.data.parent().expect("parent").display().to_string();
-        let options = format!(
-            "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port
-        );
-        self.as_postgres(&[
-            "pg_ctl",
-            "-D",
-            &self.data.display().to_string(),
-            "-o",
-            &options,
-            "-m",
-            "fast",
-            "-w",
-            action,
-        ]);
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        self.pg_ctl("stop");
-    }
-}
-
 /// A real server restart in the middle of a parallel backfill: in-flight
 /// days fail cleanly (or had committed), the re-run completes the range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_during_a_backfill_loses_and_duplicates_nothing() {
-    let Some(cluster) = PrivateCluster::start() else {
-        eprintln!("SKIPPED: a private PostgreSQL cluster needs root and the server binaries");
-        return;
-    };
+    let cluster = ethpipe_testkit::PrivatePostgres::start().expect("a private PostgreSQL");
     let harness = Harness::start().await;
     let days: Vec<String> = (1..=8).map(|d| format!("2024-05-{d:02}")).collect();
     let rows: Vec<FixtureTransfer> = days.iter().flat_map(|d| day_transfers(d, 90, 4)).collect();
@@ -554,7 +451,7 @@ async fn a_server_restart_during_a_backfill_loses_and_duplicates_nothing() {
         "--parallel",
         "2",
     ];
-    let url = cluster.url();
+    let url = cluster.url("postgres");
     harness
         .ethpipe(&url)
         .run(&["migrate"])
@@ -586,7 +483,7 @@ async fn a_server_restart_during_a_backfill_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(client);
-    cluster.pg_ctl("restart");
+    cluster.restart().expect("PostgreSQL restarts");
     let out = child.wait_with_output().await.expect("exit");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");

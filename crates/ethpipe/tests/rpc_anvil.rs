@@ -1,6 +1,7 @@
 //! `--source rpc` against a real node (anvil) running the test contracts:
-//! days and their blocks, transfers, token detection and metadata, each
-//! checked against what the node itself reports.
+//! days and their blocks, the finality gate and the reorg recheck,
+//! transfers, token detection and metadata, each checked against what the
+//! node itself reports.
 
 mod common;
 
@@ -43,7 +44,16 @@ impl Node {
         }
     }
 
+    /// The binary, taking the next day's first block as final as soon as it
+    /// exists: the tests here build short chains, and test the finality gate
+    /// itself with [`Node::ethpipe_by_finalized_tag`].
     fn ethpipe(&self) -> Ethpipe {
+        self.ethpipe_by_finalized_tag()
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
+    }
+
+    /// The binary with its default gate: the node's `finalized` block.
+    fn ethpipe_by_finalized_tag(&self) -> Ethpipe {
         Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
             .cwd(self.dir.path())
             .env("ETHPIPE_DATABASE_URL", self.database.url.clone())
@@ -405,9 +415,20 @@ async fn an_unfinished_day_is_refused() {
     let client = node.client().await;
     assert!(common::pg_transfers(&client, "").await.is_empty());
 
-    // Once a block at 23:59:59 exists, the day is complete.
+    // A block at 23:59:59 completes the day's timestamps, but its end is
+    // fixed only by a block of the next day (docs/rpc-semantics.md, 35a).
     node.chain
         .mine(utc_timestamp(day(DAY), 23, 59, 59))
+        .await
+        .expect("mine");
+    let out = node
+        .ethpipe()
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("not final yet"), "{}", out.stderr);
+    node.chain
+        .mine(utc_timestamp(day(NEXT_DAY), 0, 0, 0))
         .await
         .expect("mine");
     node.run("token_transfers", DAY).await;
@@ -869,4 +890,255 @@ async fn contracts_are_found_with_whatever_the_node_offers() {
         .expect("logs")
         .get(0);
     assert_eq!(warned, 1);
+}
+
+#[tokio::test]
+async fn a_token_filter_is_the_address_list_of_eth_get_logs() {
+    let node = Node::start().await;
+    node.at(DAY, 8, 0, 0).await;
+    let alpha = node
+        .deploy_standard("ALP", 18, 10u128.pow(24))
+        .await
+        .to_lowercase();
+    let beta = node
+        .deploy_standard("BET", 6, 10u128.pow(12))
+        .await
+        .to_lowercase();
+    let gamma = node
+        .deploy_standard("GAM", 0, 1_000_000)
+        .await
+        .to_lowercase();
+    let to = recipients(4);
+    for (hour, token) in [(9, &alpha), (10, &beta), (11, &gamma), (12, &alpha)] {
+        node.at(DAY, hour, 0, 0).await;
+        for (i, recipient) in to.iter().enumerate() {
+            node.transfer(token, recipient, 10 + i as u128).await;
+        }
+    }
+    node.close_day(DAY).await;
+    node.run("token_transfers", DAY).await;
+    let client = node.client().await;
+    let everything = common::pg_transfers(&client, "").await;
+    let of = |tokens: &[&str]| -> Vec<FixtureTransfer> {
+        everything
+            .iter()
+            .filter(|t| tokens.contains(&t.token_address.as_str()))
+            .cloned()
+            .collect()
+    };
+    let want = of(&[&alpha, &gamma]);
+    assert!(!want.is_empty() && want.len() < everything.len());
+    assert_eq!(everything, node.expected_transfers().await);
+
+    // Filtered, through a proxy that records what the node is asked, with
+    // one address per request so a two-token filter takes two requests.
+    let proxy = ethpipe_testkit::RpcProxy::start(node.anvil.url())
+        .await
+        .expect("proxy");
+    let filtered = common::fresh_database().await;
+    let filter = format!("{gamma},{alpha}");
+    let run = |max_addresses: &'static str| {
+        Ethpipe::new(env!("CARGO_BIN_EXE_ethpipe"))
+            .cwd(node.dir.path())
+            .env("ETHPIPE_DATABASE_URL", filtered.url.clone())
+            .env("ETHPIPE_SOURCE", "rpc")
+            .env("ETHPIPE_RPC_URL", proxy.url())
+            .env("ETHPIPE_RPC_MAX_ADDRESSES", max_addresses)
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
+    };
+    run("1000")
+        .run(&["run", "token_transfers", "--date", DAY, "--tokens", &filter])
+        .await
+        .assert_success();
+    let filtered_client = filtered.client().await.expect("client");
+    assert_eq!(common::pg_transfers(&filtered_client, "").await, want);
+    let mut sorted_pair = [alpha.clone(), gamma.clone()];
+    sorted_pair.sort();
+    let asked = proxy.params_of("eth_getLogs");
+    assert!(!asked.is_empty());
+    for params in &asked {
+        assert_eq!(
+            params[0]["address"],
+            serde_json::json!(sorted_pair),
+            "{params}"
+        );
+    }
+
+    proxy.reset_counts();
+    run("1")
+        .run(&["run", "token_transfers", "--date", DAY, "--tokens", &filter])
+        .await
+        .assert_success();
+    assert_eq!(common::pg_transfers(&filtered_client, "").await, want);
+    let asked: Vec<serde_json::Value> = proxy
+        .params_of("eth_getLogs")
+        .iter()
+        .map(|params| params[0]["address"].clone())
+        .collect();
+    for address in &sorted_pair {
+        assert!(asked.contains(&serde_json::json!([address])), "{asked:?}");
+    }
+    assert!(asked.iter().all(|a| a.as_array().map(Vec::len) == Some(1)));
+
+    // Tokens from the node: only the filter's contracts are described.
+    run("1000")
+        .run(&["run", "tokens", "--date", DAY, "--tokens", &alpha])
+        .await
+        .assert_success();
+    let described = tokens(&filtered_client).await;
+    assert_eq!(
+        described
+            .iter()
+            .map(|t| t.address.as_str())
+            .collect::<Vec<_>>(),
+        [alpha.as_str()]
+    );
+    // verify of the filtered day counts the node's logs of those tokens.
+    let out = run("1")
+        .run(&["verify", "--from", DAY, "--to", DAY, "--tokens", &filter])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+}
+
+/// The gate a day's latest run passed, from the ledger.
+async fn gate(client: &Client) -> (Option<String>, Option<String>) {
+    let row = client
+        .query_one(
+            "SELECT gate, gate_mark FROM ethpipe.runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("latest run");
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn a_day_loads_only_once_the_first_block_of_the_next_day_is_final() {
+    let node = Node::start().await;
+    node.at(DAY, 8, 0, 0).await;
+    let token = node.deploy_standard("FIN", 18, 1000).await;
+    node.at(DAY, 12, 0, 0).await;
+    node.transfer(&token, &recipients(1)[0], 5).await;
+    node.close_day(DAY).await;
+
+    // The day is over on the node, but anvil's finalized block (64 below
+    // latest) is still the genesis block.
+    let by_tag = node.ethpipe_by_finalized_tag();
+    let out = by_tag.run(&["run", "token_transfers", "--date", DAY]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("not final yet"), "{}", out.stderr);
+    // Five confirmations are not there either.
+    let out = node
+        .ethpipe()
+        .env("ETHPIPE_RPC_CONFIRMATIONS", "5")
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("not final yet"), "{}", out.stderr);
+    let client = node.client().await;
+    let runs = common::pg_runs(&client).await;
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.0 == "failed"), "{runs:?}");
+    assert!(common::pg_transfers(&client, "").await.is_empty());
+
+    // 64 more blocks, a minute apart: the next day's first block is final.
+    node.chain
+        .request("anvil_mine", serde_json::json!(["0x40", "0x3c"]))
+        .await
+        .expect("anvil_mine");
+    by_tag
+        .run(&["run", "token_transfers", "--date", DAY])
+        .await
+        .assert_success();
+    let expected = common::on_day(&node.expected_transfers().await, DAY);
+    assert_eq!(expected.len(), 2, "the mint and the transfer");
+    assert_eq!(
+        common::sorted(&common::pg_transfers(&client, "").await),
+        expected
+    );
+    let (name, mark) = gate(&client).await;
+    assert_eq!(name.as_deref(), Some("finalized"));
+    let finalized = node.chain.block_number().await.expect("latest") - 64;
+    assert_eq!(mark, Some(format!("finalized block {finalized}")));
+}
+
+#[tokio::test]
+async fn a_reorg_between_extraction_and_commit_fails_the_run_and_the_retry_loads_the_canonical_rows(
+) {
+    use ethpipe_testkit::{Match, RpcProxy};
+    let node = Node::start().await;
+    node.at(DAY, 8, 0, 0).await;
+    let token = node.deploy_standard("ORG", 18, 1000).await;
+    let to = recipients(2);
+    node.at(DAY, 12, 0, 0).await;
+    node.transfer(&token, &to[0], 5).await;
+    let before_reorg = node
+        .chain
+        .request("evm_snapshot", serde_json::json!([]))
+        .await
+        .expect("snapshot");
+    node.at(DAY, 23, 0, 0).await;
+    node.transfer(&token, &to[1], 7).await;
+    node.close_day(DAY).await;
+
+    let proxy = RpcProxy::start(node.anvil.url()).await.expect("proxy");
+    let through_proxy = node.ethpipe().env("ETHPIPE_RPC_URL", proxy.url());
+    let args = ["run", "token_transfers", "--date", DAY];
+    through_proxy.run(&args).await.assert_success();
+    let client = node.client().await;
+    let orphaned = common::sorted(&common::pg_transfers(&client, "").await);
+    assert_eq!(
+        orphaned,
+        common::on_day(&node.expected_transfers().await, DAY)
+    );
+
+    // The same run again, held at its last header request (the recheck, a
+    // run's last eth_getBlockByNumber: its headers are its own, so it asks
+    // the same questions as the first run did).
+    let header_requests = proxy
+        .requests()
+        .iter()
+        .filter(|body| body.to_string().contains("eth_getBlockByNumber"))
+        .count() as u64;
+    proxy.hold_after(header_requests - 1, Match::method("eth_getBlockByNumber"));
+    let held = tokio::spawn({
+        let through_proxy = through_proxy.clone();
+        async move { through_proxy.run(&args).await }
+    });
+    proxy
+        .wait_held(std::time::Duration::from_secs(60))
+        .await
+        .expect("the recheck is held");
+    // Meanwhile the day's last block and the next day's first are replaced.
+    node.chain
+        .request("evm_revert", serde_json::json!([before_reorg]))
+        .await
+        .expect("revert");
+    node.at(DAY, 23, 0, 0).await;
+    node.transfer(&token, &to[1], 9).await;
+    node.close_day(DAY).await;
+    proxy.release();
+    let out = held.await.expect("the run");
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("changed: reorg"), "{}", out.stderr);
+    // Nothing of it committed: the orphaned rows are still the day's rows.
+    assert_eq!(
+        common::sorted(&common::pg_transfers(&client, "").await),
+        orphaned
+    );
+
+    // The retry reads the canonical chain.
+    through_proxy.run(&args).await.assert_success();
+    let canonical = common::on_day(&node.expected_transfers().await, DAY);
+    assert_ne!(canonical, orphaned);
+    assert_eq!(
+        common::sorted(&common::pg_transfers(&client, "").await),
+        canonical
+    );
+    let statuses: Vec<String> = common::pg_runs(&client)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(statuses, ["success", "failed", "success"]);
 }

@@ -85,6 +85,8 @@ impl Target {
             .env("ETHPIPE_SOURCE", "rpc")
             .env("ETHPIPE_RPC_URL", rpc_url)
             .env("ETHPIPE_RPC_CONCURRENCY", "2")
+            // The finality gate is tested in rpc_anvil.rs.
+            .env("ETHPIPE_RPC_CONFIRMATIONS", "0")
     }
 
     async fn transfers(&self) -> Vec<FixtureTransfer> {

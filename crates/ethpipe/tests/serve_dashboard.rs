@@ -112,7 +112,7 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
         }
     }
     harness.bigquery.set_transfers(transfers);
-    harness.bigquery.set_tokens(tokens);
+    harness.bigquery.set_tokens(tokens.clone());
     let db = fresh_database().await;
     // Earlier days come from the CLI; the browser loads DAY.
     let ethpipe = harness.ethpipe(&db.url);
@@ -131,7 +131,18 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
         page_delay: Some(Duration::from_millis(200)),
         ..Default::default()
     });
-    let (child, base) = serve(&harness, &db.url, &[]).await;
+    // Two pipelines limited to some tokens: the table shows each filter.
+    let (one, two) = (tokens[0].address.clone(), tokens[1].address.clone());
+    let config = harness.dir.path().join("filters.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pipelines.erc1155_transfers]\ntokens = [\"{two}\", \"{one}\"]\n\n[pipelines.tokens]\ntokens = [\"{one}\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (child, base) = serve(&harness, &db.url, &[("ETHPIPE_CONFIG", config.as_str())]).await;
 
     let out = output_folder("serve_dashboard");
     let seen = browser(
@@ -199,12 +210,40 @@ async fn the_dashboard_runs_a_day_in_chromium_and_shows_the_token_chart() {
         day_titles, day_exact,
         "the day page keeps each exact volume (and unit) on hover"
     );
-    // The place a pipeline's token filter shows (none has one yet).
-    for row in seen["pipelines"].as_array().unwrap() {
-        assert_eq!(row["filter"], "all tokens", "{row}");
-    }
+    assert_filters_shown(&seen, &one, &two);
     assert_screenshots(&seen);
     stop(child).await;
+}
+
+/// Each pipeline's token filter as the dashboard shows it: "all tokens",
+/// the address of a one-token filter, "2 tokens" with both addresses on
+/// hover; and the API gives the addresses, sorted.
+fn assert_filters_shown(seen: &serde_json::Value, one: &str, two: &str) {
+    let row = |name: &str| {
+        seen["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["pipeline"] == name)
+            .unwrap_or_else(|| panic!("no {name} row in {seen}"))
+            .clone()
+    };
+    let mut both = [one.to_string(), two.to_string()];
+    both.sort();
+    assert_eq!(row("token_transfers")["filter"], "all tokens");
+    assert_eq!(row("tokens")["filter"], one);
+    assert_eq!(row("erc1155_transfers")["filter"], "2 tokens");
+    assert_eq!(row("erc1155_transfers")["filterTitle"], both.join("\n"));
+    assert_eq!(
+        seen["apiTokens"]["token_transfers"],
+        serde_json::Value::Null
+    );
+    assert_eq!(seen["apiTokens"]["tokens"], serde_json::json!([one]));
+    assert_eq!(
+        seen["apiTokens"]["erc1155_transfers"],
+        serde_json::json!(both)
+    );
+    assert_eq!(seen["filterHovered"], true);
 }
 
 /// Durations are real (milliseconds on): no finished run reads as zero, and

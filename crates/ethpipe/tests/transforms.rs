@@ -488,3 +488,112 @@ async fn sql_models_run_on_sqlite_with_the_day_bound() {
         vec![(DAYS[0].to_string(), 5, 250), (DAYS[1].to_string(), 5, 250)]
     );
 }
+
+/// Waits until `sql` is true, for at most a minute.
+async fn wait_for(client: &Client, sql: &str) {
+    let started = std::time::Instant::now();
+    while !client.query_one(sql, &[]).await.unwrap().get::<_, bool>(0) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {sql}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_model_never_leaves_the_day_loaded_without_it() {
+    let harness = Harness::start().await;
+    let db = fresh_database().await;
+    let client = db.client().await.unwrap();
+    harness.bigquery.set_tokens(tokens());
+    harness.bigquery.set_transfers(transfers());
+    let dir = harness.dir.path();
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    // The model sleeps while the switch table exists (after its effect).
+    std::fs::write(
+        dir.join("models/010_daily_counts.sql"),
+        format!(
+            "{DAILY_COUNTS}\nSELECT pg_sleep(CASE WHEN to_regclass('public.slow_models') IS NULL THEN 0 ELSE 4 END);\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ethpipe.toml"),
+        "[pipelines.token_transfers]\nmodels = \"models\"\n",
+    )
+    .unwrap();
+    harness
+        .ethpipe(&db.url)
+        .run(&["migrate"])
+        .await
+        .assert_success();
+    client
+        .batch_execute("CREATE TABLE public.slow_models ()")
+        .await
+        .unwrap();
+
+    let mut run = harness
+        .ethpipe(&db.url)
+        .command(&["run", "token_transfers", "--date", DAYS[0]])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &client,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{}'
+                            AND pid <> pg_backend_pid() AND state = 'active'
+                            AND query LIKE '%pg_sleep(CASE%')",
+            db.name
+        ),
+    )
+    .await;
+    run.kill().await.unwrap(); // SIGKILL, mid-model
+
+    // The day is not recorded loaded, and neither its rows nor the model's show.
+    let successes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ethpipe.runs WHERE status = 'success'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(successes, 0);
+    assert!(pg_transfers(&client, "").await.is_empty());
+    let model_table: Option<String> = client
+        .query_one("SELECT to_regclass('public.daily_counts')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        model_table, None,
+        "the model's table rolled back with the day"
+    );
+
+    // The next run completes the day and its model.
+    client
+        .batch_execute("DROP TABLE public.slow_models")
+        .await
+        .unwrap();
+    harness
+        .ethpipe(&db.url)
+        .run(&["run", "token_transfers", "--date", DAYS[0]])
+        .await
+        .assert_success();
+    assert_eq!(pg_transfers(&client, "").await.len(), 250);
+    let counted: i64 = client
+        .query_one(
+            "SELECT sum(transfers)::bigint FROM public.daily_counts WHERE day = $1::text::date",
+            &[&DAYS[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 250);
+    let statuses: Vec<String> = pg_runs(&client).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(statuses.last().map(String::as_str), Some("success"));
+    assert!(!statuses.contains(&"running".to_string()), "{statuses:?}");
+}

@@ -96,6 +96,8 @@ SCENARIOS = {
         namespace="ethpipe",
         image=f"ethpipe:{app_version()}",
         source="rpc",
+        # The JSON-RPC tuning reaches ethpipe.toml; 0 confirmations is kept (not dropped as falsy).
+        toml=dict(rpc_concurrency=16, rpc_rps=25.5, rpc_batch_size=50, rpc_confirmations=0, rpc_max_addresses=200),
         gcp=None,
         postgresql=False,
         database_secret=("ethpipe-database", "database-url"),
@@ -546,6 +548,9 @@ def check_config(docs, exp):
             problems.append(f"ethpipe.toml: {key} belongs in a Secret or the key mount, not the ConfigMap")
     if config.get("source") != exp["source"]:
         problems.append(f"ethpipe.toml: source {config.get('source')!r}, expected {exp['source']!r}")
+    for key, value in exp.get("toml", {}).items():
+        if config.get(key) != value:
+            problems.append(f"ethpipe.toml: {key} = {config.get(key)!r}, expected {value!r}")
     for trigger in config.get("triggers", []):
         problems += [f"trigger {trigger.get('name')}: unknown key {k!r}" for k in trigger if k not in trigger_keys]
     models = exp.get("models", {})

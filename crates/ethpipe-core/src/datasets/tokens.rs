@@ -96,6 +96,10 @@ impl Dataset for Tokens {
         &["address", "block_number"]
     }
 
+    fn filter_column(&self) -> &'static str {
+        "address"
+    }
+
     fn indexes(&self) -> &'static [Index] {
         &[Index {
             suffix: "block_timestamp_idx",

@@ -80,7 +80,7 @@ pub struct PipelinesBody {
     pub token_required: bool,
 }
 
-/// Each pipeline: days loaded, rows, last run, triggers; and backfills started here
+/// Each pipeline: days loaded, rows, last run, triggers; and the dashboard backfills
 #[utoipa::path(get, path = "/pipelines", operation_id = "listPipelines", responses(
     (status = 200, description = "pipelines", body = PipelinesBody),
     (status = 503, description = "the database is unreachable or the query ran past the statement timeout", body = ErrorBody),
@@ -234,7 +234,7 @@ async fn run_logs(
     Ok(Json(state.service.run_logs(id, after, limit).await?))
 }
 
-/// Backfills started from this server, and recent runs of any backfill
+/// Backfills started from the dashboard (recorded in the ledger), and recent runs of any backfill
 #[utoipa::path(get, path = "/backfills", operation_id = "listBackfills", responses(
     (status = 200, description = "backfills", body = Backfills),
     (status = 503, description = "the database is unreachable or the query ran past the statement timeout", body = ErrorBody),
@@ -252,7 +252,7 @@ async fn backfills(State(state): State<AppState>) -> ApiResult<Json<Backfills>> 
         (status = 400, description = "invalid input", body = ErrorBody),
         (status = 401, description = "missing or wrong bearer token (required when the server has ETHPIPE_API_TOKEN)", body = ErrorBody),
         (status = 403, description = "no token is configured and the Host is not loopback (DNS rebinding protection)", body = ErrorBody),
-        (status = 409, description = "too many backfills are running here", body = ErrorBody),
+        (status = 409, description = "too many backfills are running", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 415, description = "the body is not application/json", body = ErrorBody),
         (status = 503, description = "the server has no source to run with", body = ErrorBody),
@@ -262,11 +262,11 @@ async fn start_backfill(
     State(state): State<AppState>,
     Json(body): Json<StartBackfillBody>,
 ) -> ApiResult<(StatusCode, Json<BackfillView>)> {
-    let view = state.service.start_backfill(body.order()?)?;
+    let view = state.service.start_backfill(body.order()?).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
-/// A backfill started from this server
+/// A backfill started from the dashboard
 #[utoipa::path(get, path = "/backfills/{id}", operation_id = "getBackfill",
     params(("id" = i64, Path, description = "backfill id", minimum = 1)),
     responses(
@@ -279,7 +279,7 @@ async fn backfill(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BackfillView>> {
     let id = params::id("backfill id", &id)?;
-    Ok(Json(state.service.backfill(id.unsigned_abs())?))
+    Ok(Json(state.service.backfill(id.unsigned_abs()).await?))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -148,16 +148,15 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers a query through the read path.
+/// Each dependency as JSON; 200 when all answer, 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.service.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: the database is not reachable ({e})\n"),
-        )
-            .into_response(),
-    }
+    let readiness = state.service.readiness().await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness)).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -172,6 +171,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "ethpipe_metrics_ledger_up {}",
         u8::from(ledger.is_ok())
     );
+    if let Some(health) = state.service.health() {
+        render_scheduler(&health, &mut out);
+    }
     state.http_metrics.render(&mut out);
     (
         [(
@@ -181,6 +183,48 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// This process's scheduler: counters since it started.
+fn render_scheduler(health: &ethpipe_orch::health::HealthFigures, out: &mut String) {
+    let series: [(&str, &str, &str, u64); 5] = [
+        (
+            "ethpipe_scheduler_leader",
+            "gauge",
+            "Whether this process holds the scheduler's leader lock.",
+            u64::from(health.leader),
+        ),
+        (
+            "ethpipe_scheduler_leader_changes_total",
+            "counter",
+            "Times this process became or stopped being the leader.",
+            health.leader_changes,
+        ),
+        (
+            "ethpipe_scheduler_reconnects_total",
+            "counter",
+            "Times the scheduler got the database back after losing it.",
+            health.reconnects,
+        ),
+        (
+            "ethpipe_scheduler_abandoned_runs_total",
+            "counter",
+            "Runs this scheduler closed as abandoned (their process was gone).",
+            health.abandoned_runs,
+        ),
+        (
+            "ethpipe_scheduler_due_days",
+            "gauge",
+            "Days the active triggers owe that have no successful load, at the last tick.",
+            health.due_days,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }
 
 async fn render_ledger(

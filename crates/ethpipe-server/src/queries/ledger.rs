@@ -30,6 +30,10 @@ pub struct PipelineSummary {
     /// Tokens only: whether the first full load has committed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_load_done: Option<bool>,
+    /// The token addresses the pipeline is configured to load; absent:
+    /// every token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<String>>,
     pub triggers: Vec<Trigger>,
 }
 
@@ -149,6 +153,7 @@ pub async fn pipeline_summary(
         full_load_done: pipeline
             .full_load_first()
             .then(|| full_load_done.as_deref() == Some("true")),
+        tokens: None,
         triggers: triggers
             .iter()
             .filter(|t| t.pipeline == name)

@@ -1,20 +1,21 @@
 //! Work the dashboard starts in this process: "run now" for a day, backfills,
 //! and trigger toggles. Runs and backfills call the orchestrator with the
 //! source `ethpipe serve` opened, under the same per-day locks as every other
-//! writer, and stop (rolling back) when the server shuts down. A server
+//! writer, and stop (rolling back) when the server shuts down. A backfill is
+//! recorded in the ledger first (`ethpipe_orch::jobs`): its progress is read
+//! from its runs, and if this process stops, the scheduler's leader resumes it. A server
 //! started without a source (a read-only dashboard) still has its actions:
 //! trigger toggles work, and a run or backfill is refused with the reason
 //! the CLI would give.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Scope, Source};
-use ethpipe_orch::backfill::{BackfillProgress, BackfillRequest};
+use ethpipe_core::{Day, Pipeline, Scope, Source, TokenFilter};
+use ethpipe_orch::health::Health;
 use ethpipe_orch::{Cancel, Model, Progress, RunError, RunRequest};
-use ethpipe_sinks::{Database, RunId};
+use ethpipe_sinks::ledger::{BackfillJobRecord, NewBackfillJob};
+use ethpipe_sinks::{Database, LedgerError, RunId};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -24,7 +25,8 @@ use super::{PipelineName, ServiceError, ServiceResult};
 use crate::error::Invalid;
 use crate::store::timestamp;
 
-/// Backfills one server runs at once; more are refused with 409.
+/// Unfinished backfills at once (across every server on the database); more
+/// are refused with 409.
 pub const MAX_ACTIVE_BACKFILLS: usize = 4;
 
 pub struct Actions {
@@ -32,11 +34,16 @@ pub struct Actions {
     /// The source runs read from, or why this server has none.
     source: Result<Arc<dyn Source>, String>,
     models: HashMap<Pipeline, Vec<Model>>,
+    /// The token filter each pipeline is configured with, if any.
+    filters: HashMap<Pipeline, TokenFilter>,
     cancel: Cancel,
     tasks: Mutex<JoinSet<()>>,
-    backfills: Mutex<Vec<Arc<BackfillJob>>>,
-    next_backfill: AtomicU64,
+    /// Shared with the scheduler `serve` runs beside these actions.
+    health: Arc<Health>,
 }
+
+/// Backfills the list shows.
+const BACKFILLS_SHOWN: u32 = 50;
 
 /// Most days one backfill loads at once.
 pub const MAX_PARALLEL: usize = 16;
@@ -61,7 +68,6 @@ enum BackfillStateSchema {
     Finished,
     /// Some day failed.
     Failed,
-    Interrupted,
 }
 
 /// A backfill started from the dashboard, as the API shows it.
@@ -77,8 +83,9 @@ pub struct BackfillView {
     pub to: String,
     pub parallel: usize,
     pub force: bool,
-    /// `running`, `finished` (every day loaded or skipped), `failed`
-    /// (some day failed) or `interrupted`.
+    /// `running` (until its whole range is done: a backfill whose server
+    /// stopped is resumed by the scheduler's leader), `finished` (every day
+    /// loaded or skipped) or `failed` (some day failed).
     #[schema(value_type = BackfillStateSchema)]
     pub state: String,
     pub days_planned: u64,
@@ -93,47 +100,26 @@ pub struct BackfillView {
     pub error: Option<String>,
 }
 
-pub struct BackfillJob {
-    view: Mutex<BackfillView>,
-}
-
-impl BackfillJob {
-    pub fn view(&self) -> BackfillView {
-        self.view
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    fn update(&self, f: impl FnOnce(&mut BackfillView)) {
-        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut view);
-    }
-}
-
-impl Progress for BackfillJob {}
-
-impl BackfillProgress for BackfillJob {
-    fn planned(&self, total: usize, skipped: usize) {
-        self.update(|v| {
-            v.days_planned = total as u64;
-            v.days_skipped = skipped as u64;
-        });
-    }
-
-    fn day_done(&self, _day: Day, rows: u64) {
-        self.update(|v| {
-            v.days_loaded += 1;
-            v.rows += rows;
-        });
-    }
-
-    fn day_failed(&self, _day: Day, _message: &str) {
-        self.update(|v| v.days_failed += 1);
-    }
-
-    fn day_skipped(&self, _day: Day) {
-        self.update(|v| v.days_skipped += 1);
+impl From<BackfillJobRecord> for BackfillView {
+    fn from(job: BackfillJobRecord) -> Self {
+        let days = (job.to.naive() - job.from.naive()).num_days() + 1;
+        BackfillView {
+            id: job.id.unsigned_abs(),
+            days_planned: (days.max(0) as u64).saturating_sub(job.days_skipped),
+            days_loaded: job.days_loaded,
+            days_skipped: job.days_skipped,
+            days_failed: job.days_failed,
+            rows: job.rows,
+            from: job.from.to_string(),
+            to: job.to.to_string(),
+            parallel: job.parallel as usize,
+            force: job.force,
+            state: job.state,
+            pipeline: job.pipeline,
+            started_at: timestamp(job.started_at),
+            finished_at: job.finished_at.map(timestamp),
+            error: job.error,
+        }
     }
 }
 
@@ -167,11 +153,34 @@ impl Actions {
             database,
             source,
             models,
+            filters: HashMap::new(),
             cancel,
             tasks: Mutex::new(JoinSet::new()),
-            backfills: Mutex::new(Vec::new()),
-            next_backfill: AtomicU64::new(1),
+            health: Arc::default(),
         }
+    }
+
+    /// Limits the runs and backfills it starts for a pipeline to that
+    /// pipeline's configured tokens.
+    pub fn with_filters(mut self, filters: HashMap<Pipeline, TokenFilter>) -> Actions {
+        self.filters = filters;
+        self
+    }
+
+    /// The token filter runs of `pipeline` started here load with.
+    pub fn filter(&self, pipeline: Pipeline) -> Option<&TokenFilter> {
+        self.filters.get(&pipeline)
+    }
+
+    /// The scheduler's figures, for `/readyz` and `/metrics`; `serve` hands
+    /// the same value to the scheduler.
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
+    }
+
+    /// The source, to probe it (`/readyz`), when this server has one.
+    pub fn source_to_probe(&self) -> Option<Arc<dyn Source>> {
+        self.source.as_ref().ok().map(Arc::clone)
     }
 
     /// The source, or [`ServiceError::NoSource`] with the reason there is none.
@@ -204,6 +213,7 @@ impl Actions {
             pipeline,
             scope: Scope::Day(day),
             trigger: "dashboard".to_string(),
+            filter: self.filter(pipeline).cloned(),
             models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
         let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
@@ -232,9 +242,9 @@ impl Actions {
         receiver.await.map_err(ServiceError::RunTaskLost)?
     }
 
-    /// Starts a backfill in the background and returns its id at once
-    /// (`order.parallel` is already within 1..=[`MAX_PARALLEL`]).
-    pub fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
+    /// Records a backfill in the ledger and starts it in the background;
+    /// returns it at once (`order.parallel` is already within 1..=[`MAX_PARALLEL`]).
+    pub async fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
         let BackfillOrder {
             pipeline,
             from,
@@ -243,101 +253,93 @@ impl Actions {
             force,
         } = order;
         let source = self.source()?;
-        if self.database.is_sqlite() && parallel > 1 {
+        if self.database.one_writer_at_a_time() && parallel > 1 {
             return Err(Invalid::new(
-                "SQLite has one writer at a time: parallel above 1 needs PostgreSQL",
+                "SQLite has one writer at a time (also the ledger of a parquet:// store): parallel above 1 needs PostgreSQL",
             )
             .into());
         }
-        let mut backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
-        let active = backfills
-            .iter()
-            .filter(|b| b.view().state == "running")
-            .count();
+        let ledger = self.database.ledger();
+        let reading = |source: LedgerError| ServiceError::Ledger {
+            what: "cannot record the backfill",
+            source: source.into(),
+        };
+        let active = ledger
+            .backfill_jobs(true, MAX_ACTIVE_BACKFILLS as u32)
+            .await
+            .map_err(reading)?
+            .len();
         if active >= MAX_ACTIVE_BACKFILLS {
             return Err(ServiceError::Conflict(format!(
-                "{active} backfills are already running here; wait for one to finish"
+                "{active} backfills are already running; wait for one to finish"
             )));
         }
-        let id = self.next_backfill.fetch_add(1, Ordering::Relaxed);
-        let job = Arc::new(BackfillJob {
-            view: Mutex::new(BackfillView {
-                id,
-                pipeline: pipeline.name().to_string(),
-                from: from.to_string(),
-                to: to.to_string(),
-                parallel,
-                force,
-                state: "running".into(),
-                days_planned: 0,
-                days_loaded: 0,
-                days_skipped: 0,
-                days_failed: 0,
-                rows: 0,
-                started_at: timestamp(Utc::now()),
-                finished_at: None,
-                error: None,
-            }),
-        });
-        backfills.push(Arc::clone(&job));
-        // Keep the list bounded: forget the oldest finished jobs.
-        while backfills.len() > 50 {
-            match backfills.iter().position(|b| b.view().state != "running") {
-                Some(i) => {
-                    backfills.remove(i);
-                }
-                None => break,
-            }
-        }
-        drop(backfills);
-        let request = BackfillRequest {
+        let new_job = NewBackfillJob {
             pipeline,
             from,
             to,
-            parallel,
+            parallel: parallel as u32,
             force,
-            trigger: "backfill".to_string(),
-            shared_force: false,
-            models: self.models.get(&pipeline).cloned().unwrap_or_default(),
         };
-        let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
-        let view = job.view();
-        self.spawn(async move {
-            let progress: Arc<dyn BackfillProgress> = job.clone();
-            let result =
-                ethpipe_orch::backfill::backfill(database, source, request, progress, cancel).await;
-            job.update(|v| {
-                v.finished_at = Some(timestamp(Utc::now()));
-                match result {
-                    Ok(summary) if !summary.interrupted.is_empty() => {
-                        v.state = "interrupted".into()
-                    }
-                    Ok(summary) if !summary.failed.is_empty() => {
-                        v.state = "failed".into();
-                        v.error = summary
-                            .failed
-                            .first()
-                            .map(|(day, message)| format!("{day}: {message}"));
-                    }
-                    Ok(_) => v.state = "finished".into(),
-                    Err(e) => {
-                        v.state = "failed".into();
-                        v.error = Some(e.to_string());
-                    }
-                }
+        let id = ledger
+            .create_backfill_job(&new_job)
+            .await
+            .map_err(reading)?;
+        let job = self
+            .find_job(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("backfill {id} vanished")))?;
+        // Free only if the leader has not already picked it up as orphaned.
+        if let Some(lock) = ledger.lock_backfill_job(id).await.map_err(reading)? {
+            let (database, cancel) = (Arc::clone(&self.database), self.cancel.clone());
+            let (models, record) = (self.models.clone(), job.clone());
+            let filters = self.filters.clone();
+            self.spawn(async move {
+                ethpipe_orch::jobs::run_job(
+                    database,
+                    source,
+                    record,
+                    lock,
+                    ethpipe_orch::jobs::Configured {
+                        models: &models,
+                        filters: &filters,
+                    },
+                    Arc::new(()),
+                    cancel,
+                )
+                .await;
             });
-        });
-        Ok(view)
+        }
+        Ok(job.into())
     }
 
-    /// Newest first.
-    pub fn backfills(&self) -> Vec<BackfillView> {
-        let backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
-        backfills.iter().rev().map(|b| b.view()).collect()
+    async fn find_job(&self, id: i64) -> ServiceResult<Option<BackfillJobRecord>> {
+        let jobs = self.recorded_jobs(u32::MAX).await?;
+        Ok(jobs.into_iter().find(|job| job.id == id))
     }
 
-    pub fn backfill(&self, id: u64) -> Option<BackfillView> {
-        self.backfills().into_iter().find(|b| b.id == id)
+    async fn recorded_jobs(&self, limit: u32) -> ServiceResult<Vec<BackfillJobRecord>> {
+        self.database
+            .ledger()
+            .backfill_jobs(false, limit)
+            .await
+            .map_err(|source| ServiceError::Ledger {
+                what: "cannot read the backfills",
+                source: source.into(),
+            })
+    }
+
+    /// The latest backfills, newest first.
+    pub async fn backfills(&self) -> ServiceResult<Vec<BackfillView>> {
+        let jobs = self.recorded_jobs(BACKFILLS_SHOWN).await?;
+        Ok(jobs.into_iter().map(BackfillView::from).collect())
+    }
+
+    pub async fn backfill(&self, id: u64) -> ServiceResult<Option<BackfillView>> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        Ok(self.find_job(id).await?.map(BackfillView::from))
     }
 
     /// Turns a trigger on or off; false when there is no such trigger.

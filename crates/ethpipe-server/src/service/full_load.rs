@@ -118,6 +118,7 @@ mod tests {
             running: 0,
             last_run: None,
             full_load_done: Some(true),
+            tokens: None,
             triggers: Vec::new(),
         }
     }
@@ -130,6 +131,7 @@ mod tests {
         DayLoaded {
             day: day.into(),
             rows,
+            token_filter: None,
         }
     }
 

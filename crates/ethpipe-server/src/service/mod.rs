@@ -26,6 +26,46 @@ use crate::store::{
     TokenHit, TransferPage,
 };
 
+/// How long `/readyz` waits for the source to answer.
+const SOURCE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/readyz`: ready when every dependency answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Check,
+    /// The scheduler's connection (it reconnects with backoff on its own).
+    pub scheduler: Check,
+    /// `None` when this server has no source (a read-only dashboard).
+    pub source: Option<Check>,
+    /// Whether this process's scheduler holds the leader lock.
+    pub leader: bool,
+}
+
+/// One dependency: answering, or why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Check {
+    fn ok() -> Check {
+        Check {
+            ok: true,
+            error: None,
+        }
+    }
+
+    fn failed(error: String) -> Check {
+        Check {
+            ok: false,
+            error: Some(error),
+        }
+    }
+}
+
 pub use actions::{Actions, BackfillOrder, BackfillView, MAX_ACTIVE_BACKFILLS, MAX_PARALLEL};
 pub use pipelines::{day_overview_pipeline, parse_pipeline, pipelines, PipelineName};
 
@@ -58,7 +98,7 @@ pub enum ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-/// Each pipeline, the backfills started here, and whether runs can start.
+/// Each pipeline, the dashboard backfills, and whether runs can start.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
     pub pipelines: Vec<PipelineSummary>,
@@ -172,9 +212,49 @@ impl Service {
         }
     }
 
-    /// Whether the database answers through the read path (`/readyz`).
+    /// Whether the database answers through the read path.
     pub async fn ping(&self) -> Result<(), QueryError> {
         self.reader.ping().await
+    }
+
+    /// Each dependency's state, for `/readyz`: the database (the read path,
+    /// and the scheduler's own connection), the source when there is one.
+    pub async fn readiness(&self) -> Readiness {
+        let database = match self.ping().await {
+            Ok(()) => Check::ok(),
+            Err(e) => Check::failed(format!("the database is not reachable ({e})")),
+        };
+        let health = self.health();
+        let scheduler = match health.as_ref().and_then(|h| h.database_error.clone()) {
+            None => Check::ok(),
+            Some(e) => Check::failed(format!("the scheduler cannot reach the database ({e})")),
+        };
+        let source = match self.actions.as_ref().and_then(|a| a.source_to_probe()) {
+            None => None,
+            Some(source) => Some(
+                match tokio::time::timeout(SOURCE_PROBE_TIMEOUT, source.probe()).await {
+                    Ok(Ok(())) => Check::ok(),
+                    Ok(Err(e)) => Check::failed(format!("the source is not reachable ({e})")),
+                    Err(_) => Check::failed(format!(
+                        "the source did not answer within {}s",
+                        SOURCE_PROBE_TIMEOUT.as_secs()
+                    )),
+                },
+            ),
+        };
+        let ready = database.ok && scheduler.ok && source.as_ref().is_none_or(|s| s.ok);
+        Readiness {
+            ready,
+            database,
+            scheduler,
+            source,
+            leader: health.is_some_and(|h| h.leader),
+        }
+    }
+
+    /// The scheduler's figures, when this server runs one.
+    pub fn health(&self) -> Option<ethpipe_orch::health::HealthFigures> {
+        self.actions.as_ref().map(|a| a.health().figures())
     }
 
     pub async fn run_figures(&self) -> ServiceResult<RunFigures> {
@@ -189,22 +269,27 @@ impl Service {
         let mut summaries = Vec::new();
         for pipeline in pipelines() {
             let mut summary = ledger::pipeline_summary(&self.reader, pipeline, &triggers).await?;
+            summary.tokens = self
+                .actions
+                .as_ref()
+                .and_then(|a| a.filter(pipeline))
+                .map(|f| f.addresses().to_vec());
             full_load::include_full_load(&self.reader, pipeline, &mut summary).await?;
             summaries.push(summary);
         }
         Ok(Overview {
             pipelines: summaries,
-            backfills: self.started_backfills(),
+            backfills: self.started_backfills().await?,
             can_run: self.can_run(),
             source_missing: self.source_missing(),
         })
     }
 
-    fn started_backfills(&self) -> Vec<BackfillView> {
-        self.actions
-            .as_ref()
-            .map(|a| a.backfills())
-            .unwrap_or_default()
+    async fn started_backfills(&self) -> ServiceResult<Vec<BackfillView>> {
+        match &self.actions {
+            Some(actions) => actions.backfills().await,
+            None => Ok(Vec::new()),
+        }
     }
 
     pub async fn triggers(&self) -> ServiceResult<Vec<Trigger>> {
@@ -276,12 +361,12 @@ impl Service {
         )
         .await?;
         Ok(Backfills {
-            backfills: self.started_backfills(),
+            backfills: self.started_backfills().await?,
             recent_runs,
         })
     }
 
-    pub fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
+    pub async fn start_backfill(&self, order: BackfillOrder) -> ServiceResult<BackfillView> {
         if !(1..=MAX_PARALLEL).contains(&order.parallel) {
             return Err(Invalid::new(format!(
                 "invalid parallel {}: expected 1 to {MAX_PARALLEL} days in flight",
@@ -289,18 +374,15 @@ impl Service {
             ))
             .into());
         }
-        self.actions()?.start_backfill(order)
+        self.actions()?.start_backfill(order).await
     }
 
-    pub fn backfill(&self, id: u64) -> ServiceResult<BackfillView> {
-        self.actions
-            .as_ref()
-            .and_then(|a| a.backfill(id))
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!(
-                    "no backfill {id} (backfills are kept while the server runs)"
-                ))
-            })
+    pub async fn backfill(&self, id: u64) -> ServiceResult<BackfillView> {
+        let found = match &self.actions {
+            Some(actions) => actions.backfill(id).await?,
+            None => None,
+        };
+        found.ok_or_else(|| ServiceError::NotFound(format!("no backfill {id}")))
     }
 
     pub async fn search_tokens(&self, text: &str, limit: u32) -> ServiceResult<Vec<TokenHit>> {

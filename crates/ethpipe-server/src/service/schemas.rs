@@ -43,6 +43,13 @@ pub struct RunSchema {
     /// Until now while still running.
     duration_seconds: Option<f64>,
     error: Option<String>,
+    /// The token addresses the run loaded; `null`: every token.
+    tokens: Option<Vec<String>>,
+    /// The completeness gate the rows passed: `finalized`, `confirmations`
+    /// (JSON-RPC), `published` (BigQuery), `whole-table` (a full load).
+    gate: Option<String>,
+    /// What the gate was measured at, e.g. `finalized block 1234`.
+    gate_mark: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -79,7 +86,7 @@ pub struct TriggerSchema {
     day_offset: i32,
     max_attempts: i32,
     #[schema(format = DateTime)]
-    last_slot: Option<String>,
+    active_since: Option<String>,
     /// The next slot, when active.
     #[schema(format = DateTime)]
     next_run: Option<String>,
@@ -104,6 +111,9 @@ pub struct PipelineSummarySchema {
     last_run: Option<RunSchema>,
     /// Pipelines with a first full load only: whether it has committed.
     full_load_done: Option<bool>,
+    /// The token addresses the pipeline is configured to load (`tokens` in
+    /// ethpipe.toml); absent: every token.
+    tokens: Option<Vec<String>>,
     triggers: Vec<TriggerSchema>,
 }
 
@@ -149,6 +159,9 @@ mod tests {
             finished_at: None,
             duration_seconds: None,
             error: None,
+            tokens: None,
+            gate: None,
+            gate_mark: None,
         }
     }
 
@@ -160,7 +173,7 @@ mod tests {
             active: true,
             day_offset: 1,
             max_attempts: 3,
-            last_slot: None,
+            active_since: None,
             next_run: None,
         }
     }
@@ -196,6 +209,7 @@ mod tests {
             running: 0,
             last_run: Some(run()),
             full_load_done: Some(true),
+            tokens: Some(vec!["0x1111111111111111111111111111111111111111".into()]),
             triggers: vec![trigger()],
         };
         assert_eq!(documented::<PipelineSummarySchema>(), serialised(summary));

@@ -202,6 +202,13 @@ impl Reader {
                 ledger,
                 timeout,
             })),
+            // Parquet files are read by DuckDB and friends, not by the server:
+            // it shows their ledger, whose data tables stay empty.
+            DatabaseUrl::Parquet { dir } => Ok(Reader::Sqlite(SqliteReader {
+                path: DatabaseUrl::parquet_ledger(dir),
+                ledger,
+                timeout,
+            })),
         }
     }
 

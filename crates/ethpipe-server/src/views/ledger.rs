@@ -52,7 +52,7 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
             } @else {
                 table #triggers {
                     thead { tr { th { "trigger" } th { "pipeline" } th { "schedule (UTC)" } th { "active" }
-                                 th { "next run" } th { "last slot" } } }
+                                 th { "next run" } th { "active since" } } }
                     tbody {
                         @for t in &triggers {
                             tr data-trigger=(t.name) {
@@ -64,7 +64,7 @@ pub fn dashboard(overview: &Overview, recent: &RunsPage, token_required: bool) -
                                         disabled[!overview.can_run];
                                     span { (if t.active { "active" } else { "inactive" }) } } }
                                 td { (t.next_run.as_deref().unwrap_or("–")) }
-                                td { (t.last_slot.as_deref().unwrap_or("–")) }
+                                td { (t.active_since.as_deref().unwrap_or("–")) }
                             }
                         }
                     }
@@ -145,10 +145,10 @@ fn pipeline_row(p: &PipelineSummary) -> Markup {
     }
 }
 
-/// Where a pipeline's token filter will show (pipelines do not carry one
-/// yet): every pipeline loads all tokens today.
-fn filter_cell(_pipeline: &PipelineSummary) -> Markup {
-    html! { td.filter { span.muted { "all tokens" } } }
+/// The pipeline's token filter: "all tokens", or the address (one token) or
+/// "N tokens" with every address on hover.
+fn filter_cell(pipeline: &PipelineSummary) -> Markup {
+    html! { td.filter { (super::tokens_label(pipeline.tokens.as_deref())) } }
 }
 
 /// The command that loads a pipeline for the first time.

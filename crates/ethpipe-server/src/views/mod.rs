@@ -94,7 +94,8 @@ pub fn run_row(run: &Run) -> Markup {
     html! {
         tr data-run-id=(run.id) {
             td { a href={"/runs/" (run.id)} { "#" (run.id) } }
-            td { (run.pipeline) }
+            td { (run.pipeline)
+                 @if run.tokens.is_some() { " " small.run-tokens { (tokens_label(run.tokens.as_deref())) } } }
             td { (run.day.as_deref().unwrap_or("full load")) }
             td { (run.trigger) }
             td.status-cell { (status_badge(&run.status)) }
@@ -103,6 +104,18 @@ pub fn run_row(run: &Run) -> Markup {
             td.rows.num { (opt_number(run.rows_written)) }
             td.error { (run.error.as_deref().unwrap_or("")) }
         }
+    }
+}
+
+/// A token filter as a table shows it: "all tokens" (no filter), the
+/// address when there is one, else "N tokens"; the addresses on hover.
+pub fn tokens_label(tokens: Option<&[String]>) -> Markup {
+    match tokens {
+        None => html! { span.muted.tokens { "all tokens" } },
+        Some([one]) => html! { span.tokens.mono title=(one) { (one) } },
+        Some(many) => html! {
+            span.tokens title=(many.join("\n")) { (many.len()) " tokens" }
+        },
     }
 }
 

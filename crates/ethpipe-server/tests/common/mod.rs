@@ -292,6 +292,7 @@ pub async fn run(database: &Database, source: &dyn Source, pipeline: Pipeline, d
             pipeline,
             scope: Scope::Day(day),
             trigger: "manual".into(),
+            filter: None,
             models: Vec::new(),
         },
         &(),

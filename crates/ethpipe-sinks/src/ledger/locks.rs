@@ -19,7 +19,24 @@ pub enum Lock {
     Sqlite(File),
 }
 
+/// How long a held lock's connection may take to answer before the lock is
+/// taken for lost.
+const ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Lock {
+    /// Whether the lock is still held: its connection still answers. After a
+    /// database restart or a killed connection the server has already freed
+    /// it, and another process may hold it now.
+    pub async fn is_held(&self) -> bool {
+        match self {
+            Lock::Postgres(client) => {
+                let ping = client.simple_query("SELECT 1");
+                matches!(tokio::time::timeout(ALIVE_TIMEOUT, ping).await, Ok(Ok(_)))
+            }
+            Lock::Sqlite(_) => true,
+        }
+    }
+
     /// Releases the lock and waits until the server has done so. Dropping
     /// also releases it, but only once the server notices the closed
     /// connection: a process that exits right after its run could otherwise
@@ -38,6 +55,7 @@ impl Lock {
 pub(crate) enum LockName {
     Day(Pipeline, Scope),
     Leader,
+    BackfillJob(i64),
 }
 
 impl LockName {
@@ -46,6 +64,7 @@ impl LockName {
         match self {
             LockName::Day(pipeline, scope) => day_lock_name(pipeline, scope),
             LockName::Leader => "ethpipe:scheduler-leader".to_string(),
+            LockName::BackfillJob(id) => format!("ethpipe:backfill-job:{id}"),
         }
     }
 }

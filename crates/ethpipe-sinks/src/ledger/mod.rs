@@ -39,13 +39,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 
 pub use error::{FailureKind, LedgerError};
 pub use locks::Lock;
 pub use records::{
-    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
-    TriggerState,
+    backfill_job_trigger, BackfillJobRecord, DayAttempts, DayLoaded, NewBackfillJob, NewRun,
+    RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef, TriggerState,
 };
 pub use views::{LogLine, Run, Step, Trigger};
 
@@ -88,6 +88,9 @@ pub trait Ledger: Send + Sync {
     /// Appends steps to a run's record, after those already there.
     async fn record_steps(&self, run: RunId, steps: &[StepReport]) -> Result<(), LedgerError>;
 
+    /// Records the completeness gate a run's rows passed (before its commit).
+    async fn record_gate(&self, run: RunId, gate: &Gate) -> Result<(), LedgerError>;
+
     /// Marks a committed run failed because a later step (a SQL model) failed.
     async fn fail_committed_run(&self, run: RunId, error: &str) -> Result<(), LedgerError>;
 
@@ -115,13 +118,16 @@ pub trait Ledger: Send + Sync {
         to: Day,
     ) -> Result<Vec<RunRecord>, LedgerError>;
 
-    /// Days in `[from, to]` with a successful run (of `trigger`, if given).
+    /// Days in `[from, to]` whose successful runs (of `trigger`, if given)
+    /// loaded every row of `filter`'s tokens (`None`: of every token): an
+    /// unfiltered success, or filtered ones whose union covers the filter.
     async fn succeeded_days(
         &self,
         pipeline: Pipeline,
         from: Day,
         to: Day,
         trigger: Option<&str>,
+        filter: Option<&TokenFilter>,
     ) -> Result<Vec<Day>, LedgerError>;
 
     /// Days whose latest successful run wrote these rows, oldest first.
@@ -173,16 +179,37 @@ pub trait Ledger: Send + Sync {
     /// Turns a trigger on or off; false when no such trigger exists.
     async fn set_trigger_active(&self, name: &str, active: bool) -> Result<bool, LedgerError>;
 
-    /// Moves a trigger's last handled slot forward (never back).
-    async fn set_last_slot(&self, name: &str, slot: DateTime<Utc>) -> Result<(), LedgerError>;
+    // ---- the scheduler's reconciliation ----
 
-    /// Records that `name` fires for `slot`; false if that slot already fired.
-    async fn claim_fire(
+    /// The days in `[from, to]` that have runs, with what their runs say;
+    /// failures count only for runs started at or after `window_start`.
+    async fn day_attempts(
         &self,
-        name: &str,
-        slot: DateTime<Utc>,
-        day: Day,
-    ) -> Result<bool, LedgerError>;
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        window_start: DateTime<Utc>,
+    ) -> Result<Vec<DayAttempts>, LedgerError>;
+
+    // ---- backfill jobs ----
+
+    /// Records a backfill as `running`; returns its id.
+    async fn create_backfill_job(&self, job: &NewBackfillJob) -> Result<i64, LedgerError>;
+
+    /// Ends a job (`finished` or `failed`); a job left `running` is resumed.
+    async fn finish_backfill_job(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError>;
+
+    /// Jobs, newest first (only the unfinished ones, if asked), with their progress.
+    async fn backfill_jobs(
+        &self,
+        unfinished_only: bool,
+        limit: u32,
+    ) -> Result<Vec<BackfillJobRecord>, LedgerError>;
 
     // ---- locks ----
 
@@ -197,10 +224,14 @@ pub trait Ledger: Send + Sync {
 
     /// The scheduler's leader lock: only its holder runs triggers.
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError>;
+
+    /// Held by whoever runs a recorded backfill job; free means nobody does.
+    async fn lock_backfill_job(&self, id: i64) -> Result<Option<Lock>, LedgerError>;
 }
 
-/// Opens the ledger in the database `url` names. PostgreSQL connects on
-/// first use; the schema is created by the sink's migrations.
+/// Opens the ledger of the database `url` names (for `parquet://DIR`, the
+/// SQLite file inside DIR). PostgreSQL connects on first use; the schema is
+/// created by the sink's migrations.
 pub fn open(url: &DatabaseUrl) -> Result<Arc<dyn Ledger>, LedgerError> {
     open_with(url, None)
 }
@@ -218,12 +249,16 @@ fn open_with(
     url: &DatabaseUrl,
     read_only: Option<Duration>,
 ) -> Result<Arc<dyn Ledger>, LedgerError> {
+    let sqlite_ledger = |path: &std::path::Path| -> Arc<dyn Ledger> {
+        Arc::new(shared::SqlLedger {
+            backend: sqlite::SqliteBackend::new(path, read_only),
+        })
+    };
     Ok(match url {
         DatabaseUrl::Postgres { config, tls, shown } => Arc::new(shared::SqlLedger {
             backend: postgres::PgBackend::new((**config).clone(), tls, shown, read_only)?,
         }),
-        DatabaseUrl::Sqlite { path } => Arc::new(shared::SqlLedger {
-            backend: sqlite::SqliteBackend::new(path, read_only),
-        }),
+        DatabaseUrl::Sqlite { path } => sqlite_ledger(path),
+        DatabaseUrl::Parquet { dir } => sqlite_ledger(&DatabaseUrl::parquet_ledger(dir)),
     })
 }

@@ -153,8 +153,9 @@ pub(crate) async fn record_commit(
     client: &Client,
     commit: &Commit,
     rows: u64,
+    model_failure: Option<&str>,
 ) -> Result<(), LedgerError> {
-    for step in shared::commit_bookkeeping(commit, rows) {
+    for step in shared::commit_bookkeeping(commit, rows, model_failure) {
         step.check(execute(client, step.statement, &step.params).await?)?;
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! The ledger's vocabulary: what a run, a step, a log line, a trigger is.
 
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Scope, TokenFilter};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +48,8 @@ pub struct NewRun {
     /// What started it: `manual`, `backfill`, a trigger's name.
     pub trigger: String,
     pub source: String,
+    /// The tokens it loads (`None`: every token).
+    pub filter: Option<TokenFilter>,
 }
 
 /// A run as the ledger holds it.
@@ -67,12 +69,35 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// The token filter it loaded, as its canonical text (sorted addresses,
+    /// comma-joined); `None`: every token.
+    pub token_filter: Option<String>,
+    /// The completeness gate the rows passed (`finalized`, `confirmations`,
+    /// `published`, `whole-table`), once the source proved it.
+    pub gate: Option<String>,
+    /// What the gate was measured at (a block, a timestamp).
+    pub gate_mark: Option<String>,
+}
+
+impl RunRecord {
+    /// The run's token filter, parsed back from the ledger's text.
+    pub fn filter(&self) -> Option<TokenFilter> {
+        parse_stored_filter(self.token_filter.as_deref())
+    }
+}
+
+/// A filter the ledger wrote; text it cannot have written reads as "every
+/// token", the widest claim, never as a narrower one.
+pub(crate) fn parse_stored_filter(text: Option<&str>) -> Option<TokenFilter> {
+    text.and_then(|t| TokenFilter::parse_list(t).ok())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayLoaded {
     pub day: String,
     pub rows: i64,
+    /// The token filter of the day's latest successful run (`None`: every token).
+    pub token_filter: Option<String>,
 }
 
 /// Which runs to list, newest first.
@@ -118,7 +143,8 @@ pub struct TriggerDef {
     pub max_attempts: i32,
     pub backoff_seconds: i32,
     pub timeout_seconds: i32,
-    /// How many missed slots are run after downtime (newest first chosen, run oldest first).
+    /// How far back (in days) the scheduler looks for slots whose day is not
+    /// loaded yet: the catch-up window after downtime or failures.
     pub catchup_days: i32,
 }
 
@@ -127,5 +153,62 @@ pub struct TriggerDef {
 pub struct TriggerState {
     #[serde(flatten)]
     pub def: TriggerDef,
-    pub last_slot: Option<DateTime<Utc>>,
+    /// When the trigger was created or last turned on: it owes no day of a
+    /// slot before this.
+    pub active_since: Option<DateTime<Utc>>,
+}
+
+/// What the ledger says about one day's attempts, for the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayAttempts {
+    pub day: Day,
+    pub succeeded: bool,
+    /// Failed runs that started within the attempt window.
+    pub failures_in_window: u32,
+    /// When the day's latest failed run ended.
+    pub last_failure: Option<DateTime<Utc>>,
+    /// A run of the day is still `running` (alive, or abandoned and not yet closed).
+    pub running: bool,
+}
+
+/// A backfill to record before it starts.
+#[derive(Debug, Clone)]
+pub struct NewBackfillJob {
+    pub pipeline: Pipeline,
+    pub from: Day,
+    pub to: Day,
+    pub parallel: u32,
+    pub force: bool,
+}
+
+/// A recorded backfill and its progress, read from its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillJobRecord {
+    pub id: i64,
+    pub pipeline: String,
+    pub from: Day,
+    pub to: Day,
+    pub parallel: u32,
+    pub force: bool,
+    /// `running` (until its whole range is done), `finished` or `failed`.
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub days_loaded: u64,
+    pub rows: u64,
+    pub days_failed: u64,
+    pub days_skipped: u64,
+}
+
+impl BackfillJobRecord {
+    /// The ledger trigger of the job's runs.
+    pub fn trigger(&self) -> String {
+        backfill_job_trigger(self.id)
+    }
+}
+
+/// `backfill:<id>`: how a job's runs are told apart from every other run.
+pub fn backfill_job_trigger(id: i64) -> String {
+    format!("backfill:{id}")
 }

@@ -1,15 +1,17 @@
 //! The ledger's logic, written once over a [`Backend`]: which statement each
 //! operation runs, what it binds, and how rows become records.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use chrono::Utc;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Gate, Pipeline, Scope, TokenFilter};
 
 use super::error::LedgerError;
 use super::locks::{Lock, LockName};
 use super::records::{
-    DayLoaded, NewRun, RunCount, RunDuration, RunFilter, RunId, RunRecord, RunStatus, TriggerDef,
-    TriggerState,
+    self, BackfillJobRecord, DayAttempts, DayLoaded, NewBackfillJob, NewRun, RunCount, RunDuration,
+    RunFilter, RunId, RunRecord, RunStatus, TriggerDef, TriggerState,
 };
 use super::statements::{self as sql, Record, Statement, Value};
 use super::views::{timestamp, LogLine, Step};
@@ -60,9 +62,14 @@ impl Bookkeeping {
 }
 
 /// What a committed day records, in this order: the run's success, then the
-/// pipeline variable the commit sets (the tokens first-run flag). A sink runs
-/// these on the day's own transaction so they commit with the rows.
-pub(crate) fn commit_bookkeeping(commit: &Commit, rows: u64) -> Vec<Bookkeeping> {
+/// pipeline variable the commit sets (the tokens first-run flag), then, if a
+/// SQL model failed (`model_failure`, its message), the run's failure. A
+/// sink runs these on the day's own transaction so they commit with the rows.
+pub(crate) fn commit_bookkeeping(
+    commit: &Commit,
+    rows: u64,
+    model_failure: Option<&str>,
+) -> Vec<Bookkeeping> {
     let success = Bookkeeping {
         statement: &sql::RECORD_SUCCESS,
         params: vec![
@@ -82,7 +89,19 @@ pub(crate) fn commit_bookkeeping(commit: &Commit, rows: u64) -> Vec<Bookkeeping>
             params: variable_params(*pipeline, name, value),
             closes: None,
         });
-    std::iter::once(success).chain(variable).collect()
+    let failure = model_failure.map(|error| Bookkeeping {
+        statement: &sql::FAIL_COMMITTED_RUN,
+        params: vec![
+            Value::int(commit.run.0),
+            Value::text(error),
+            Value::Time(Utc::now()),
+        ],
+        closes: None,
+    });
+    std::iter::once(success)
+        .chain(variable)
+        .chain(failure)
+        .collect()
 }
 
 fn variable_params(pipeline: Pipeline, name: &str, value: &str) -> Vec<Value> {
@@ -92,6 +111,36 @@ fn variable_params(pipeline: Pipeline, name: &str, value: &str) -> Vec<Value> {
         Value::text(value),
         Value::Time(Utc::now()),
     ]
+}
+
+/// The days whose successful loads together hold every row `wanted` asks
+/// for, from each day's successful filters (`loads`, ordered by day). A
+/// successful load stays true after later ones (a filtered load replaces
+/// only its own tokens' rows, and a day is loaded only once final), so the
+/// union of a day's filters is what it holds: {A} then {B} covers {A, B},
+/// and an unfiltered load covers any filter.
+fn covered_days(loads: Vec<(Day, Option<String>)>, wanted: Option<&TokenFilter>) -> Vec<Day> {
+    let mut days: Vec<Day> = Vec::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
+    let mut everything = false;
+    let mut loads = loads.into_iter().peekable();
+    while let Some((day, text)) = loads.next() {
+        match records::parse_stored_filter(text.as_deref()) {
+            None => everything = true,
+            Some(filter) => held.extend(filter.addresses().iter().cloned()),
+        }
+        if loads.peek().is_some_and(|(next, _)| *next == day) {
+            continue;
+        }
+        let covered =
+            everything || wanted.is_some_and(|w| w.addresses().iter().all(|a| held.contains(a)));
+        if covered {
+            days.push(day);
+        }
+        held.clear();
+        everything = false;
+    }
+    days
 }
 
 fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
@@ -109,6 +158,9 @@ fn run_record(row: &Record) -> Result<RunRecord, LedgerError> {
         started_at: row.time(10)?,
         finished_at: row.optional_time(11)?,
         error: row.optional_text(12)?,
+        token_filter: row.optional_text(13)?,
+        gate: row.optional_text(14)?,
+        gate_mark: row.optional_text(15)?,
     })
 }
 
@@ -137,7 +189,38 @@ fn trigger_state(row: &Record) -> Result<TriggerState, LedgerError> {
             timeout_seconds: row.int32(7)?,
             catchup_days: row.int32(8)?,
         },
-        last_slot: row.optional_time(9)?,
+        active_since: row.optional_time(9)?,
+    })
+}
+
+fn day_attempts(row: &Record) -> Result<DayAttempts, LedgerError> {
+    Ok(DayAttempts {
+        day: day_text(row, 0)?,
+        succeeded: row.int(1)? > 0,
+        failures_in_window: u32::try_from(row.optional_int(2)?.unwrap_or(0)).unwrap_or(u32::MAX),
+        last_failure: row.optional_time(3)?,
+        running: row.int(4)? > 0,
+    })
+}
+
+fn backfill_job(row: &Record) -> Result<BackfillJobRecord, LedgerError> {
+    let count =
+        |column| -> Result<u64, LedgerError> { Ok(u64::try_from(row.int(column)?).unwrap_or(0)) };
+    Ok(BackfillJobRecord {
+        id: row.int(0)?,
+        pipeline: row.text(1)?,
+        from: day_text(row, 2)?,
+        to: day_text(row, 3)?,
+        parallel: u32::try_from(row.int(4)?).unwrap_or(1),
+        force: row.bool(5)?,
+        state: row.text(6)?,
+        started_at: row.time(7)?,
+        finished_at: row.optional_time(8)?,
+        error: row.optional_text(9)?,
+        days_loaded: count(10)?,
+        rows: count(11)?,
+        days_failed: count(12)?,
+        days_skipped: count(13)?,
     })
 }
 
@@ -167,6 +250,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Value::text(&run.trigger),
             Value::text(&run.source),
             Value::Time(Utc::now()),
+            Value::optional_text(run.filter.as_ref().map(TokenFilter::canonical).as_deref()),
         ];
         let rows = self.backend.query(&sql::START_RUN, params).await?;
         let id = rows.first().map(|row| row.int(0)).transpose()?;
@@ -203,7 +287,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
     }
 
     async fn record_commit(&self, commit: &Commit, rows: u64) -> Result<(), LedgerError> {
-        for step in commit_bookkeeping(commit, rows) {
+        for step in commit_bookkeeping(commit, rows, None) {
             let updated = self
                 .backend
                 .execute(step.statement, step.params.clone())
@@ -244,6 +328,16 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             ];
             self.backend.execute(&sql::RECORD_STEP, params).await?;
         }
+        Ok(())
+    }
+
+    async fn record_gate(&self, run: RunId, gate: &Gate) -> Result<(), LedgerError> {
+        let params = vec![
+            Value::int(run.0),
+            Value::text(gate.name),
+            Value::text(&gate.mark),
+        ];
+        self.backend.execute(&sql::RECORD_GATE, params).await?;
         Ok(())
     }
 
@@ -312,6 +406,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         from: Day,
         to: Day,
         trigger: Option<&str>,
+        filter: Option<&TokenFilter>,
     ) -> Result<Vec<Day>, LedgerError> {
         let params = vec![
             Value::text(pipeline.name()),
@@ -320,7 +415,8 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Value::optional_text(trigger),
         ];
         let rows = self.backend.query(&sql::SUCCEEDED_DAYS, params).await?;
-        collect(rows, |row| day_text(row, 0))
+        let loads = collect(rows, |row| Ok((day_text(row, 0)?, row.optional_text(1)?)))?;
+        Ok(covered_days(loads, filter))
     }
 
     async fn days_loaded(&self, pipeline: Pipeline) -> Result<Vec<DayLoaded>, LedgerError> {
@@ -332,6 +428,7 @@ impl<B: Backend> Ledger for SqlLedger<B> {
             Ok(DayLoaded {
                 day: row.text(0)?,
                 rows: row.optional_int(1)?.unwrap_or(0),
+                token_filter: row.optional_text(2)?,
             })
         })
     }
@@ -452,30 +549,71 @@ impl<B: Backend> Ledger for SqlLedger<B> {
         Ok(updated == 1)
     }
 
-    async fn set_last_slot(
+    async fn day_attempts(
         &self,
-        name: &str,
-        slot: chrono::DateTime<Utc>,
+        pipeline: Pipeline,
+        from: Day,
+        to: Day,
+        window_start: chrono::DateTime<Utc>,
+    ) -> Result<Vec<DayAttempts>, LedgerError> {
+        let params = vec![
+            Value::text(pipeline.name()),
+            Value::Day(Some(from)),
+            Value::Day(Some(to)),
+            Value::Time(window_start),
+        ];
+        let rows = self.backend.query(&sql::DAY_ATTEMPTS, params).await?;
+        collect(rows, day_attempts)
+    }
+
+    async fn create_backfill_job(&self, job: &NewBackfillJob) -> Result<i64, LedgerError> {
+        let params = vec![
+            Value::text(job.pipeline.name()),
+            Value::Day(Some(job.from)),
+            Value::Day(Some(job.to)),
+            Value::int(job.parallel.into()),
+            Value::Bool(job.force),
+            Value::Time(Utc::now()),
+        ];
+        let rows = self
+            .backend
+            .query(&sql::CREATE_BACKFILL_JOB, params)
+            .await?;
+        let id = rows.first().map(|row| row.int(0)).transpose()?;
+        id.ok_or(LedgerError::Unexpected {
+            context: sql::CREATE_BACKFILL_JOB.context,
+            column: 0,
+            found: "no row".into(),
+            expected: "the new job's id",
+        })
+    }
+
+    async fn finish_backfill_job(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
     ) -> Result<(), LedgerError> {
-        let params = vec![Value::text(name), Value::Time(slot)];
-        self.backend.execute(&sql::SET_LAST_SLOT, params).await?;
+        let params = vec![
+            Value::int(id),
+            Value::text(state),
+            Value::optional_text(error),
+            Value::Time(Utc::now()),
+        ];
+        self.backend
+            .execute(&sql::FINISH_BACKFILL_JOB, params)
+            .await?;
         Ok(())
     }
 
-    async fn claim_fire(
+    async fn backfill_jobs(
         &self,
-        name: &str,
-        slot: chrono::DateTime<Utc>,
-        day: Day,
-    ) -> Result<bool, LedgerError> {
-        let params = vec![
-            Value::text(name),
-            Value::Time(slot),
-            Value::Day(Some(day)),
-            Value::Time(Utc::now()),
-        ];
-        let inserted = self.backend.execute(&sql::CLAIM_FIRE, params).await?;
-        Ok(inserted == 1)
+        unfinished_only: bool,
+        limit: u32,
+    ) -> Result<Vec<BackfillJobRecord>, LedgerError> {
+        let params = vec![Value::Bool(unfinished_only), Value::int(limit.into())];
+        let rows = self.backend.query(&sql::BACKFILL_JOBS, params).await?;
+        collect(rows, backfill_job)
     }
 
     async fn lock_day(
@@ -491,5 +629,53 @@ impl<B: Backend> Ledger for SqlLedger<B> {
 
     async fn lock_leader(&self, wait: bool) -> Result<Option<Lock>, LedgerError> {
         self.backend.lock(LockName::Leader, wait).await
+    }
+
+    async fn lock_backfill_job(&self, id: i64) -> Result<Option<Lock>, LedgerError> {
+        self.backend.lock(LockName::BackfillJob(id), false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0x1111111111111111111111111111111111111111";
+    const B: &str = "0x2222222222222222222222222222222222222222";
+
+    fn day(text: &str) -> Day {
+        text.parse().expect("a day")
+    }
+
+    fn filter(text: &str) -> TokenFilter {
+        TokenFilter::parse_list(text).expect("a filter")
+    }
+
+    #[test]
+    fn a_day_is_loaded_for_the_filters_its_successful_loads_cover() {
+        let ab = format!("{A},{B}");
+        let loads = vec![
+            (day("2024-03-01"), Some(A.to_string())),
+            (day("2024-03-02"), Some(A.to_string())),
+            (day("2024-03-02"), Some(B.to_string())),
+            (day("2024-03-03"), None),
+            (day("2024-03-03"), Some(A.to_string())),
+            (day("2024-03-04"), Some(ab.clone())),
+        ];
+        let covered = |wanted: Option<&TokenFilter>| covered_days(loads.clone(), wanted);
+        let days = |list: &[&str]| list.iter().map(|d| day(d)).collect::<Vec<_>>();
+        assert_eq!(covered(None), days(&["2024-03-03"]));
+        assert_eq!(
+            covered(Some(&filter(A))),
+            days(&["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"])
+        );
+        assert_eq!(
+            covered(Some(&filter(&ab))),
+            days(&["2024-03-02", "2024-03-03", "2024-03-04"])
+        );
+        assert_eq!(
+            covered(Some(&filter(B))),
+            days(&["2024-03-02", "2024-03-03", "2024-03-04"])
+        );
     }
 }

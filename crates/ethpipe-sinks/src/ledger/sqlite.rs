@@ -131,8 +131,10 @@ impl Backend for SqliteBackend {
     /// scheduler's `<db>.scheduler.lock`.
     async fn lock(&self, name: LockName, wait: bool) -> Result<Option<Lock>, LedgerError> {
         let mut path = self.path.clone().into_os_string();
-        if let LockName::Leader = name {
-            path.push(".scheduler");
+        match name {
+            LockName::Leader => path.push(".scheduler"),
+            LockName::BackfillJob(id) => path.push(format!(".backfill-{id}")),
+            LockName::Day(..) => {}
         }
         path.push(".lock");
         let task = tokio::task::spawn_blocking(move || lock_file(Path::new(&path), wait));
@@ -174,8 +176,9 @@ pub(crate) fn record_commit(
     connection: &Connection,
     commit: &Commit,
     rows: u64,
+    model_failure: Option<&str>,
 ) -> Result<(), LedgerError> {
-    for step in shared::commit_bookkeeping(commit, rows) {
+    for step in shared::commit_bookkeeping(commit, rows, model_failure) {
         step.check(execute(connection, step.statement, &step.params)?)?;
     }
     Ok(())

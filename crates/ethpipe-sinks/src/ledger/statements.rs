@@ -144,17 +144,17 @@ impl Record {
 macro_rules! run_columns {
     () => {
         "id, pipeline, CAST(day AS TEXT), trigger, source, status, attempt, rows_written, \
-         source_rows, skipped_rows, started_at, finished_at, error"
+         source_rows, skipped_rows, started_at, finished_at, error, token_filter, gate, gate_mark"
     };
 }
 
 pub(crate) const START_RUN: Statement = Statement {
     context: "recording the run's start",
-    sql: "INSERT INTO ethpipe.runs (pipeline, day, trigger, source, status, attempt, started_at)
+    sql: "INSERT INTO ethpipe.runs (pipeline, day, trigger, source, status, attempt, started_at, token_filter)
           VALUES ($1, $2, $3, $4, 'running',
                   1 + (SELECT count(*) FROM ethpipe.runs
                        WHERE pipeline = $1 AND day IS NOT DISTINCT FROM $2),
-                  $5)
+                  $5, $6)
           RETURNING id",
 };
 
@@ -178,6 +178,12 @@ pub(crate) const RECORD_SUCCESS: Statement = Statement {
     sql: "UPDATE ethpipe.runs SET status = 'success', rows_written = $2, source_rows = $3,
                  skipped_rows = $4, finished_at = $5, error = NULL
           WHERE id = $1 AND status = 'running'",
+};
+
+/// Which completeness gate the run's rows passed, before they commit.
+pub(crate) const RECORD_GATE: Statement = Statement {
+    context: "recording the run's completeness gate",
+    sql: "UPDATE ethpipe.runs SET gate = $2, gate_mark = $3 WHERE id = $1",
 };
 
 pub(crate) const FAIL_COMMITTED_RUN: Statement = Statement {
@@ -217,9 +223,11 @@ pub(crate) const LATEST_RUNS: Statement = Statement {
     ),
 };
 
+/// Each day's distinct successful filters; the caller decides which days
+/// they cover (`ledger::shared::covered_days`).
 pub(crate) const SUCCEEDED_DAYS: Statement = Statement {
     context: "reading succeeded days",
-    sql: "SELECT DISTINCT CAST(day AS TEXT) FROM ethpipe.runs
+    sql: "SELECT DISTINCT CAST(day AS TEXT), token_filter FROM ethpipe.runs
           WHERE pipeline = $1 AND day BETWEEN $2 AND $3 AND status = 'success'
             AND (CAST($4 AS TEXT) IS NULL OR trigger = $4)
           ORDER BY 1",
@@ -228,7 +236,7 @@ pub(crate) const SUCCEEDED_DAYS: Statement = Statement {
 /// The latest successful run of each day.
 pub(crate) const DAYS_LOADED: Statement = Statement {
     context: "reading loaded days",
-    sql: "SELECT CAST(day AS TEXT), rows_written FROM ethpipe.runs r
+    sql: "SELECT CAST(day AS TEXT), rows_written, token_filter FROM ethpipe.runs r
           WHERE pipeline = $1 AND status = 'success' AND day IS NOT NULL
             AND id = (SELECT max(id) FROM ethpipe.runs s
                       WHERE s.pipeline = r.pipeline AND s.day = r.day AND s.status = 'success')
@@ -299,16 +307,22 @@ pub(crate) const SET_VARIABLE: Statement = Statement {
 
 // ---- triggers --------------------------------------------------------------
 
-/// The stored toggle wins unless the file's own value changed since the last sync.
+/// The stored toggle wins unless the file's own value changed since the last
+/// sync. A trigger owes days only from when it became active: a new one, or
+/// one the file turns on, starts now.
 pub(crate) const SYNC_TRIGGER: Statement = Statement {
     context: "saving a trigger",
     sql: "INSERT INTO ethpipe.triggers (name, pipeline, schedule, active, config_active, day_offset,
-                                        max_attempts, backoff_seconds, timeout_seconds, catchup_days, updated_at)
-          VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10)
+                                        max_attempts, backoff_seconds, timeout_seconds, catchup_days,
+                                        active_since, updated_at)
+          VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $10)
           ON CONFLICT (name) DO UPDATE SET
               pipeline = EXCLUDED.pipeline, schedule = EXCLUDED.schedule,
               active = CASE WHEN ethpipe.triggers.config_active = EXCLUDED.config_active
                             THEN ethpipe.triggers.active ELSE EXCLUDED.active END,
+              active_since = CASE WHEN ethpipe.triggers.config_active <> EXCLUDED.config_active
+                                       AND EXCLUDED.active AND NOT ethpipe.triggers.active
+                                  THEN EXCLUDED.updated_at ELSE ethpipe.triggers.active_since END,
               config_active = EXCLUDED.config_active, day_offset = EXCLUDED.day_offset,
               max_attempts = EXCLUDED.max_attempts, backoff_seconds = EXCLUDED.backoff_seconds,
               timeout_seconds = EXCLUDED.timeout_seconds, catchup_days = EXCLUDED.catchup_days,
@@ -318,7 +332,7 @@ pub(crate) const SYNC_TRIGGER: Statement = Statement {
 pub(crate) const TRIGGERS: Statement = Statement {
     context: "reading triggers",
     sql: "SELECT name, pipeline, schedule, active, day_offset, max_attempts, backoff_seconds,
-                 timeout_seconds, catchup_days, last_slot
+                 timeout_seconds, catchup_days, active_since
           FROM ethpipe.triggers ORDER BY name",
 };
 
@@ -326,20 +340,65 @@ pub(crate) const TRIGGERS: Statement = Statement {
 pub(crate) const SET_TRIGGER_ACTIVE: Statement = Statement {
     context: "toggling a trigger",
     sql: "UPDATE ethpipe.triggers SET active = $2, updated_at = $3,
-                 last_slot = CASE WHEN $2 AND NOT active THEN $3 ELSE last_slot END
+                 active_since = CASE WHEN $2 AND NOT active THEN $3 ELSE active_since END
           WHERE name = $1",
 };
 
-/// Never moves a trigger's last slot backwards.
-pub(crate) const SET_LAST_SLOT: Statement = Statement {
-    context: "recording a trigger's slot",
-    sql: "UPDATE ethpipe.triggers
-          SET last_slot = CASE WHEN last_slot IS NULL OR last_slot < $2 THEN $2 ELSE last_slot END
-          WHERE name = $1",
+// ---- the scheduler's reconciliation ----------------------------------------
+
+/// Per day of a pipeline with any run: whether one succeeded, the failures
+/// since `$4` (the attempt window), when the last failure ended, and whether
+/// a run is still `running`.
+pub(crate) const DAY_ATTEMPTS: Statement = Statement {
+    context: "reading the attempts of days",
+    sql: "SELECT CAST(day AS TEXT),
+                 max(CASE WHEN status = 'success' THEN 1 ELSE 0 END),
+                 sum(CASE WHEN status = 'failed' AND started_at >= $4 THEN 1 ELSE 0 END),
+                 max(CASE WHEN status = 'failed' THEN finished_at END),
+                 max(CASE WHEN status = 'running' THEN 1 ELSE 0 END)
+          FROM ethpipe.runs
+          WHERE pipeline = $1 AND day BETWEEN $2 AND $3
+          GROUP BY day ORDER BY day",
 };
 
-pub(crate) const CLAIM_FIRE: Statement = Statement {
-    context: "recording a trigger firing",
-    sql: "INSERT INTO ethpipe.trigger_fires (trigger, slot, day, fired_at) VALUES ($1, $2, $3, $4)
-          ON CONFLICT DO NOTHING",
+// ---- backfill jobs ---------------------------------------------------------
+
+pub(crate) const CREATE_BACKFILL_JOB: Statement = Statement {
+    context: "recording a backfill job",
+    sql: "INSERT INTO ethpipe.backfill_jobs (pipeline, from_day, to_day, parallel, forced, state, started_at)
+          VALUES ($1, $2, $3, $4, $5, 'running', $6)
+          RETURNING id",
+};
+
+pub(crate) const FINISH_BACKFILL_JOB: Statement = Statement {
+    context: "recording a backfill job's end",
+    sql: "UPDATE ethpipe.backfill_jobs SET state = $2, error = $3, finished_at = $4
+          WHERE id = $1 AND state = 'running'",
+};
+
+/// A job's progress is its runs (trigger `backfill:<id>`): the days they
+/// loaded and the rows, the days whose latest attempt failed, and (unless
+/// forced) the days another run had already loaded.
+pub(crate) const BACKFILL_JOBS: Statement = Statement {
+    context: "reading backfill jobs",
+    sql: "SELECT j.id, j.pipeline, CAST(j.from_day AS TEXT), CAST(j.to_day AS TEXT), j.parallel,
+                 j.forced, j.state, j.started_at, j.finished_at, j.error,
+                 (SELECT count(DISTINCT r.day) FROM ethpipe.runs r
+                   WHERE r.trigger = 'backfill:' || CAST(j.id AS TEXT) AND r.status = 'success'),
+                 (SELECT CAST(coalesce(sum(r.rows_written), 0) AS BIGINT) FROM ethpipe.runs r
+                   WHERE r.trigger = 'backfill:' || CAST(j.id AS TEXT) AND r.status = 'success'),
+                 (SELECT count(*) FROM ethpipe.runs r
+                   WHERE r.trigger = 'backfill:' || CAST(j.id AS TEXT) AND r.status = 'failed'
+                     AND r.id = (SELECT max(s.id) FROM ethpipe.runs s
+                                 WHERE s.trigger = r.trigger AND s.day = r.day)),
+                 CASE WHEN j.forced THEN 0 ELSE
+                 (SELECT count(DISTINCT r.day) FROM ethpipe.runs r
+                   WHERE r.pipeline = j.pipeline AND r.day BETWEEN j.from_day AND j.to_day
+                     AND r.status = 'success' AND r.trigger <> 'backfill:' || CAST(j.id AS TEXT)
+                     AND NOT EXISTS (SELECT 1 FROM ethpipe.runs s
+                                     WHERE s.trigger = 'backfill:' || CAST(j.id AS TEXT)
+                                       AND s.day = r.day AND s.status = 'success')) END
+          FROM ethpipe.backfill_jobs j
+          WHERE ($1 = FALSE OR j.state = 'running')
+          ORDER BY j.id DESC LIMIT $2",
 };

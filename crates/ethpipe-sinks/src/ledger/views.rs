@@ -32,6 +32,13 @@ pub struct Run {
     /// Until now while still running.
     pub duration_seconds: Option<f64>,
     pub error: Option<String>,
+    /// The token addresses it loaded; `None`: every token.
+    pub tokens: Option<Vec<String>>,
+    /// The completeness gate the rows passed (`finalized`, `confirmations`,
+    /// `published`, `whole-table`).
+    pub gate: Option<String>,
+    /// What the gate was measured at (a block, a timestamp).
+    pub gate_mark: Option<String>,
 }
 
 /// One step of a run (the load, the daily statistics, a SQL model).
@@ -62,7 +69,8 @@ pub struct Trigger {
     pub active: bool,
     pub day_offset: i32,
     pub max_attempts: i32,
-    pub last_slot: Option<String>,
+    /// When the trigger was created or last turned on (it owes no earlier day).
+    pub active_since: Option<String>,
     /// The next slot, when active (the scheduler computes it; `None` here).
     pub next_run: Option<String>,
 }
@@ -77,6 +85,7 @@ impl From<RunRecord> for Run {
             started_at: timestamp(run.started_at),
             finished_at: run.finished_at.map(timestamp),
             duration_seconds: Some(millis as f64 / 1000.0),
+            tokens: run.filter().map(|f| f.addresses().to_vec()),
             pipeline: run.pipeline,
             day: run.day,
             trigger: run.trigger,
@@ -86,6 +95,8 @@ impl From<RunRecord> for Run {
             source_rows: run.source_rows,
             skipped_rows: run.skipped_rows,
             error: run.error,
+            gate: run.gate,
+            gate_mark: run.gate_mark,
         }
     }
 }
@@ -94,7 +105,7 @@ impl From<TriggerState> for Trigger {
     fn from(state: TriggerState) -> Self {
         let def = state.def;
         Trigger {
-            last_slot: state.last_slot.map(timestamp),
+            active_since: state.active_since.map(timestamp),
             next_run: None,
             name: def.name,
             pipeline: def.pipeline,

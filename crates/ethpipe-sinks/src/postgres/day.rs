@@ -2,7 +2,8 @@
 //!
 //! `begin` opens a transaction and a binary `COPY`; batches stream in as they
 //! arrive. `commit` ends the COPY, checks the count, runs the dataset's
-//! derived steps and marks the run successful, all in that one transaction.
+//! derived steps and the SQL models and records the run, all in that one
+//! transaction.
 //!
 //! A day of a [`LoadMode::ReplaceDay`] dataset is copied into a fresh table
 //! that becomes the day's partition (`partitions.rs`): its indexes are built
@@ -11,7 +12,9 @@
 //! readers see the old day until the commit. A [`LoadMode::Merge`] dataset
 //! (tokens), and any full load, goes through a temporary staging table and is
 //! merged in at commit. Either way, if the process dies the server rolls the
-//! transaction back and the previous version of the day stays.
+//! transaction back and the previous version of the day stays. A day loaded
+//! with a token filter replaces only the filter's tokens' rows: the day's
+//! other rows are copied into the new table first ([`partitions::keep_others`]).
 
 use std::pin::Pin;
 
@@ -19,14 +22,18 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use ethpipe_core::dataset::{Derived, Dialect, LoadMode};
-use ethpipe_core::{Pipeline, Rows, Scope};
+use ethpipe_core::{Pipeline, Rows, Scope, Slice, TokenFilter};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
 use super::partitions::{self, DayPartition};
+use crate::models::Model;
 use crate::sink::DayWriter;
-use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
+use crate::{
+    check_batch, duplicate_key, model_outcome, Commit, Committed, ModelFailure, SinkError,
+    StepReport,
+};
 
 const STAGING: &str = "ethpipe_staging";
 
@@ -34,11 +41,14 @@ const STAGING: &str = "ethpipe_staging";
 enum Target {
     /// A whole day of a day-partitioned dataset: a fresh table (`stage`)
     /// that replaces the day's partition.
-    Partition { day: DayPartition, stage: String },
-    /// The temporary staging table, merged by the dataset's rules. (A load
-    /// of only some rows of a day, e.g. a token filter's, belongs here too:
-    /// it deletes those rows from the day's partition and inserts the staged
-    /// ones, leaving the partition in place.)
+    /// `kept` rows of the old day (other tokens' than a filter's) were
+    /// copied into it before the new rows.
+    Partition {
+        day: DayPartition,
+        stage: String,
+        kept: u64,
+    },
+    /// The temporary staging table, merged by the dataset's rules.
     Staged,
 }
 
@@ -46,6 +56,8 @@ pub struct PgDayWriter {
     client: Client,
     pipeline: Pipeline,
     scope: Scope,
+    /// Only these tokens' rows of the day are replaced.
+    filter: Option<TokenFilter>,
     copy: Pin<Box<CopyInSink<Bytes>>>,
     rows: u64,
     fields: i16,
@@ -54,11 +66,12 @@ pub struct PgDayWriter {
 }
 
 impl PgDayWriter {
-    pub async fn begin(
-        client: Client,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Self, SinkError> {
+    pub async fn begin(client: Client, slice: Slice) -> Result<Self, SinkError> {
+        let Slice {
+            pipeline,
+            scope,
+            filter,
+        } = slice;
         let target = match (pipeline.load_mode(), scope.day()) {
             (LoadMode::ReplaceDay, Some(day)) => {
                 partitions::drop_orphans(&client).await?;
@@ -68,7 +81,11 @@ impl PgDayWriter {
                     .map_err(|e| SinkError::db("opening the transaction", e))?;
                 let day = DayPartition::new(pipeline, day);
                 let stage = partitions::create_stage(&client, &day).await?;
-                Target::Partition { day, stage }
+                let kept = match &filter {
+                    Some(filter) => partitions::keep_others(&client, &day, &stage, filter).await?,
+                    None => 0,
+                };
+                Target::Partition { day, stage, kept }
             }
             (LoadMode::ReplaceDay, None) => {
                 return Err(SinkError::Rejected(format!(
@@ -102,6 +119,7 @@ impl PgDayWriter {
             client,
             pipeline,
             scope,
+            filter,
             copy: Box::pin(sink),
             rows: 0,
             fields: pipeline.columns().len() as i16,
@@ -120,7 +138,13 @@ impl DayWriter for PgDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         for row in rows.iter() {
             copy::row(&mut self.buffer, self.fields, row);
         }
@@ -132,7 +156,7 @@ impl DayWriter for PgDayWriter {
             .map_err(|e| copy_error(self.pipeline, "streaming rows with COPY", e))
     }
 
-    async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
         let started = Utc::now();
         copy::trailer(&mut self.buffer);
         let tail = self.buffer.split().freeze();
@@ -154,12 +178,12 @@ impl DayWriter for PgDayWriter {
         }
         let mut steps = vec![StepReport::since("load", self.rows, started)];
         match &self.target {
-            Target::Partition { day, stage } => {
+            Target::Partition { day, stage, kept } => {
                 let indexing = Utc::now();
                 let built = partitions::build(&self.client, day, stage).await?;
-                if built.rows as u64 != self.rows {
+                if built.rows as u64 != self.rows + kept {
                     return Err(SinkError::Rejected(format!(
-                        "the day's table holds {} rows but {} were sent",
+                        "the day's table holds {} rows but {} were sent and {kept} kept",
                         built.rows, self.rows
                     )));
                 }
@@ -180,12 +204,58 @@ impl DayWriter for PgDayWriter {
                 }
             }
         }
-        crate::ledger::postgres::record_commit(&self.client, &commit, self.rows).await?;
+        let model_failure = self.run_models(&commit.models, &mut steps).await?;
+        let failure_message = model_failure.as_ref().map(ModelFailure::message);
+        crate::ledger::postgres::record_commit(
+            &self.client,
+            &commit,
+            self.rows,
+            failure_message.as_deref(),
+        )
+        .await?;
         self.client
             .batch_execute("COMMIT")
             .await
             .map_err(|e| SinkError::db("committing the day", e))?;
-        Ok(steps)
+        Ok(Committed {
+            steps,
+            model_failure,
+        })
+    }
+}
+
+impl PgDayWriter {
+    /// Runs the models in order inside the day's transaction, each behind a
+    /// savepoint: a failing model is rolled back alone and stops the rest.
+    /// Only a database fault outside a model's own statements is an error.
+    async fn run_models(
+        &self,
+        models: &[Model],
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
+        let Some(day) = self.scope.day() else {
+            return Ok(None);
+        };
+        let savepoint = |sql: &'static str| async move {
+            self.client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| SinkError::db("running the SQL models", e))
+        };
+        for model in models {
+            let started = Utc::now();
+            savepoint("SAVEPOINT ethpipe_model").await?;
+            let outcome = super::execute_model(&self.client, &model.statements, day).await;
+            savepoint(match outcome {
+                Ok(_) => "RELEASE SAVEPOINT ethpipe_model",
+                Err(_) => "ROLLBACK TO SAVEPOINT ethpipe_model",
+            })
+            .await?;
+            if let Some(failure) = model_outcome(model, started, outcome, steps) {
+                return Ok(Some(failure));
+            }
+        }
+        Ok(None)
     }
 }
 

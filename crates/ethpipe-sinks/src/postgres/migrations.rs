@@ -189,6 +189,42 @@ WHERE t.found_in_transfers AND u.found_in_transfers
 CREATE UNIQUE INDEX tokens_found_in_transfers_once ON ethereum.tokens (address) WHERE found_in_transfers;
 "#;
 
+/// The token filter each run loaded (its canonical text: sorted addresses,
+/// comma-joined); NULL for every token, as every run before it did.
+pub(crate) const V8: &str = r#"
+ALTER TABLE ethpipe.runs ADD COLUMN token_filter text;
+"#;
+
+/// Which completeness gate a run passed, and at what block or timestamp
+/// (docs/reliability.md, "Loaded means complete").
+pub(crate) const V9: &str = r#"
+ALTER TABLE ethpipe.runs ADD COLUMN gate text, ADD COLUMN gate_mark text;
+"#;
+
+/// The scheduler reconciles with the ledger instead of remembering slots
+/// (docs/orchestration.md): a trigger keeps only when it became active (the
+/// start of what it owes), `trigger_fires` goes, and dashboard backfills are
+/// recorded so the next leader resumes them after a restart.
+pub(crate) const V10: &str = r#"
+ALTER TABLE ethpipe.triggers RENAME COLUMN last_slot TO active_since;
+UPDATE ethpipe.triggers SET active_since = coalesce(active_since, updated_at);
+DROP TABLE ethpipe.trigger_fires;
+
+CREATE TABLE ethpipe.backfill_jobs (
+    id          bigserial   PRIMARY KEY,
+    pipeline    text        NOT NULL,
+    from_day    date        NOT NULL,
+    to_day      date        NOT NULL,
+    parallel    integer     NOT NULL,
+    forced      boolean     NOT NULL,
+    state       text        NOT NULL CHECK (state IN ('running', 'finished', 'failed')),
+    started_at  timestamptz NOT NULL,
+    finished_at timestamptz,
+    error       text
+);
+CREATE INDEX runs_trigger_day_idx ON ethpipe.runs (trigger, day, id);
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client, progress: &dyn UpgradeProgress) -> Result<Vec<u32>, SinkError> {
     let mut applied = Vec::new();

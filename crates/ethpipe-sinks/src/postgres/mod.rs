@@ -10,13 +10,15 @@ pub mod copy;
 pub mod day;
 pub mod migrations;
 pub mod partitions;
+mod read;
 pub mod upgrade;
 
 use async_trait::async_trait;
 use ethpipe_core::dataset::Dialect;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Slice, TokenFilter};
 use tokio_postgres::{Client, Config};
 
+use crate::files::RowSink;
 use crate::sink::{DayWriter, Sink};
 use crate::tls::PgTls;
 use crate::SinkError;
@@ -58,14 +60,10 @@ impl PgDatabase {
 
 #[async_trait]
 impl Sink for PgDatabase {
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
         let client = open_client(&self.config, &self.tls, &self.shown).await?;
         Ok(Box::new(
-            day::PgDayWriter::begin(client, pipeline, scope).await?,
+            day::PgDayWriter::begin(client, slice.clone()).await?,
         ))
     }
 
@@ -73,36 +71,61 @@ impl Sink for PgDatabase {
         crate::ddl::create(pipeline, Dialect::Postgres)
     }
 
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
+        let tokens = filter.map(|f| f.addresses().to_vec());
         let sql = format!(
-            "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2",
-            crate::ddl::table(pipeline, Dialect::Postgres)
+            "SELECT count(*) FROM {} WHERE {column} >= $1 AND {column} < $2 \
+             AND (CAST($3 AS text[]) IS NULL OR {} = ANY($3))",
+            crate::ddl::table(pipeline, Dialect::Postgres),
+            pipeline.filter_column()
         );
         let row = self
             .client
-            .query_one(&sql, &[&day.start(), &day.end()])
+            .query_one(&sql, &[&day.start(), &day.end(), &tokens])
             .await
             .map_err(|e| SinkError::db("counting a day's rows", e))?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    /// One model, one transaction. `:day` is rewritten to `$1`, which is
-    /// declared as a `date` parameter, so the day is always bound, never
-    /// formatted into the SQL.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        let client = open_client(&self.config, &self.tls, &self.shown).await?;
-        let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let mut rows = 0;
-        for statement in statements {
-            let sql = crate::models::day_placeholder_to_dollar(statement);
-            let prepared = client
-                .prepare_typed(&sql, &[tokio_postgres::types::Type::DATE])
-                .await
-                .map_err(fail)?;
-            let day_value = day.naive();
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match prepared.params().len() {
+    /// On a connection of its own, so the rows stream without holding up
+    /// the ledger's statements.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError> {
+        let client = self.new_client().await?;
+        read::read_day(&client, pipeline, day, out).await
+    }
+}
+
+/// Runs one SQL model's statements on `client`, inside the transaction the
+/// caller holds open. `:day` is rewritten to `$1`, which is declared as a
+/// `date` parameter, so the day is always bound, never formatted into the
+/// SQL. Returns the rows the statements affected.
+pub(crate) async fn execute_model(
+    client: &Client,
+    statements: &[String],
+    day: Day,
+) -> Result<u64, SinkError> {
+    let fail = |e: tokio_postgres::Error| SinkError::Rejected(describe(&e));
+    let day_value = day.naive();
+    let mut rows = 0;
+    for statement in statements {
+        let sql = crate::models::day_placeholder_to_dollar(statement);
+        let prepared = client
+            .prepare_typed(&sql, &[tokio_postgres::types::Type::DATE])
+            .await
+            .map_err(fail)?;
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            match prepared.params().len() {
                 0 => Vec::new(),
                 1 => vec![&day_value],
                 n => {
@@ -111,11 +134,9 @@ impl Sink for PgDatabase {
                     )))
                 }
             };
-            rows += client.execute(&prepared, &params).await.map_err(fail)?;
-        }
-        client.batch_execute("COMMIT").await.map_err(fail)?;
-        Ok(rows)
+        rows += client.execute(&prepared, &params).await.map_err(fail)?;
     }
+    Ok(rows)
 }
 
 /// Opens one connection; its driver task runs until the client is dropped.

@@ -27,7 +27,7 @@
 use std::time::{Duration, Instant};
 
 use ethpipe_core::dataset::Dialect;
-use ethpipe_core::{Day, Pipeline};
+use ethpipe_core::{Day, Pipeline, TokenFilter};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -127,6 +127,32 @@ pub async fn create_stage(client: &Client, day: &DayPartition) -> Result<String,
         .await
         .map_err(|e| SinkError::db(format!("creating the table for {}", day.day), e))?;
     Ok(stage)
+}
+
+/// Copies the day's rows of every token outside `filter` into the stage
+/// table, so that a filtered load replaces only its tokens' rows when the
+/// stage becomes the day. Returns how many rows were kept.
+pub async fn keep_others(
+    client: &Client,
+    day: &DayPartition,
+    stage: &str,
+    filter: &TokenFilter,
+) -> Result<u64, SinkError> {
+    let column = day.pipeline.day_column();
+    let columns = day.pipeline.column_names().collect::<Vec<_>>().join(", ");
+    let tokens = filter.addresses().to_vec();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {stage} ({columns}) SELECT {columns} FROM {}
+                 WHERE {column} >= $1 AND {column} < $2 AND {} <> ALL($3)",
+                day.parent,
+                day.pipeline.filter_column()
+            ),
+            &[&day.day.start(), &day.day.end(), &tokens],
+        )
+        .await
+        .map_err(|e| SinkError::db(format!("keeping {}'s other tokens' rows", day.day), e))
 }
 
 /// Builds the stage table's key and indexes, gathers its statistics and

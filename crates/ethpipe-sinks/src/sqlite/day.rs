@@ -1,18 +1,23 @@
 //! Where a SQLite day is committed, for every dataset: rows go into a TEMP
 //! staging table batch by batch through one prepared insert, then one
 //! `BEGIN IMMEDIATE` transaction replaces the day (or merges the rows by the
-//! dataset's rules), runs its derived steps and records the run's success.
+//! dataset's rules), runs its derived steps and the SQL models and records
+//! the run.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ethpipe_core::dataset::{CellWriter, Dialect, LoadMode};
-use ethpipe_core::{Pipeline, Rows, Scope, Uint};
+use ethpipe_core::{Pipeline, Rows, Scope, Slice, TokenFilter, Uint};
 use rusqlite::{Connection, Statement};
 
 use super::{statistics, timestamp_text};
 use crate::ledger::sqlite as ledger;
+use crate::models::Model;
 use crate::sink::DayWriter;
-use crate::{check_batch, duplicate_key, Commit, SinkError, StepReport};
+use crate::{
+    check_batch, duplicate_key, model_outcome, Commit, Committed, ModelFailure, SinkError,
+    StepReport,
+};
 
 const STAGING: &str = "temp.ethpipe_staging";
 
@@ -20,7 +25,24 @@ pub struct SqliteDayWriter {
     connection: Connection,
     pipeline: Pipeline,
     scope: Scope,
+    /// Only these tokens' rows of the day are replaced.
+    filter: Option<TokenFilter>,
     rows: u64,
+}
+
+/// The condition that keeps a filter's tokens' rows, the filter bound as a
+/// JSON array (NULL: every row) at parameter `?{index}`.
+pub(super) fn in_filter(pipeline: Pipeline, index: usize) -> String {
+    in_filter_column(pipeline.filter_column(), index)
+}
+
+pub(super) fn in_filter_column(column: &str, index: usize) -> String {
+    format!("(?{index} IS NULL OR {column} IN (SELECT value FROM json_each(?{index})))")
+}
+
+/// A filter as the JSON array [`in_filter`] binds.
+pub(super) fn filter_json(filter: Option<&TokenFilter>) -> Option<String> {
+    filter.map(|f| serde_json::Value::from(f.addresses().to_vec()).to_string())
 }
 
 fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
@@ -28,11 +50,12 @@ fn fail(context: &'static str) -> impl Fn(rusqlite::Error) -> SinkError {
 }
 
 impl SqliteDayWriter {
-    pub fn begin(
-        connection: Connection,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Self, SinkError> {
+    pub fn begin(connection: Connection, slice: Slice) -> Result<Self, SinkError> {
+        let Slice {
+            pipeline,
+            scope,
+            filter,
+        } = slice;
         connection
             .execute_batch(&format!(
                 "CREATE TEMP TABLE ethpipe_staging AS SELECT * FROM {} WHERE 0",
@@ -43,6 +66,7 @@ impl SqliteDayWriter {
             connection,
             pipeline,
             scope,
+            filter,
             rows: 0,
         })
     }
@@ -78,7 +102,11 @@ impl SqliteDayWriter {
         tx.commit().map_err(fail("staging rows"))
     }
 
-    fn swap_in(&self, commit: &Commit, steps: &mut Vec<StepReport>) -> Result<(), SinkError> {
+    fn swap_in(
+        &self,
+        commit: &Commit,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
         let started = Utc::now();
         let connection = &self.connection;
         let table = crate::ddl::table(self.pipeline, Dialect::Sqlite);
@@ -96,8 +124,15 @@ impl SqliteDayWriter {
                 let column = self.pipeline.day_column();
                 connection
                     .execute(
-                        &format!("DELETE FROM {table} WHERE {column} >= ?1 AND {column} < ?2"),
-                        [timestamp_text(day.start()), timestamp_text(day.end())],
+                        &format!(
+                            "DELETE FROM {table} WHERE {column} >= ?1 AND {column} < ?2 AND {}",
+                            in_filter(self.pipeline, 3)
+                        ),
+                        rusqlite::params![
+                            timestamp_text(day.start()),
+                            timestamp_text(day.end()),
+                            filter_json(self.filter.as_ref())
+                        ],
                     )
                     .map_err(fail("replacing the day"))?;
             }
@@ -113,10 +148,47 @@ impl SqliteDayWriter {
         }
         steps.push(StepReport::since("load", self.rows, started));
         for derived in self.pipeline.derived() {
-            steps.push(statistics::derive(connection, *derived, self.scope)?);
+            steps.push(statistics::derive(
+                connection,
+                *derived,
+                self.scope,
+                self.filter.as_ref(),
+            )?);
         }
-        ledger::record_commit(connection, commit, self.rows)?;
-        Ok(())
+        let model_failure = self.run_models(&commit.models, steps)?;
+        let failure_message = model_failure.as_ref().map(ModelFailure::message);
+        ledger::record_commit(connection, commit, self.rows, failure_message.as_deref())?;
+        Ok(model_failure)
+    }
+
+    /// Runs the models in order inside the day's transaction, each behind a
+    /// savepoint: a failing model is rolled back alone and stops the rest.
+    fn run_models(
+        &self,
+        models: &[Model],
+        steps: &mut Vec<StepReport>,
+    ) -> Result<Option<ModelFailure>, SinkError> {
+        let Some(day) = self.scope.day() else {
+            return Ok(None);
+        };
+        let savepoint = |sql: &str| {
+            self.connection
+                .execute_batch(sql)
+                .map_err(fail("running the SQL models"))
+        };
+        for model in models {
+            let started = Utc::now();
+            savepoint("SAVEPOINT ethpipe_model")?;
+            let outcome = super::execute_model(&self.connection, &model.statements, day);
+            if outcome.is_err() {
+                savepoint("ROLLBACK TO SAVEPOINT ethpipe_model")?;
+            }
+            savepoint("RELEASE SAVEPOINT ethpipe_model")?;
+            if let Some(failure) = model_outcome(model, started, outcome, steps) {
+                return Ok(Some(failure));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -145,23 +217,32 @@ impl DayWriter for SqliteDayWriter {
     }
 
     async fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
-        check_batch(self.pipeline, self.scope, rows, self.rows)?;
+        check_batch(
+            self.pipeline,
+            self.scope,
+            self.filter.as_ref(),
+            rows,
+            self.rows,
+        )?;
         self.stage(rows)?;
         self.rows += rows.len() as u64;
         Ok(())
     }
 
-    async fn commit(self: Box<Self>, commit: Commit) -> Result<Vec<StepReport>, SinkError> {
+    async fn commit(self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
         let mut steps = Vec::new();
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(fail("locking the database for the day's swap"))?;
         match self.swap_in(&commit, &mut steps) {
-            Ok(()) => {
+            Ok(model_failure) => {
                 self.connection
                     .execute_batch("COMMIT")
                     .map_err(fail("committing the day"))?;
-                Ok(steps)
+                Ok(Committed {
+                    steps,
+                    model_failure,
+                })
             }
             Err(e) => {
                 let _ = self.connection.execute_batch("ROLLBACK");

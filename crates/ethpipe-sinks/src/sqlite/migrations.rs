@@ -8,11 +8,41 @@ use crate::schema::{Change, Migration, MIGRATIONS};
 use crate::SinkError;
 
 /// See the PostgreSQL migration of the same number.
+pub(crate) const V8: &str = "ALTER TABLE ethpipe_runs ADD COLUMN token_filter TEXT;";
+
+/// See the PostgreSQL migration of the same number.
 pub(crate) const V7: &str = "
 DELETE FROM tokens WHERE found_in_transfers AND EXISTS
     (SELECT 1 FROM tokens u WHERE u.found_in_transfers
         AND u.address = tokens.address AND u.block_number < tokens.block_number);
 CREATE UNIQUE INDEX tokens_found_in_transfers_once ON tokens (address) WHERE found_in_transfers;
+";
+
+/// See the PostgreSQL migration of the same number.
+pub(crate) const V9: &str = "
+ALTER TABLE ethpipe_runs ADD COLUMN gate TEXT;
+ALTER TABLE ethpipe_runs ADD COLUMN gate_mark TEXT;
+";
+
+/// See the PostgreSQL migration of the same number.
+pub(crate) const V10: &str = "
+ALTER TABLE ethpipe_triggers RENAME COLUMN last_slot TO active_since;
+UPDATE ethpipe_triggers SET active_since = coalesce(active_since, updated_at);
+DROP TABLE ethpipe_trigger_fires;
+
+CREATE TABLE ethpipe_backfill_jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline    TEXT    NOT NULL,
+    from_day    TEXT    NOT NULL,
+    to_day      TEXT    NOT NULL,
+    parallel    INTEGER NOT NULL,
+    forced      INTEGER NOT NULL,
+    state       TEXT    NOT NULL CHECK (state IN ('running', 'finished', 'failed')),
+    started_at  TEXT    NOT NULL,
+    finished_at TEXT,
+    error       TEXT
+);
+CREATE INDEX ethpipe_runs_trigger_day_idx ON ethpipe_runs (trigger, day, id);
 ";
 
 /// See the PostgreSQL migration of the same number.

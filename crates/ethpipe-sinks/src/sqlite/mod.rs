@@ -8,6 +8,7 @@
 
 pub mod day;
 pub(crate) mod migrations;
+mod read;
 mod statistics;
 
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ethpipe_core::dataset::Dialect;
-use ethpipe_core::{Day, Pipeline, Scope};
+use ethpipe_core::{Day, Pipeline, Slice, TokenFilter};
 use rusqlite::Connection;
 
+use crate::files::RowSink;
 use crate::sink::{DayWriter, Sink};
 use crate::SinkError;
 
@@ -84,14 +86,11 @@ impl SqliteDatabase {
 
 #[async_trait]
 impl Sink for SqliteDatabase {
-    async fn begin(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-    ) -> Result<Box<dyn DayWriter>, SinkError> {
+    async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
         let connection = open_connection(&self.path)?;
         Ok(Box::new(day::SqliteDayWriter::begin(
-            connection, pipeline, scope,
+            connection,
+            slice.clone(),
         )?))
     }
 
@@ -99,16 +98,26 @@ impl Sink for SqliteDatabase {
         crate::ddl::create(pipeline, Dialect::Sqlite)
     }
 
-    async fn count_day(&self, pipeline: Pipeline, day: Day) -> Result<u64, SinkError> {
+    async fn count_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        filter: Option<&TokenFilter>,
+    ) -> Result<u64, SinkError> {
         let column = pipeline.day_column();
         let sql = format!(
-            "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2",
-            crate::ddl::table(pipeline, Dialect::Sqlite)
+            "SELECT count(*) FROM {} WHERE {column} >= ?1 AND {column} < ?2 AND {}",
+            crate::ddl::table(pipeline, Dialect::Sqlite),
+            day::in_filter(pipeline, 3)
         );
         self.with_connection(|c| {
             c.query_row(
                 &sql,
-                [timestamp_text(day.start()), timestamp_text(day.end())],
+                rusqlite::params![
+                    timestamp_text(day.start()),
+                    timestamp_text(day.end()),
+                    day::filter_json(filter)
+                ],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n as u64)
@@ -116,23 +125,38 @@ impl Sink for SqliteDatabase {
         })
     }
 
-    /// One model, one transaction; every parameter (`:day`, `$1`, `?1`) is the day.
-    async fn run_model(&self, statements: &[String], day: Day) -> Result<u64, SinkError> {
-        let mut connection = open_connection(&self.path)?;
-        let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
-        let tx = connection.transaction().map_err(fail)?;
-        let mut rows = 0;
-        for statement in statements {
-            let mut prepared = tx.prepare(statement).map_err(fail)?;
-            let day_text = day.to_string();
-            for index in 1..=prepared.parameter_count() {
-                prepared
-                    .raw_bind_parameter(index, &day_text)
-                    .map_err(fail)?;
-            }
-            rows += prepared.raw_execute().map_err(fail)? as u64;
-        }
-        tx.commit().map_err(fail)?;
-        Ok(rows)
+    /// Steps through the rows synchronously, as the SQLite writer stages
+    /// them: rusqlite has no async interface.
+    async fn read_day(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        out: &mut dyn RowSink,
+    ) -> Result<u64, SinkError> {
+        let connection = open_connection(&self.path)?;
+        read::read_day(&connection, pipeline, day, out)
     }
+}
+
+/// Runs one SQL model's statements on `connection`, inside the transaction
+/// the caller holds open; every parameter (`:day`, `$1`, `?1`) is the day.
+/// Returns the rows the statements affected.
+pub(crate) fn execute_model(
+    connection: &Connection,
+    statements: &[String],
+    day: Day,
+) -> Result<u64, SinkError> {
+    let fail = |e: rusqlite::Error| SinkError::Rejected(e.to_string());
+    let day_text = day.to_string();
+    let mut rows = 0;
+    for statement in statements {
+        let mut prepared = connection.prepare(statement).map_err(fail)?;
+        for index in 1..=prepared.parameter_count() {
+            prepared
+                .raw_bind_parameter(index, &day_text)
+                .map_err(fail)?;
+        }
+        rows += prepared.raw_execute().map_err(fail)? as u64;
+    }
+    Ok(rows)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use ethpipe_core::dataset::Derived;
-use ethpipe_core::{decimal, Scope};
+use ethpipe_core::{decimal, Scope, TokenFilter};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{SinkError, StepReport};
@@ -23,21 +23,28 @@ struct TokenDay {
 }
 
 /// Runs one derived step over the staged rows, in the day's transaction.
+/// The staged rows are the whole day, or the whole day of the filter's
+/// tokens: only those tokens' statistics are rebuilt then.
 pub(super) fn derive(
     connection: &Connection,
     derived: Derived,
     scope: Scope,
+    filter: Option<&TokenFilter>,
 ) -> Result<StepReport, SinkError> {
     let started = Utc::now();
     let rows = match (derived, scope.day()) {
-        (Derived::TokenDailyStats, Some(day)) => rebuild_day(connection, &day.to_string())?,
+        (Derived::TokenDailyStats, Some(day)) => rebuild_day(connection, &day.to_string(), filter)?,
         (Derived::TokenDailyStats, None) => 0,
         (Derived::RescaleTokenVolumes, _) => rescale_touched_tokens(connection)?,
     };
     Ok(StepReport::since("token_daily_stats", rows, started))
 }
 
-fn rebuild_day(connection: &Connection, day: &str) -> Result<u64, SinkError> {
+fn rebuild_day(
+    connection: &Connection,
+    day: &str,
+    filter: Option<&TokenFilter>,
+) -> Result<u64, SinkError> {
     let mut per_token: BTreeMap<String, TokenDay> = BTreeMap::new();
     {
         let mut counts = connection
@@ -77,8 +84,12 @@ fn rebuild_day(connection: &Connection, day: &str) -> Result<u64, SinkError> {
             }
         }
     }
+    let tokens = super::day::in_filter_column("token_address", 2);
     connection
-        .execute("DELETE FROM token_daily_stats WHERE day = ?1", [day])
+        .execute(
+            &format!("DELETE FROM token_daily_stats WHERE day = ?1 AND {tokens}"),
+            params![day, super::day::filter_json(filter)],
+        )
         .map_err(fail)?;
     let mut insert = connection
         .prepare("INSERT INTO token_daily_stats VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")

@@ -3,7 +3,10 @@
 //! before fetching the next (the channel's capacity bounds what is in flight).
 
 use ethpipe_core::dataset::BigQueryExtraction;
-use ethpipe_core::{Day, Pipeline, Scope, SourceError, SourceEvent, SourceEventSender};
+use ethpipe_core::{
+    Completeness, Day, Gate, Pipeline, Scope, Slice, SourceError, SourceEvent, SourceEventSender,
+    TokenFilter,
+};
 use gcp_bigquery_client::auth::Authenticator;
 use gcp_bigquery_client::error::{BQError, ResponseError};
 use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
@@ -33,6 +36,19 @@ struct Page {
     rows: Vec<TableRow>,
     schema: Option<TableSchema>,
     total_rows: Option<String>,
+}
+
+impl Page {
+    /// The first cell of the first row, as text: the answer of a query that
+    /// computes one value (a count, a minimum); `None` when it is NULL.
+    fn single_value(&self) -> Option<&str> {
+        self.rows
+            .first()
+            .and_then(|row| row.columns.as_ref())
+            .and_then(|cells| cells.first())
+            .and_then(|cell| cell.value.as_ref())
+            .and_then(|value| value.as_str())
+    }
 }
 
 impl From<QueryResponse> for Page {
@@ -67,11 +83,12 @@ impl From<GetQueryResultsResponse> for Page {
 
 pub(super) async fn run(
     shared: &Shared,
-    pipeline: Pipeline,
-    scope: Scope,
+    slice: &Slice,
     sender: &SourceEventSender,
 ) -> Result<(), SourceError> {
-    let query = query::extract(&shared.dataset, pipeline, scope);
+    let pipeline = slice.pipeline;
+    let gate = publication_gate(shared, pipeline, slice.scope).await?;
+    let query = query::extract(&shared.dataset, slice);
     let mut page = complete_query(shared, query).await?;
     let total_rows = parse_total(page.total_rows.as_deref())?;
     let columns = ColumnMap::new(pipeline, page.schema.as_ref())?;
@@ -132,9 +149,48 @@ pub(super) async fn run(
         .send(Ok(SourceEvent::End {
             source_rows,
             skipped_rows: tally.skipped,
+            completeness: Completeness::passed(gate),
         }))
         .await;
     Ok(())
+}
+
+/// A day is read only once the dataset holds data past its end (BigQuery's
+/// public tables are loaded day by day, some hours after the day ends, so a
+/// day read earlier would be partial or empty). A full load reads the table
+/// as it stands.
+async fn publication_gate(
+    shared: &Shared,
+    pipeline: Pipeline,
+    scope: Scope,
+) -> Result<Gate, SourceError> {
+    let Scope::Day(day) = scope else {
+        return Ok(Gate {
+            name: "whole-table",
+            mark: format!(
+                "read at {}",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        });
+    };
+    let page = complete_query(shared, query::published(&shared.dataset, pipeline, day)).await?;
+    let first_after = page
+        .single_value()
+        .map(|text| {
+            ethpipe_core::cells::bigquery_timestamp(1, query::FIRST_AFTER, Some(text))
+                .map_err(|e| SourceError::Transient(format!("BigQuery's publication check: {e}")))
+        })
+        .transpose()?;
+    match first_after {
+        Some(at) => Ok(Gate {
+            name: "published",
+            mark: format!("data at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+        }),
+        None => Err(SourceError::Transient(format!(
+            "{day} is not published yet: the dataset holds no data after the day's end; \
+             it loads once BigQuery has published the next day"
+        ))),
+    }
 }
 
 /// Individual warnings per run for skipped logs; the rest are only counted.
@@ -166,9 +222,9 @@ impl Tally {
 }
 
 /// A log dataset's day counted the only way its rows can be: decoded.
-async fn count_decoded(shared: &Shared, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
+async fn count_decoded(shared: &Shared, slice: Slice) -> Result<u64, SourceError> {
     let (sender, mut stream) = ethpipe_core::RowStream::channel();
-    let extraction = run(shared, pipeline, Scope::Day(day), &sender);
+    let extraction = run(shared, &slice, &sender);
     let drain = async {
         let mut rows = 0;
         loop {
@@ -188,18 +244,20 @@ pub(super) async fn count(
     shared: &Shared,
     pipeline: Pipeline,
     day: Day,
+    filter: Option<TokenFilter>,
 ) -> Result<u64, SourceError> {
     if let BigQueryExtraction::Logs { .. } = pipeline.bigquery() {
-        return count_decoded(shared, pipeline, day).await;
+        let slice = Slice {
+            pipeline,
+            scope: Scope::Day(day),
+            filter,
+        };
+        return count_decoded(shared, slice).await;
     }
-    let page = complete_query(shared, query::count(&shared.dataset, pipeline, day)).await?;
+    let query = query::count(&shared.dataset, pipeline, day, filter.as_ref());
+    let page = complete_query(shared, query).await?;
     let cell = page
-        .rows
-        .first()
-        .and_then(|row| row.columns.as_ref())
-        .and_then(|cells| cells.first())
-        .and_then(|cell| cell.value.as_ref())
-        .and_then(|value| value.as_str())
+        .single_value()
         .and_then(|text| text.parse::<u64>().ok());
     cell.ok_or_else(|| SourceError::Transient("BigQuery's COUNT(*) answer has no number".into()))
 }

@@ -18,7 +18,7 @@ pub mod query;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ethpipe_core::{Day, Pipeline, RowStream, Scope, Source, SourceError};
+use ethpipe_core::{Day, Pipeline, RowStream, Slice, Source, SourceError, TokenFilter};
 use gcp_bigquery_client::client_builder::ClientBuilder;
 use gcp_bigquery_client::error::BQError;
 use gcp_bigquery_client::Client;
@@ -178,11 +178,11 @@ impl Source for BigQuerySource {
         "bigquery"
     }
 
-    fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream {
+    fn extract(&self, slice: Slice) -> RowStream {
         let (sender, stream) = RowStream::channel();
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
-            if let Err(error) = extract::run(&shared, pipeline, scope, &sender).await {
+            if let Err(error) = extract::run(&shared, &slice, &sender).await {
                 // The receiver may be gone (run cancelled); nothing else to tell.
                 let _ = sender.send(Err(error)).await;
             }
@@ -194,9 +194,10 @@ impl Source for BigQuerySource {
         &self,
         pipeline: Pipeline,
         day: Day,
+        filter: Option<TokenFilter>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, SourceError>> + Send + '_>>
     {
-        Box::pin(extract::count(&self.shared, pipeline, day))
+        Box::pin(extract::count(&self.shared, pipeline, day, filter))
     }
 }
 

@@ -1,9 +1,10 @@
 //! The SQL ethpipe sends to BigQuery. The day is always a query parameter
 //! (`@day`, type DATE), and the filter is a range on `block_timestamp`, the
-//! tables' partitioning column, so BigQuery scans one partition.
+//! tables' partitioning column, so BigQuery scans one partition. A token
+//! filter is a parameter too (`@tokens`, ARRAY<STRING>), never SQL text.
 
 use ethpipe_core::dataset::{BigQueryExtraction, LoadMode};
-use ethpipe_core::{Day, Pipeline, Scope, SourceError};
+use ethpipe_core::{Day, Pipeline, Scope, Slice, SourceError, TokenFilter};
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
@@ -54,18 +55,36 @@ pub fn columns(pipeline: Pipeline) -> &'static [&'static str] {
     }
 }
 
-/// The table a dataset is read from, and its extra filter and parameters.
-fn source_table(dataset: &Dataset, pipeline: Pipeline) -> (String, String, Vec<QueryParameter>) {
-    match pipeline.bigquery() {
-        BigQueryExtraction::Table { table, .. } => {
-            (dataset.table(table), String::new(), Vec::new())
-        }
+/// The table a dataset is read from, and its extra conditions and
+/// parameters: the log topics, and the token filter on the column that
+/// names the token (a table dataset's filter column, a log's `address`).
+fn source_table(
+    dataset: &Dataset,
+    pipeline: Pipeline,
+    tokens: Option<&TokenFilter>,
+) -> (String, String, Vec<QueryParameter>) {
+    let (table, mut conditions, mut parameters, token_column) = match pipeline.bigquery() {
+        BigQueryExtraction::Table { table, .. } => (
+            dataset.table(table),
+            String::new(),
+            Vec::new(),
+            pipeline.filter_column(),
+        ),
         BigQueryExtraction::Logs { topics } => (
             dataset.table("logs"),
             " AND topics[SAFE_OFFSET(0)] IN UNNEST(@topics)".to_string(),
-            vec![topics_parameter(topics)],
+            vec![string_array_parameter("topics", topics.iter().copied())],
+            "address",
         ),
+    };
+    if let Some(tokens) = tokens {
+        conditions.push_str(&format!(" AND {token_column} IN UNNEST(@tokens)"));
+        parameters.push(string_array_parameter(
+            "tokens",
+            tokens.addresses().iter().map(String::as_str),
+        ));
     }
+    (table, conditions, parameters)
 }
 
 /// A query's text plus its parameters.
@@ -75,8 +94,9 @@ pub struct Query {
 }
 
 /// The rows of a pipeline for a day, or (tokens) the whole table.
-pub fn extract(dataset: &Dataset, pipeline: Pipeline, scope: Scope) -> Query {
-    let (table, filter, mut parameters) = source_table(dataset, pipeline);
+pub fn extract(dataset: &Dataset, slice: &Slice) -> Query {
+    let (pipeline, scope) = (slice.pipeline, slice.scope);
+    let (table, filter, mut parameters) = source_table(dataset, pipeline, slice.filter.as_ref());
     let select = format!("SELECT {} FROM {table}", columns(pipeline).join(", "));
     match scope {
         Scope::Day(day) => {
@@ -100,8 +120,13 @@ pub fn extract(dataset: &Dataset, pipeline: Pipeline, scope: Scope) -> Query {
 /// A partition-pruned `COUNT(*)` of a table dataset's day (for `verify`).
 /// A merged dataset keeps one row per key (BigQuery's `tokens` has exact
 /// duplicate rows), so its count is of distinct keys.
-pub fn count(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
-    let (table, filter, mut parameters) = source_table(dataset, pipeline);
+pub fn count(
+    dataset: &Dataset,
+    pipeline: Pipeline,
+    day: Day,
+    tokens: Option<&TokenFilter>,
+) -> Query {
+    let (table, filter, mut parameters) = source_table(dataset, pipeline, tokens);
     parameters.insert(0, day_parameter(day));
     let rows = format!("{table} WHERE {DAY_FILTER}{filter}");
     let sql = match pipeline.load_mode() {
@@ -112,6 +137,29 @@ pub fn count(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
         LoadMode::ReplaceDay => format!("SELECT COUNT(*) AS row_count FROM {rows}"),
     };
     Query { sql, parameters }
+}
+
+/// The name of the column [`published`] answers with.
+pub const FIRST_AFTER: &str = "first_after";
+
+/// The publication gate: the earliest row after `@day`'s end, looked for in
+/// the next day's partition only (one partition, one column: cheap), of a
+/// table that has rows every day — `logs` for a log dataset, otherwise
+/// `token_transfers` (the `tokens` table may have no row on a given day).
+/// A NULL answer means the dataset has not published past the day yet.
+pub fn published(dataset: &Dataset, pipeline: Pipeline, day: Day) -> Query {
+    let table = match pipeline.bigquery() {
+        BigQueryExtraction::Table { .. } => dataset.table("token_transfers"),
+        BigQueryExtraction::Logs { .. } => dataset.table("logs"),
+    };
+    Query {
+        sql: format!(
+            "SELECT MIN(block_timestamp) AS {FIRST_AFTER} FROM {table} \
+             WHERE block_timestamp >= TIMESTAMP_ADD(TIMESTAMP(@day), INTERVAL 1 DAY) \
+             AND block_timestamp < TIMESTAMP_ADD(TIMESTAMP(@day), INTERVAL 2 DAY)"
+        ),
+        parameters: vec![day_parameter(day)],
+    }
 }
 
 fn day_parameter(day: Day) -> QueryParameter {
@@ -130,9 +178,9 @@ fn day_parameter(day: Day) -> QueryParameter {
     }
 }
 
-fn topics_parameter(topics: &[&str]) -> QueryParameter {
+fn string_array_parameter<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> QueryParameter {
     QueryParameter {
-        name: Some("topics".to_string()),
+        name: Some(name.to_string()),
         parameter_type: Some(QueryParameterType {
             array_type: Some(Box::new(QueryParameterType {
                 array_type: None,
@@ -144,12 +192,11 @@ fn topics_parameter(topics: &[&str]) -> QueryParameter {
         }),
         parameter_value: Some(QueryParameterValue {
             array_values: Some(
-                topics
-                    .iter()
-                    .map(|topic| QueryParameterValue {
+                values
+                    .map(|value| QueryParameterValue {
                         array_values: None,
                         struct_values: None,
-                        value: Some(topic.to_string()),
+                        value: Some(value.to_string()),
                     })
                     .collect(),
             ),
@@ -168,14 +215,14 @@ mod tests {
     fn day_queries_use_a_parameter_and_the_partition_column() {
         let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
         let day: Day = "2024-03-01".parse().unwrap();
-        let query = extract(&dataset, TOKEN_TRANSFERS, Scope::Day(day));
+        let query = extract(&dataset, &Slice::all(TOKEN_TRANSFERS, Scope::Day(day)));
         assert!(!query.sql.contains("2024-03-01"));
         assert!(query.sql.contains("block_timestamp >= TIMESTAMP(@day)"));
         assert!(query
             .sql
             .contains("FROM `bigquery-public-data.crypto_ethereum.token_transfers`"));
         assert_eq!(query.parameters.len(), 1);
-        let full = extract(&dataset, TOKENS, Scope::Full);
+        let full = extract(&dataset, &Slice::all(TOKENS, Scope::Full));
         assert!(full.parameters.is_empty() && !full.sql.contains("WHERE"));
     }
 
@@ -183,7 +230,7 @@ mod tests {
     fn log_datasets_filter_the_logs_table_by_a_topics_parameter() {
         let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
         let day: Day = "2024-03-01".parse().unwrap();
-        let query = extract(&dataset, ERC1155_TRANSFERS, Scope::Day(day));
+        let query = extract(&dataset, &Slice::all(ERC1155_TRANSFERS, Scope::Day(day)));
         assert!(query
             .sql
             .contains("FROM `bigquery-public-data.crypto_ethereum.logs`"));
@@ -194,6 +241,76 @@ mod tests {
         assert_eq!(names, [Some("day".into()), Some("topics".into())]);
         let topics = query.parameters[1].parameter_value.as_ref().unwrap();
         assert_eq!(topics.array_values.as_ref().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn a_token_filter_is_an_array_parameter_on_the_token_column() {
+        let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
+        let day: Day = "2024-03-01".parse().unwrap();
+        let a = "0x1111111111111111111111111111111111111111";
+        let b = "0x2222222222222222222222222222222222222222";
+        let filter = TokenFilter::parse_list(&format!("{b},{a}")).unwrap();
+        let cases = [
+            (TOKEN_TRANSFERS, "token_address IN UNNEST(@tokens)"),
+            (TOKENS, "address IN UNNEST(@tokens)"),
+            (ERC1155_TRANSFERS, "AND address IN UNNEST(@tokens)"),
+        ];
+        for (pipeline, condition) in cases {
+            let slice = Slice {
+                pipeline,
+                scope: Scope::Day(day),
+                filter: Some(filter.clone()),
+            };
+            for query in [
+                extract(&dataset, &slice),
+                count(&dataset, pipeline, day, Some(&filter)),
+            ] {
+                assert!(query.sql.contains(condition), "{}", query.sql);
+                assert!(!query.sql.contains(a), "{}", query.sql);
+                let tokens = query
+                    .parameters
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some("tokens"))
+                    .expect("a tokens parameter");
+                let values: Vec<_> = tokens
+                    .parameter_value
+                    .as_ref()
+                    .and_then(|v| v.array_values.as_ref())
+                    .expect("array values")
+                    .iter()
+                    .map(|v| v.value.clone().unwrap_or_default())
+                    .collect();
+                assert_eq!(values, [a, b]);
+            }
+        }
+        let full = extract(
+            &dataset,
+            &Slice {
+                pipeline: TOKENS,
+                scope: Scope::Full,
+                filter: Some(filter),
+            },
+        );
+        assert!(
+            full.sql.ends_with("WHERE address IN UNNEST(@tokens)"),
+            "{}",
+            full.sql
+        );
+    }
+
+    #[test]
+    fn the_publication_gate_reads_one_partition_after_the_day() {
+        let dataset = Dataset::parse("bigquery-public-data.crypto_ethereum").unwrap();
+        let day: Day = "2024-03-01".parse().unwrap();
+        let query = published(&dataset, TOKENS, day);
+        assert!(!query.sql.contains("2024-03-01"));
+        assert!(query
+            .sql
+            .contains("FROM `bigquery-public-data.crypto_ethereum.token_transfers`"));
+        assert!(query.sql.contains("INTERVAL 1 DAY") && query.sql.contains("INTERVAL 2 DAY"));
+        assert!(published(&dataset, ERC1155_TRANSFERS, day)
+            .sql
+            .contains(".logs`"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Block headers and the day → block range search (docs/rpc-semantics.md, rules 1–5).
 //!
-//! Headers are cached: the range search touches a few dozen blocks, and the
-//! transfers of one block share its header.
+//! Headers are cached for one run only: the range search touches a few dozen
+//! blocks, and the transfers of one block share its header, but a header
+//! kept longer could outlive a reorg. A run makes its own [`Blocks`], and
+//! before its rows commit [`Blocks::recheck`] re-reads every header the run
+//! relied on.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use ethpipe_core::{Day, SourceError};
+use ethpipe_core::{Day, Recheck, SourceError};
 use serde_json::{json, Value};
 
 use super::client::{parse_quantity, quantity, RpcClient};
@@ -146,6 +149,34 @@ impl Blocks {
         }
     }
 
+    /// A check, for right before the commit, that every header this run
+    /// used up to block `through` is still the node's canonical block: the
+    /// headers are asked for afresh (batched), and a different hash fails
+    /// the run as transient, so its retry reads the canonical rows.
+    pub fn recheck(&self, through: u64) -> Recheck {
+        let mut used: Vec<Header> = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .values()
+                .filter(|h| h.number <= through)
+                .cloned()
+                .collect()
+        };
+        used.sort_by_key(|h| h.number);
+        let fresh = Blocks::new(self.client.clone());
+        Box::pin(async move {
+            let numbers: Vec<u64> = used.iter().map(|h| h.number).collect();
+            let canonical = fresh.headers(&numbers).await?;
+            for header in &used {
+                let now = canonical.get(&header.number).map(|h| h.hash.as_str());
+                if now != Some(header.hash.as_str()) {
+                    return Err(changed(header.number, &header.hash, now.unwrap_or("none")));
+                }
+            }
+            Ok(())
+        })
+    }
+
     async fn timestamp(&self, number: u64) -> Result<i64, SourceError> {
         Ok(self.header(number).await?.timestamp)
     }
@@ -191,7 +222,7 @@ impl Blocks {
     /// timestamps strictly increase, so this is a search; guesses interpolate
     /// between the bounds (blocks come at a near-steady pace), alternating
     /// with plain halving so an uneven chain still takes O(log n) calls.
-    async fn first_at_or_after(
+    pub(crate) async fn first_at_or_after(
         &self,
         target: i64,
         latest: &Header,
@@ -225,4 +256,13 @@ impl Blocks {
         }
         Ok(Some(high))
     }
+}
+
+/// A block read with one hash and later with another (a log's block, then
+/// its header; or a header, then its recheck): a reorg.
+pub(crate) fn changed(number: u64, was: &str, now: &str) -> SourceError {
+    SourceError::Transient(format!(
+        "block {number} changed: reorg (read as {was}, then as {now}); \
+         nothing was committed, and a retry reads the canonical chain"
+    ))
 }

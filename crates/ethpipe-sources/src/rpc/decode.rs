@@ -26,6 +26,10 @@ pub struct RpcLog {
     #[serde(default)]
     pub data: Option<String>,
     pub block_number: String,
+    /// The block the node read the log from; checked against the header
+    /// the row is joined with, so a reorg between the two reads is caught.
+    #[serde(default)]
+    pub block_hash: Option<String>,
     pub transaction_hash: String,
     pub log_index: String,
 }
@@ -138,6 +142,7 @@ mod tests {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             data: Some(data.to_string()),
             block_number: "0x162a25".to_string(),
+            block_hash: None,
             transaction_hash: TX.to_string(),
             log_index: "0x3".to_string(),
         }
@@ -487,6 +492,7 @@ mod tests {
             topics,
             data: Some(data.to_string()),
             block_number: format!("{block:#x}"),
+            block_hash: None,
             transaction_hash: tx.to_string(),
             log_index: format!("{index:#x}"),
         }

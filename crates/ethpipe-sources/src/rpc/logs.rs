@@ -2,13 +2,15 @@
 //! dataset whose [`RpcExtraction`] is `Logs`): `eth_getLogs` on the dataset's
 //! topics over a day's blocks, in chunks that adapt to what the node will
 //! answer, joined with block headers and decoded by the dataset's own rules.
+//! A token filter is the request's `address` list, split into requests of
+//! at most `max_addresses` addresses when it is longer.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ethpipe_core::dataset::{DecodedLogs, RpcExtraction};
 use ethpipe_core::evm::DecodeError;
-use ethpipe_core::{Pipeline, Rows, SourceError, SourceEvent, SourceEventSender};
+use ethpipe_core::{Pipeline, Rows, SourceError, SourceEvent, SourceEventSender, TokenFilter};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
@@ -62,7 +64,16 @@ pub struct LogScan<'a> {
     pub concurrency: usize,
     /// A dataset extracted from logs.
     pub pipeline: Pipeline,
+    /// Only these contracts' logs (`None`: every contract's).
+    pub tokens: Option<&'a TokenFilter>,
+    /// Addresses per `eth_getLogs` request; a longer filter is split.
+    pub max_addresses: usize,
 }
+
+/// Addresses per `eth_getLogs` request when the user sets no limit: well
+/// under what public providers accept, few enough requests for any filter
+/// a person writes by hand.
+pub const DEFAULT_MAX_ADDRESSES: usize = 1_000;
 
 /// Totals of a scan.
 #[derive(Debug, Default, Clone, Copy)]
@@ -143,9 +154,12 @@ impl LogScan<'_> {
     /// The decoded rows of one block range, splitting it while the node
     /// refuses to answer it whole.
     async fn chunk(&self, from: u64, to: u64) -> Result<DecodedLogs, SourceError> {
-        let raw = self.logs(from, to).await?;
+        let raw = self.filtered_logs(from, to).await?;
         let topics = self.topics();
-        let raw: Vec<RpcLog> = raw.into_iter().filter(|l| l.has_topic(topics)).collect();
+        let raw: Vec<RpcLog> = raw
+            .into_iter()
+            .filter(|l| l.has_topic(topics) && self.wanted_address(&l.address))
+            .collect();
         let malformed = |e: DecodeError| self.malformed(from, to, e);
         let numbers: BTreeSet<u64> = raw
             .iter()
@@ -160,6 +174,11 @@ impl LogScan<'_> {
             let header = headers
                 .get(&number)
                 .ok_or_else(|| SourceError::Transient(format!("no header for block {number}")))?;
+            if let Some(hash) = &log.block_hash {
+                if !hash.eq_ignore_ascii_case(&header.hash) {
+                    return Err(super::blocks::changed(number, hash, &header.hash));
+                }
+            }
             logs.push(
                 log.into_log(header.time()?, &header.hash)
                     .map_err(malformed)?,
@@ -197,17 +216,56 @@ impl LogScan<'_> {
         }
     }
 
-    /// `eth_getLogs` over `from..=to`, halving the range on "too many results".
-    async fn logs(&self, from: u64, to: u64) -> Result<Vec<RpcLog>, SourceError> {
+    /// Whether a log's contract is one the filter keeps (a node that ignores
+    /// the `address` field must not widen the day).
+    fn wanted_address(&self, address: &str) -> bool {
+        self.tokens
+            .is_none_or(|tokens| tokens.contains(&address.to_ascii_lowercase()))
+    }
+
+    /// The logs of `from..=to`: one address group per request when the
+    /// filter is longer than a request may carry, merged back into the
+    /// node's order (block, then log index).
+    async fn filtered_logs(&self, from: u64, to: u64) -> Result<Vec<RpcLog>, SourceError> {
+        let Some(tokens) = self.tokens else {
+            return self.logs(from, to, None).await;
+        };
+        let groups = tokens.chunks(self.max_addresses);
+        if let [only] = groups.as_slice() {
+            return self.logs(from, to, Some(only)).await;
+        }
+        let mut logs = Vec::new();
+        for group in &groups {
+            logs.append(&mut self.logs(from, to, Some(group)).await?);
+        }
+        logs.sort_by_cached_key(|log| {
+            let index = ethpipe_core::evm::quantity("logIndex", &log.log_index);
+            (log.block().unwrap_or(i64::MAX), index.unwrap_or(i64::MAX))
+        });
+        Ok(logs)
+    }
+
+    /// `eth_getLogs` over `from..=to` (of `addresses`' contracts only, when
+    /// given), halving the range on "too many results".
+    async fn logs(
+        &self,
+        from: u64,
+        to: u64,
+        addresses: Option<&TokenFilter>,
+    ) -> Result<Vec<RpcLog>, SourceError> {
         let mut pending = vec![(from, to)];
         let mut logs = Vec::new();
         // Depth-first over a stack keeps the logs in block order.
         while let Some((from, to)) = pending.pop() {
-            let filter = json!([{
+            let mut request = json!({
                 "fromBlock": quantity(from),
                 "toBlock": quantity(to),
                 "topics": self.topics_filter(),
-            }]);
+            });
+            if let Some(addresses) = addresses {
+                request["address"] = json!(addresses.addresses());
+            }
+            let filter = json!([request]);
             match self.client.call("eth_getLogs", filter).await? {
                 Ok(answer) => {
                     let mut answered: Vec<RpcLog> = serde_json::from_value(answer).map_err(|e| {

@@ -2,7 +2,9 @@
 //! ethereum-etl 2.4.1's semantics (docs/rpc-semantics.md).
 //!
 //! - [`client`]: JSON-RPC transport, batches, limits, retries.
-//! - [`blocks`]: headers and the day → block range search.
+//! - [`blocks`]: headers (cached for one run) and the day → block range search.
+//! - [`finality`]: the completeness gate — a day loads once its end is final —
+//!   and, through [`blocks::Blocks::recheck`], the reorg check before commit.
 //! - [`logs`]: `eth_getLogs` in adaptive chunks → any log dataset
 //!   (`token_transfers`, `erc1155_transfers`), decoded by the dataset.
 //! - [`contracts`], [`bytecode`], [`abi`]: creations, token detection and
@@ -15,6 +17,7 @@ pub mod bytecode;
 pub mod client;
 pub mod contracts;
 pub mod decode;
+pub mod finality;
 pub mod logs;
 pub mod tokens;
 
@@ -23,12 +26,14 @@ use std::sync::Arc;
 use ethpipe_core::dataset::RpcExtraction;
 use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{
-    Day, Pipeline, RowStream, Scope, Source, SourceError, SourceEvent, SourceEventSender,
+    Completeness, Day, Pipeline, RowStream, Scope, Slice, Source, SourceError, SourceEvent,
+    SourceEventSender, TokenFilter,
 };
 
 use blocks::{Blocks, DayBlocks};
 use client::{RpcClient, RpcClientConfig};
 use contracts::TraceSupport;
+use finality::{final_day, Finality};
 use logs::{ChunkSizer, LogScan};
 use tokens::TokenScan;
 
@@ -42,6 +47,10 @@ pub struct RpcConfig {
     /// First `eth_getLogs` range, in blocks; it adapts from there.
     pub initial_log_blocks: u64,
     pub max_log_blocks: u64,
+    /// Addresses per `eth_getLogs` request (`--rpc-max-addresses`).
+    pub max_addresses: usize,
+    /// How a day's end is judged final (`--rpc-confirmations`).
+    pub finality: Finality,
 }
 
 impl RpcConfig {
@@ -51,6 +60,8 @@ impl RpcConfig {
             client: RpcClientConfig::default(),
             initial_log_blocks: 100,
             max_log_blocks: 2_000,
+            max_addresses: logs::DEFAULT_MAX_ADDRESSES,
+            finality: Finality::FinalizedTag,
         }
     }
 }
@@ -60,12 +71,15 @@ pub struct RpcSource {
     shared: Arc<Shared>,
 }
 
+/// What runs share. Block headers are not in it: each run reads its own
+/// (see [`blocks`]), so no header outlives the run that checked it.
 struct Shared {
     client: RpcClient,
-    blocks: Blocks,
     sizer: ChunkSizer,
     traces: TraceSupport,
     concurrency: usize,
+    max_addresses: usize,
+    finality: Finality,
 }
 
 impl RpcSource {
@@ -74,37 +88,43 @@ impl RpcSource {
         let client = RpcClient::new(&config.url, config.client.clone())?;
         Ok(RpcSource {
             shared: Arc::new(Shared {
-                blocks: Blocks::new(client.clone()),
                 client,
                 sizer: ChunkSizer::new(config.initial_log_blocks, config.max_log_blocks),
                 traces: TraceSupport::default(),
                 concurrency: config.client.concurrency.max(1),
+                max_addresses: config.max_addresses.max(1),
+                finality: config.finality,
             }),
         })
     }
 }
 
 impl Shared {
-    fn log_scan(&self, pipeline: Pipeline) -> LogScan<'_> {
+    fn log_scan<'a>(
+        &'a self,
+        blocks: &'a Blocks,
+        pipeline: Pipeline,
+        tokens: Option<&'a TokenFilter>,
+    ) -> LogScan<'a> {
         LogScan {
             client: &self.client,
-            blocks: &self.blocks,
+            blocks,
             sizer: &self.sizer,
             concurrency: self.concurrency,
             pipeline,
+            tokens,
+            max_addresses: self.max_addresses,
         }
     }
 
-    async fn extract(
-        &self,
-        pipeline: Pipeline,
-        scope: Scope,
-        sender: &SourceEventSender,
-    ) -> Result<(), SourceError> {
-        let Scope::Day(day) = scope else {
+    async fn extract(&self, slice: &Slice, sender: &SourceEventSender) -> Result<(), SourceError> {
+        let (pipeline, tokens) = (slice.pipeline, slice.filter.as_ref());
+        let Scope::Day(day) = slice.scope else {
             return Err(SourceError::Unsupported(FULL_LOAD_UNSUPPORTED.into()));
         };
-        let (source_rows, skipped_rows) = match self.blocks.day_blocks(day).await? {
+        let blocks = Blocks::new(self.client.clone());
+        let day_end = final_day(&self.client, &blocks, self.finality, day).await?;
+        let (source_rows, skipped_rows) = match day_end.blocks {
             DayBlocks::Empty => {
                 let note =
                     format!("no block on the node has a timestamp on {day}: nothing to load");
@@ -113,15 +133,18 @@ impl Shared {
             }
             DayBlocks::Range { first, last } => match pipeline.rpc() {
                 RpcExtraction::Logs { .. } => {
-                    let totals = self.log_scan(pipeline).run(first, last, sender).await?;
+                    let totals = self
+                        .log_scan(&blocks, pipeline, tokens)
+                        .run(first, last, sender)
+                        .await?;
                     (totals.rows, totals.skipped)
                 }
                 RpcExtraction::ContractCreations => {
                     let scan = TokenScan {
                         client: &self.client,
-                        blocks: &self.blocks,
+                        blocks: &blocks,
                         traces: &self.traces,
-                        transfers: self.log_scan(TOKEN_TRANSFERS),
+                        transfers: self.log_scan(&blocks, TOKEN_TRANSFERS, tokens),
                     };
                     (scan.run(first, last, sender).await?, 0)
                 }
@@ -131,22 +154,32 @@ impl Shared {
             .send(Ok(SourceEvent::End {
                 source_rows,
                 skipped_rows,
+                completeness: Completeness {
+                    gate: day_end.gate,
+                    recheck: Some(blocks.recheck(day_end.next_day_first_block)),
+                },
             }))
             .await;
         Ok(())
     }
 
     /// For `verify`: the rows the day's logs decode into.
-    async fn count(&self, pipeline: Pipeline, day: Day) -> Result<u64, SourceError> {
+    async fn count(
+        &self,
+        pipeline: Pipeline,
+        day: Day,
+        tokens: Option<TokenFilter>,
+    ) -> Result<u64, SourceError> {
         if pipeline.rpc() == RpcExtraction::ContractCreations {
             return Err(SourceError::Unsupported(format!(
                 "verify compares {pipeline} only with BigQuery: a node has no count of them per day"
             )));
         }
-        match self.blocks.day_blocks(day).await? {
+        let blocks = Blocks::new(self.client.clone());
+        match blocks.day_blocks(day).await? {
             DayBlocks::Empty => Ok(0),
             DayBlocks::Range { first, last } => Ok(self
-                .log_scan(pipeline)
+                .log_scan(&blocks, pipeline, tokens.as_ref())
                 .collect(first, last, |_| {})
                 .await?
                 .rows),
@@ -159,11 +192,11 @@ impl Source for RpcSource {
         "rpc"
     }
 
-    fn extract(&self, pipeline: Pipeline, scope: Scope) -> RowStream {
+    fn extract(&self, slice: Slice) -> RowStream {
         let (sender, stream) = RowStream::channel();
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
-            if let Err(error) = shared.extract(pipeline, scope, &sender).await {
+            if let Err(error) = shared.extract(&slice, &sender).await {
                 // The receiver may be gone (run cancelled); nothing else to tell.
                 let _ = sender.send(Err(error)).await;
             }
@@ -175,12 +208,26 @@ impl Source for RpcSource {
         false
     }
 
+    fn probe(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.shared
+                .client
+                .request("eth_blockNumber", serde_json::json!([]))
+                .await
+                .map(|_| ())
+        })
+    }
+
     fn count(
         &self,
         pipeline: Pipeline,
         day: Day,
+        filter: Option<TokenFilter>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, SourceError>> + Send + '_>>
     {
-        Box::pin(self.shared.count(pipeline, day))
+        Box::pin(self.shared.count(pipeline, day, filter))
     }
 }

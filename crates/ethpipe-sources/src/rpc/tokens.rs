@@ -66,7 +66,7 @@ impl TokenScan<'_> {
             }
             let candidates: Vec<Candidate> = contracts
                 .into_iter()
-                .filter(is_token)
+                .filter(|c| self.wanted(&c.address) && is_token(c))
                 .map(|c| Candidate {
                     address: c.address,
                     block_number: c.block_number,
@@ -90,6 +90,15 @@ impl TokenScan<'_> {
             rows += self.describe(group, &call_block, sender).await?;
         }
         Ok(rows)
+    }
+
+    /// Whether the run's token filter keeps this contract: with a filter,
+    /// only its addresses are described (their transfers are fetched by
+    /// address too, through `transfers`).
+    fn wanted(&self, address: &str) -> bool {
+        self.transfers
+            .tokens
+            .is_none_or(|tokens| tokens.contains(&address.to_ascii_lowercase()))
     }
 
     /// Metadata is read at the day's last block, so a re-run gives the same

@@ -12,6 +12,8 @@ use ethpipe_testkit::chain::{day_end, encode_call, utc_timestamp};
 use ethpipe_testkit::{Arg, Chain, Tx};
 
 const BLOCK_SECONDS: u64 = 600;
+/// How far below its latest block anvil puts the `finalized` tag.
+const FINALITY_DEPTH: u64 = 64;
 const RECIPIENTS: usize = 200;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -99,7 +101,13 @@ async fn main() -> anyhow::Result<()> {
     }
     chain.set_automine(true).await?;
     let last = from + chrono::Days::new(u64::from(days.saturating_sub(1)));
-    let closing = chain.mine(day_end(last) + 60).await?;
+    let mut closing = chain.mine(day_end(last) + 60).await?;
+    // anvil reports as `finalized` the block 64 below its latest: 64 more
+    // blocks make the next day's first block final, so every demo day is
+    // complete for ethpipe's finality gate (DESIGN §3).
+    for block in 1..=FINALITY_DEPTH {
+        closing = chain.mine(day_end(last) + 60 + block * 12).await?;
+    }
     println!(
         "demo chain: {} tokens, {transactions} transactions over {days} day(s) from {from}; latest block {closing}",
         tokens.len()

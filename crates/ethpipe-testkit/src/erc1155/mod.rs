@@ -104,6 +104,25 @@ impl Expected {
         }
     }
 
+    /// The rows and skipped logs of these token contracts only (lowercase
+    /// addresses), what a load with that token filter must give.
+    pub fn of_tokens(&self, tokens: &[&str]) -> Expected {
+        Expected {
+            rows: self
+                .rows
+                .iter()
+                .filter(|r| tokens.contains(&r.token_address.as_str()))
+                .cloned()
+                .collect(),
+            skipped: self
+                .skipped
+                .iter()
+                .filter(|s| tokens.contains(&s.token_address.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The UTC days that have rows or skipped logs, in order.
     pub fn days(&self) -> Vec<NaiveDate> {
         let rows = self.rows.iter().map(|r| r.block_timestamp);

@@ -21,12 +21,13 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
             "--worker --force needs --backfill-id ID, shared by every worker, so a day re-loaded by one counts for all",
         ));
     }
+    let filter = settings.filter(args.pipeline, args.tokens.list.as_deref())?;
     let models = super::load_models(settings, args.pipeline)?;
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
-    if database.is_sqlite() && (args.parallel > 1 || args.worker) {
+    if database.one_writer_at_a_time() && (args.parallel > 1 || args.worker) {
         return Err(Fatal::usage(
-            "SQLite has one writer at a time: --parallel above 1 and --worker need a postgres:// --database-url",
+            "SQLite has one writer at a time (also the ledger of a parquet:// store): --parallel above 1 and --worker need a postgres:// --database-url",
         ));
     }
     let trigger = match &args.backfill_id {
@@ -41,6 +42,7 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
         force: args.force,
         shared_force: args.backfill_id.is_some(),
         trigger,
+        filter,
         models,
     };
     let bar = Arc::new(BackfillBar::new(format!(

@@ -2,6 +2,7 @@
 //! library crates and prints the result.
 
 mod backfill;
+mod export;
 mod migrate;
 mod run;
 mod serve;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Fatal> {
         Command::Trigger(args) => trigger::trigger(&settings, args).await,
         Command::Migrate => migrate::migrate(&settings).await,
         Command::Status(args) => status::status(&settings, args).await,
+        Command::Export(args) => export::export(&settings, args).await,
     }
 }
 
@@ -125,6 +127,10 @@ pub async fn open_source(settings: &Settings) -> Result<Arc<dyn Source>, Fatal> 
             })?;
             let mut config = RpcConfig::new(url);
             config.client = settings.rpc.clone();
+            if let Some(max) = settings.rpc_max_addresses {
+                config.max_addresses = max;
+            }
+            config.finality = settings.rpc_finality;
             Ok(Arc::new(RpcSource::connect(config).map_err(Fatal::usage)?))
         }
     }

@@ -20,6 +20,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         }
         _ => return Err(Fatal::usage("give either --date YYYY-MM-DD or --full")),
     };
+    let filter = settings.filter(args.pipeline, args.tokens.list.as_deref())?;
     let models = super::load_models(settings, args.pipeline)?;
     // Source first: a bad key or endpoint must fail before anything is written.
     let source = super::open_source(settings).await?;
@@ -32,6 +33,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
         pipeline: args.pipeline,
         scope,
         trigger: "manual".to_string(),
+        filter: filter.clone(),
         models,
     };
     let cancel = super::shutdown_on_signals();
@@ -40,8 +42,9 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<(), Fatal> {
     match result {
         Ok(outcome) => {
             let secs = outcome.elapsed.as_secs_f64();
+            let tokens = filter.map(|f| format!(" ({f})")).unwrap_or_default();
             println!(
-                "{} {}: {} rows committed in {:.1}s ({:.0} rows/s, run {})",
+                "{} {}{tokens}: {} rows committed in {:.1}s ({:.0} rows/s, run {})",
                 args.pipeline,
                 outcome.scope,
                 outcome.rows,

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ethpipe_core::Pipeline;
-use ethpipe_orch::scheduler::Scheduler;
+use ethpipe_orch::scheduler::{Scheduler, DEFAULT_TICK};
 use ethpipe_server::service::Actions;
 use ethpipe_server::store::{Reader, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT};
 use ethpipe_server::{Server, ServerConfig};
@@ -42,12 +42,15 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     )
     .map_err(Fatal::usage)?;
     let cancel = super::shutdown_on_signals();
-    let actions = Arc::new(Actions::new(
-        Arc::clone(&database),
-        source.clone(),
-        models.clone(),
-        cancel.clone(),
-    ));
+    let actions = Arc::new(
+        Actions::new(
+            Arc::clone(&database),
+            source.clone(),
+            models.clone(),
+            cancel.clone(),
+        )
+        .with_filters(settings.pipeline_filters.clone()),
+    );
     let server = Server::bind(config, reader, Some(Arc::clone(&actions)))
         .await
         .map_err(|e| {
@@ -89,6 +92,10 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
                 source,
                 triggers: settings.triggers.clone(),
                 models,
+                filters: settings.trigger_filters.clone(),
+                pipeline_filters: settings.pipeline_filters.clone(),
+                health: actions.health(),
+                tick: scheduler_tick(),
             };
             scheduler.serve(cancel.clone()).await
         }
@@ -109,6 +116,16 @@ pub async fn serve(settings: &Settings, args: ServeArgs) -> Result<(), Fatal> {
     }
     eprintln!("ethpipe serve: stopped");
     Ok(())
+}
+
+/// The scheduler's tick: `ETHPIPE_SCHEDULER_TICK_MS` (tests and the soak use
+/// a short one), one second otherwise.
+fn scheduler_tick() -> std::time::Duration {
+    std::env::var("ETHPIPE_SCHEDULER_TICK_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(DEFAULT_TICK, std::time::Duration::from_millis)
 }
 
 /// `HOST:PORT` as a socket address (a name such as `localhost` is resolved;

@@ -1,5 +1,6 @@
 //! `ethpipe status [--json]`: per pipeline, the days loaded as ranges (gaps
-//! marked), the tokens full-load flag, and the last runs.
+//! marked), the token filter it is configured with and the days loaded for
+//! a filter only, the tokens full-load flag, and the last runs.
 
 use chrono::NaiveDate;
 use ethpipe_core::Pipeline;
@@ -16,10 +17,21 @@ struct PipelineStatus {
     pipeline: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     full_load_done: Option<bool>,
+    /// The pipeline's configured token filter (`tokens` in ethpipe.toml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<Vec<String>>,
     days_loaded: Vec<DayRange>,
+    /// Days whose latest successful load was for some tokens only.
+    filtered_days: Vec<FilteredDay>,
     gaps: Vec<DayRange>,
     rows_loaded: i64,
     recent_runs: Vec<RunRecord>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct FilteredDay {
+    day: String,
+    tokens: Vec<String>,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
@@ -34,7 +46,7 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
     let mut report = Vec::new();
     for &pipeline in Pipeline::ALL {
         report.push(
-            pipeline_status(&database, pipeline)
+            pipeline_status(&database, pipeline, settings)
                 .await
                 .map_err(Fatal::usage)?,
         );
@@ -74,6 +86,7 @@ pub async fn status(settings: &Settings, args: StatusArgs) -> Result<(), Fatal> 
 async fn pipeline_status(
     database: &Database,
     pipeline: Pipeline,
+    settings: &Settings,
 ) -> Result<PipelineStatus, ethpipe_sinks::SinkError> {
     let days = database.ledger().days_loaded(pipeline).await?;
     let (ranges, gaps) = ranges_and_gaps(&days);
@@ -86,9 +99,24 @@ async fn pipeline_status(
     } else {
         None
     };
+    let filtered_days = days
+        .iter()
+        .filter_map(|d| {
+            let text = d.token_filter.as_deref()?;
+            Some(FilteredDay {
+                day: d.day.clone(),
+                tokens: text.split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect();
     Ok(PipelineStatus {
         pipeline: pipeline.name(),
         full_load_done,
+        tokens: settings
+            .pipeline_filters
+            .get(&pipeline)
+            .map(|f| f.addresses().to_vec()),
+        filtered_days,
         rows_loaded: days.iter().map(|d| d.rows).sum(),
         days_loaded: ranges,
         gaps,
@@ -160,6 +188,16 @@ fn print_table(database: &str, report: &[PipelineStatus], rpc_source: bool) {
                 gap.from, gap.to, gap.days
             );
         }
+        if let Some(tokens) = &status.tokens {
+            println!("  tokens:      {}", tokens.join(", "));
+        }
+        for filtered in &status.filtered_days {
+            println!(
+                "  filtered:    {} loaded for {}",
+                filtered.day,
+                super::verify::short_filter(&filtered.tokens.join(","))
+            );
+        }
         println!("  rows loaded: {}", status.rows_loaded);
         if status.recent_runs.is_empty() {
             println!("  runs:        none");
@@ -174,8 +212,13 @@ fn print_table(database: &str, report: &[PipelineStatus], rpc_source: bool) {
                     )
                 })
                 .unwrap_or_else(|| "-".into());
+            let tokens = run
+                .token_filter
+                .as_deref()
+                .map(|t| format!("[{}] ", super::verify::short_filter(t)))
+                .unwrap_or_default();
             println!(
-                "  run {:>5}  {:<10}  {:<8}  {:<7}  {:>10} rows  {:>7}  {}",
+                "  run {:>5}  {:<10}  {:<8}  {:<7}  {:>10} rows  {:>7}  {tokens}{}",
                 run.id.0,
                 run.day.as_deref().unwrap_or("full"),
                 run.trigger,
@@ -205,6 +248,7 @@ mod tests {
         .map(|d| DayLoaded {
             day: d.to_string(),
             rows: 1,
+            token_filter: None,
         })
         .collect();
         let (ranges, gaps) = ranges_and_gaps(&days);

@@ -13,6 +13,7 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Fatal> 
             args.from, args.to
         )));
     }
+    let filter = settings.filter(args.pipeline, args.tokens.list.as_deref())?;
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
     let checks = ethpipe_orch::verify::verify(
@@ -21,6 +22,7 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Fatal> 
         args.pipeline,
         args.from,
         args.to,
+        filter.as_ref(),
     )
     .await
     .map_err(Fatal::run_failed)?;
@@ -30,6 +32,7 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Fatal> 
             "pipeline": args.pipeline.name(),
             "from": args.from.to_string(),
             "to": args.to.to_string(),
+            "tokens": filter.as_ref().map(|f| f.addresses()),
             "days": checks,
             "gaps": gaps.iter().map(|c| c.day.clone()).collect::<Vec<_>>(),
         });
@@ -38,13 +41,21 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Fatal> 
             serde_json::to_string_pretty(&json).map_err(Fatal::usage)?
         );
     } else {
+        if let Some(filter) = &filter {
+            println!("tokens: {}", filter.canonical());
+        }
         println!(
-            "{:<10}  {:<8}  {:<8}  {:>12}  {:>12}  {:>12}",
+            "{:<10}  {:<8}  {:<8}  {:>12}  {:>12}  {:>12}  loaded for",
             "day", "state", "ledger", "ledger rows", "db rows", "source rows"
         );
         for check in &checks {
+            let loaded_for = match (&check.ledger_status, &check.loaded_filter) {
+                (None, _) => "-".to_string(),
+                (_, None) => "all tokens".to_string(),
+                (_, Some(text)) => short_filter(text),
+            };
             println!(
-                "{:<10}  {:<8}  {:<8}  {:>12}  {:>12}  {:>12}",
+                "{:<10}  {:<8}  {:<8}  {:>12}  {:>12}  {:>12}  {loaded_for}",
                 check.day,
                 format!("{:?}", check.state).to_lowercase(),
                 check.ledger_status.map(|s| s.as_str()).unwrap_or("-"),
@@ -67,5 +78,13 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Fatal> 
             checks.len(),
             days.join(", ")
         )))
+    }
+}
+
+/// A ledger filter's short label ("3 tokens", or the one address).
+pub fn short_filter(canonical: &str) -> String {
+    match ethpipe_core::TokenFilter::parse_list(canonical) {
+        Ok(filter) => filter.short(),
+        Err(_) => canonical.to_string(),
     }
 }

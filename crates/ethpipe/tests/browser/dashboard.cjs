@@ -4,7 +4,8 @@
 // Opens the dashboard (reading the pipelines table), starts a run of
 // token_transfers for DAY with the "Run now" form, waits until the live runs
 // table shows it as success, reads the durations shown, opens the run page
-// and the token page and checks the chart and the amounts. Saves a
+// and the token page and checks the chart and the amounts; reads each
+// pipeline's token filter as shown, on hover and in the API. Saves a
 // screenshot at each step and prints one JSON line with what it saw. Exits
 // non-zero on any failure or any script error on the pages.
 'use strict';
@@ -51,8 +52,19 @@ async function main() {
       range: row.querySelector('td.range').textContent.trim(),
       rows: row.querySelector('td.rows').textContent.trim(),
       filter: row.querySelector('td.filter') ? row.querySelector('td.filter').textContent.trim() : null,
+      filterTitle: row.querySelector('td.filter .tokens') ? row.querySelector('td.filter .tokens').title : null,
     })));
+    seen.apiTokens = await page.evaluate(async () => {
+      const body = await (await fetch('/api/v1/pipelines')).json();
+      return Object.fromEntries(body.pipelines.map((p) => [p.pipeline, p.tokens || null]));
+    });
     await shot('01-dashboard.png');
+    const filtered = await page.$('#pipelines td.filter span.tokens:not(.mono):not(.muted)');
+    if (filtered) {
+      await filtered.hover();
+      await shot('01b-filter-hover.png');
+      seen.filterHovered = true;
+    }
 
     // 2. Run now.
     await page.selectOption('#run-pipeline', 'token_transfers');
