@@ -359,10 +359,10 @@ async fn a_v1_database_is_upgraded_in_place_and_the_upgrade_resumes_after_a_kill
     let harness = Harness::start().await;
     let db = fresh_database().await;
     let client = db.client().await.expect("client");
-    let applied = ethpipe_sinks::postgres::migrations::apply_until(&client, 7)
+    let applied = ethpipe_sinks::postgres::migrations::apply_until(&client, 10)
         .await
         .expect("the v1 layout");
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(applied, (1..=10).collect::<Vec<u32>>());
     client.batch_execute(V1_ROWS).await.expect("v1 rows");
     let before = all_rows(&client).await;
     assert_eq!(before.len(), 24_000);
@@ -471,7 +471,7 @@ async fn a_v1_database_is_upgraded_in_place_and_the_upgrade_resumes_after_a_kill
     assert_eq!(
         count(
             &client,
-            "SELECT count(*) FROM ethpipe.schema_migrations WHERE version = 8"
+            "SELECT count(*) FROM ethpipe.schema_migrations WHERE version = 11"
         )
         .await,
         1
