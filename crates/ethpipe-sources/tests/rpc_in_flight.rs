@@ -1,14 +1,15 @@
 //! The JSON-RPC source's in-flight budget on real anvil: several days
 //! extracted at once from one source (as `backfill --parallel` does), with
 //! many requests allowed, never hold more blocks or answer bytes than the
-//! budget, and give exactly the rows an unbounded run gives.
+//! budget, and give exactly the rows an unbounded run gives; an answer
+//! larger than its range reserved is fetched again in halves, losing no row.
 
 use chrono::NaiveDate;
 use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{Day, Scope, Slice, Source, SourceEvent, TokenTransfer};
 use ethpipe_sources::rpc::budget::Cost;
 use ethpipe_sources::rpc::finality::Finality;
-use ethpipe_sources::rpc::{RpcConfig, RpcSource};
+use ethpipe_sources::rpc::{RpcConfig, RpcSource, DEFAULT_IN_FLIGHT};
 use ethpipe_testkit::chain::{encode_call, utc_timestamp};
 use ethpipe_testkit::{Anvil, Arg};
 
@@ -16,14 +17,16 @@ const DAYS: [&str; 3] = ["2024-03-01", "2024-03-02", "2024-03-03"];
 const BLOCKS_PER_DAY: u32 = 12;
 const RECIPIENTS: u32 = 40;
 
+type Transfers = Vec<(String, i64, String)>;
+
 fn date(text: &str) -> NaiveDate {
     text.parse().expect("test date")
 }
 
-/// [`DAYS`], each with [`BLOCKS_PER_DAY`] blocks of one batch transfer to
-/// [`RECIPIENTS`] holders (~28 kB of `eth_getLogs` answer a block); the
-/// last day is closed.
-async fn busy_days() -> Anvil {
+/// `days`, each with `blocks` blocks of one batch transfer to `recipients`
+/// holders (~0.6 kB of `eth_getLogs` answer a transfer); the last day is
+/// closed.
+async fn busy_days(days: &[&str], blocks: u32, recipients: u32) -> Anvil {
     let anvil = Anvil::start_at(utc_timestamp(date("2024-02-29"), 12, 0, 0))
         .await
         .expect("anvil starts");
@@ -40,18 +43,18 @@ async fn busy_days() -> Anvil {
         )
         .await
         .expect("deploy");
-    let holders: Vec<String> = (1..=RECIPIENTS)
+    let holders: Vec<String> = (1..=recipients)
         .map(|i| format!("0x{:040x}", 0x9000 + i))
         .collect();
     let holders: Vec<&str> = holders.iter().map(String::as_str).collect();
-    for (d, day) in DAYS.iter().enumerate() {
-        for block in 0..BLOCKS_PER_DAY {
+    for (d, day) in days.iter().enumerate() {
+        for block in 0..blocks {
             chain
                 .set_next_block_timestamp(utc_timestamp(date(day), 1 + block, 0, 0))
                 .await
                 .expect("timestamp");
-            let values: Vec<u128> = (1..=u128::from(RECIPIENTS))
-                .map(|i| (d as u128 * 1_000 + u128::from(block)) * 100 + i)
+            let values: Vec<u128> = (1..=u128::from(recipients))
+                .map(|i| (d as u128 * 1_000 + u128::from(block)) * 1_000 + i)
                 .collect();
             let call = encode_call(
                 "batchTransfer(address[],uint256[])",
@@ -60,8 +63,10 @@ async fn busy_days() -> Anvil {
             chain.send(&token, &call).await.expect("batch transfer");
         }
     }
+    let last = date(days.last().expect("a day"));
+    let next = last.succ_opt().expect("a next day");
     chain
-        .mine(utc_timestamp(date("2024-03-04"), 0, 0, 30))
+        .mine(utc_timestamp(next, 0, 0, 30))
         .await
         .expect("close the last day");
     anvil
@@ -76,7 +81,7 @@ fn source(url: &str, concurrency: usize, in_flight: Cost) -> RpcSource {
 }
 
 /// One day's transfers, as (transaction hash, log index, value).
-async fn day_rows(source: &RpcSource, day: &str) -> Vec<(String, i64, String)> {
+async fn day_rows(source: &RpcSource, day: &str) -> Transfers {
     let slice = Slice::all(TOKEN_TRANSFERS, Scope::Day(Day::from_naive(date(day))));
     let mut stream = source.extract(slice);
     let mut rows = Vec::new();
@@ -102,15 +107,15 @@ async fn day_rows(source: &RpcSource, day: &str) -> Vec<(String, i64, String)> {
 }
 
 /// Every day at once, as `backfill --parallel` runs them on one source.
-async fn all_days(source: &RpcSource) -> Vec<Vec<(String, i64, String)>> {
-    futures_util::future::join_all(DAYS.iter().map(|day| day_rows(source, day))).await
+async fn all_days(source: &RpcSource, days: &[&str]) -> Vec<Transfers> {
+    futures_util::future::join_all(days.iter().map(|day| day_rows(source, day))).await
 }
 
 #[tokio::test]
 async fn parallel_days_stay_within_the_shared_budget_and_lose_no_row() {
-    let anvil = busy_days().await;
-    let unbounded = source(anvil.url(), 16, ethpipe_sources::rpc::DEFAULT_IN_FLIGHT);
-    let expected = all_days(&unbounded).await;
+    let anvil = busy_days(&DAYS, BLOCKS_PER_DAY, RECIPIENTS).await;
+    let unbounded = source(anvil.url(), 16, DEFAULT_IN_FLIGHT);
+    let expected = all_days(&unbounded, &DAYS).await;
     for rows in &expected {
         assert_eq!(rows.len(), (BLOCKS_PER_DAY * RECIPIENTS) as usize);
     }
@@ -122,7 +127,7 @@ async fn parallel_days_stay_within_the_shared_budget_and_lose_no_row() {
         bytes: 96 * 1024,
     };
     let bounded = source(anvil.url(), 16, limit);
-    let got = all_days(&bounded).await;
+    let got = all_days(&bounded, &DAYS).await;
     assert_eq!(got, expected, "a bounded run gives the same rows");
 
     let stats = bounded.in_flight();
@@ -143,5 +148,33 @@ async fn parallel_days_stay_within_the_shared_budget_and_lose_no_row() {
         stats.held,
         Cost::default(),
         "every reservation was given back"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_its_reservation_is_fetched_again_in_halves() {
+    // Blocks of 400 transfers (~250 kB of answer each), denser than the
+    // source assumes before its first answer, so its first two-block ranges
+    // outgrow what they reserved.
+    let day = ["2024-03-01"];
+    let anvil = busy_days(&day, 6, 400).await;
+    let unbounded = source(anvil.url(), 4, DEFAULT_IN_FLIGHT);
+    let expected = all_days(&unbounded, &day).await;
+    assert_eq!(expected[0].len(), 6 * 400);
+
+    let limit = Cost {
+        blocks: 64,
+        bytes: 1024 * 1024,
+    };
+    let bounded = source(anvil.url(), 4, limit);
+    assert_eq!(all_days(&bounded, &day).await, expected);
+    let stats = bounded.in_flight();
+    assert!(
+        stats.oversized > 0,
+        "no answer outgrew its reservation: {stats:?}"
+    );
+    assert!(
+        stats.peak.bytes <= limit.bytes,
+        "the budget was exceeded: {stats:?}"
     );
 }

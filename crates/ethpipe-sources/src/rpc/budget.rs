@@ -53,6 +53,9 @@ pub struct BudgetStats {
     pub waits: u64,
     /// Reservations granted in all.
     pub granted: u64,
+    /// Answers that turned out larger than their range's reservation and
+    /// were not read whole (the range was fetched again, in halves).
+    pub oversized: u64,
 }
 
 pub struct InFlightBudget {
@@ -107,6 +110,11 @@ impl InFlightBudget {
             waited = true;
             released.await;
         }
+    }
+
+    /// Counts an answer larger than its reservation (see [`BudgetStats`]).
+    pub fn count_oversized(&self) {
+        self.usage().oversized += 1;
     }
 
     fn try_hold(&self, want: Cost, waited: bool) -> bool {

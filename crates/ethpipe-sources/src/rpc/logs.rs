@@ -264,11 +264,13 @@ impl LogScan<'_> {
             let bodies = match self.answers(from, to, reservation.cost().bytes).await? {
                 Answers::Fit(bodies) => bodies,
                 Answers::TooLarge { read } if from < to => {
+                    self.budget.count_oversized();
                     self.sizer.saw_at_least(read, blocks);
                     split(&mut pending, from, to);
                     continue;
                 }
                 Answers::TooLarge { read } => {
+                    self.budget.count_oversized();
                     self.hold_one_block(&mut reservation, from, read)?;
                     pending.push((from, to));
                     continue;
