@@ -111,6 +111,8 @@ fn rpc_log_with_aliases(text: &str, aliases: &[(&str, &str)]) -> RpcLog {
         topics,
         data,
         block_number: next().unwrap_or_default().to_string(),
+        // The text format has no block hash: nothing to check it against.
+        block_hash: None,
         transaction_hash: next().unwrap_or_default().to_string(),
         log_index: next().unwrap_or_default().to_string(),
     }
@@ -299,7 +301,8 @@ mod tests {
         for entry in std::fs::read_dir(folder).expect("the seed folder") {
             let input = std::fs::read(entry.expect("a seed").path()).expect("a readable seed");
             let logs = super::logs_from_text(&String::from_utf8_lossy(&input));
-            match ERC1155_TRANSFERS.decode_logs(&logs) {
+            let views: Vec<_> = logs.iter().map(super::Log::view).collect();
+            match ERC1155_TRANSFERS.decode_logs(&views) {
                 Ok(decoded) => {
                     let rows = decoded.rows.as_slice::<Erc1155Transfer>().expect("rows");
                     batch_rows += rows.iter().filter(|r| r.batch_index > 0).count();

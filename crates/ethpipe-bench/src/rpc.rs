@@ -3,8 +3,9 @@
 //! An anvil chain gets several days of `batchTransfer`s (StandardToken), a
 //! few hundred transfers per block, then one block after the last day so
 //! every day is complete. ethpipe loads the days with `ethpipe backfill
-//! token_transfers --source rpc` into PostgreSQL (its defaults, and with
-//! `--parallel 2`); ethereum-etl exports the same block range with
+//! token_transfers --source rpc` into PostgreSQL (its defaults, with
+//! `--parallel 2`, and with `--parallel 4 --rpc-concurrency 16`, whose peak
+//! RSS is the memory target's); ethereum-etl exports the same block range with
 //! `export_token_transfers` to CSV (the fastest of a grid of its settings). Both
 //! row sets must be identical on (transaction_hash, log_index, token_address,
 //! from_address, to_address, value, block_number).
@@ -31,11 +32,15 @@ const TXS_PER_BLOCK: usize = 2;
 const TOKENS: usize = 6;
 const HOLDERS: f64 = 20_000.0;
 
+/// ethpipe's runs as (`--parallel`, `--rpc-concurrency`): its defaults, two
+/// days in flight, and [`MEMORY_RUN`].
+const ETHPIPE_RUNS: [(u32, u32); 3] = [(1, 8), (2, 8), MEMORY_RUN];
+/// The run whose peak RSS is held to the memory target: the most work in
+/// flight a backfill is likely to be given (issue 13).
+pub const MEMORY_RUN: (u32, u32) = (4, 16);
 /// ethereum-etl's settings tried on the first day (`--batch-size` blocks per
 /// log filter, `--max-workers` threads); the fastest runs the whole range.
 /// Its defaults are 100 and 5.
-/// ethpipe's `--parallel` values tried (1 is its default).
-const ETHPIPE_PARALLEL: [u32; 2] = [1, 2];
 const ETL_GRID: &[(u64, u64)] = &[(10, 1), (10, 5), (10, 10), (100, 1), (100, 5), (100, 10)];
 pub const ETL_VERSION: &str = "ethereum-etl==2.4.2";
 const ETL_PINS: &[&str] = &["parsimonious==0.9.0", "regex==2026.11.19"];
@@ -51,6 +56,10 @@ pub struct RpcResults {
     pub ethpipe_parallel: u32,
     /// (--parallel, rows loaded, measurement) of every ethpipe run.
     pub ethpipe_runs: Vec<(u32, usize, Measured)>,
+    /// The [`MEMORY_RUN`], also among `ethpipe_runs` (absent in results
+    /// saved before it was measured).
+    #[serde(default)]
+    pub memory_run: Option<Measured>,
     pub ethpipe_rows: usize,
     pub ethpipe_per_s: f64,
     pub etl: Measured,
@@ -263,10 +272,11 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
     env.execute(&client, "CHECKPOINT")?;
 
     let last_day = from + chrono::Days::new(u64::from(days - 1));
-    // ethpipe with its defaults, then with two days in flight (`--parallel`,
-    // its one knob that matters here); the faster counts, both are reported.
+    // ethpipe with its defaults, then with more days and requests in flight
+    // (`--parallel`, `--rpc-concurrency`); the fastest counts, all are reported.
     let mut ethpipe_runs = Vec::new();
-    for parallel in ETHPIPE_PARALLEL {
+    let mut memory_run = None;
+    for (parallel, concurrency) in ETHPIPE_RUNS {
         env.execute(
             &client,
             "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
@@ -283,6 +293,8 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
                     "--force",
                     "--parallel",
                     &parallel.to_string(),
+                    "--rpc-concurrency",
+                    &concurrency.to_string(),
                 ],
                 &[
                     ("ETHPIPE_SOURCE", "rpc".to_string()),
@@ -298,9 +310,12 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         eprintln!(
-            "bench: ethpipe (rpc) --parallel {parallel}: {rows} transfers in {:.1} s",
-            run.wall_s
+            "bench: ethpipe (rpc) --parallel {parallel} --rpc-concurrency {concurrency}: {rows} transfers in {:.1} s, peak RSS {:.0} MB",
+            run.wall_s, run.peak_rss_mb
         );
+        if (parallel, concurrency) == MEMORY_RUN {
+            memory_run = Some(run.clone());
+        }
         ethpipe_runs.push((parallel, rows, run));
     }
     let (ethpipe_parallel, _, ethpipe) = ethpipe_runs
@@ -397,6 +412,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         ethpipe_rows: ethpipe_keys.len(),
         ethpipe_parallel,
         ethpipe_runs: ethpipe_runs.clone(),
+        memory_run,
         etl_rows: etl_keys.len(),
         ethpipe,
         ethpipe_per_s,

@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::evm::{DecodeError, Log};
+use crate::evm::{DecodeError, LogRef};
 use crate::{RowError, Uint};
 
 /// The type of a column, as every store maps it.
@@ -186,7 +186,7 @@ pub trait Dataset: Send + Sync + 'static {
     }
 
     /// Rows from logs (both sources), with the logs the rules skipped.
-    fn decode_logs(&self, logs: &[Log]) -> Result<DecodedLogs, DecodeError> {
+    fn decode_logs(&self, logs: &[LogRef<'_>]) -> Result<DecodedLogs, DecodeError> {
         let _ = logs;
         Err(DecodeError::field(
             "topics",

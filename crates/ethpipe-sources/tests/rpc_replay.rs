@@ -5,10 +5,12 @@
 use ethpipe_core::datasets::TOKEN_TRANSFERS;
 use ethpipe_core::{RowStream, Rows, SourceEvent, Token, TokenTransfer};
 use ethpipe_sources::rpc::blocks::Blocks;
+use ethpipe_sources::rpc::budget::InFlightBudget;
 use ethpipe_sources::rpc::client::{RpcClient, RpcClientConfig};
 use ethpipe_sources::rpc::contracts::TraceSupport;
 use ethpipe_sources::rpc::logs::{ChunkSizer, LogScan, DEFAULT_MAX_ADDRESSES};
 use ethpipe_sources::rpc::tokens::TokenScan;
+use ethpipe_sources::rpc::DEFAULT_IN_FLIGHT;
 use ethpipe_testkit::rpc_replay::fixture_dir;
 use ethpipe_testkit::{ReplayOptions, RpcReplay};
 
@@ -127,10 +129,12 @@ async fn replay_transfers(case: &str, first: u64, last: u64) -> (Vec<Row>, RpcRe
         .collect(move |sender| async move {
             let blocks = Blocks::new(client.clone());
             let sizer = ChunkSizer::new(100, 2000);
+            let budget = InFlightBudget::new(DEFAULT_IN_FLIGHT);
             let scan = LogScan {
                 client: &client,
                 blocks: &blocks,
                 sizer: &sizer,
+                budget: &budget,
                 concurrency: 2,
                 pipeline: TOKEN_TRANSFERS,
                 tokens: None,
@@ -197,10 +201,12 @@ async fn the_two_transfers_of_block_483920() {
         .collect(move |sender| async move {
             let blocks = Blocks::new(client.clone());
             let sizer = ChunkSizer::new(100, 2000);
+            let budget = InFlightBudget::new(DEFAULT_IN_FLIGHT);
             let scan = LogScan {
                 client: &client,
                 blocks: &blocks,
                 sizer: &sizer,
+                budget: &budget,
                 concurrency: 1,
                 pipeline: TOKEN_TRANSFERS,
                 tokens: None,
@@ -284,6 +290,7 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
         .collect(move |sender| async move {
             let blocks = Blocks::new(client.clone());
             let sizer = ChunkSizer::new(100, 2000);
+            let budget = InFlightBudget::new(DEFAULT_IN_FLIGHT);
             let traces = TraceSupport::default();
             let scan = TokenScan {
                 client: &client,
@@ -293,6 +300,7 @@ async fn replay_tokens(case: &str, block: u64) -> (Vec<Token>, Vec<String>) {
                     client: &client,
                     blocks: &blocks,
                     sizer: &sizer,
+                    budget: &budget,
                     concurrency: 1,
                     pipeline: TOKEN_TRANSFERS,
                     tokens: None,
@@ -370,10 +378,12 @@ async fn a_log_with_a_topic_that_is_not_hex_fails_the_scan() {
     );
     let blocks = Blocks::new(replay.client.clone());
     let sizer = ChunkSizer::new(100, 2000);
+    let budget = InFlightBudget::new(DEFAULT_IN_FLIGHT);
     let scan = LogScan {
         client: &replay.client,
         blocks: &blocks,
         sizer: &sizer,
+        budget: &budget,
         concurrency: 1,
         pipeline: TOKEN_TRANSFERS,
         tokens: None,

@@ -38,7 +38,7 @@ pub fn run(input: &[u8]) {
 
 fn check_one(log: &Log) -> Fate {
     let mut rows = Vec::new();
-    let fate = match erc1155_transfers::decode(log, &mut rows) {
+    let fate = match erc1155_transfers::decode(&log.view(), &mut rows) {
         Ok(Ok(())) => Fate::Rows(rows.clone()),
         Ok(Err(reason)) => {
             assert!(!reason.is_empty(), "{log:?}");
@@ -115,7 +115,8 @@ fn check_row(log: &Log, row: &Erc1155Transfer) {
 
 /// The dataset over all the logs agrees with the logs one by one.
 fn check_together(logs: &[Log], fates: &[Fate]) {
-    let together = ERC1155_TRANSFERS.decode_logs(logs);
+    let views: Vec<_> = logs.iter().map(Log::view).collect();
+    let together = ERC1155_TRANSFERS.decode_logs(&views);
     let first_failure = fates.iter().find_map(|fate| match fate {
         Fate::Failed(error) => Some(error),
         _ => None,

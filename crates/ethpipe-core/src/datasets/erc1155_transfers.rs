@@ -14,7 +14,7 @@ use crate::dataset::{
     BigQueryExtraction, CellWriter, Column, ColumnType, Dataset, DecodedLogs, Index, Pipeline, Row,
     Rows, RpcExtraction,
 };
-use crate::evm::{self, DecodeError, Log};
+use crate::evm::{self, DecodeError, LogRef};
 use crate::Uint;
 
 /// `keccak256("TransferSingle(address,address,address,uint256,uint256)")`.
@@ -125,7 +125,7 @@ impl Dataset for Erc1155Transfers {
         }
     }
 
-    fn decode_logs(&self, logs: &[Log]) -> Result<DecodedLogs, DecodeError> {
+    fn decode_logs(&self, logs: &[LogRef<'_>]) -> Result<DecodedLogs, DecodeError> {
         let mut rows = Vec::with_capacity(logs.len());
         let mut skipped = Vec::new();
         for log in logs {
@@ -146,7 +146,7 @@ impl Dataset for Erc1155Transfers {
 /// Appends the rows of one log. `Ok(Err(reason))` is a log with an ERC-1155
 /// topic that does not decode (skipped); `Err` a log no source should send.
 pub fn decode(
-    log: &Log,
+    log: &LogRef<'_>,
     rows: &mut Vec<Erc1155Transfer>,
 ) -> Result<Result<(), String>, DecodeError> {
     let Some(topic) = log.topics.first() else {
@@ -164,7 +164,7 @@ pub fn decode(
 /// The standard indexes operator, from and to: exactly four topics, and the
 /// data is exactly two words (id, value).
 fn decode_single(
-    log: &Log,
+    log: &LogRef<'_>,
     rows: &mut Vec<Erc1155Transfer>,
 ) -> Result<Result<(), String>, DecodeError> {
     let [_, operator, from, to] = log.topics.as_slice() else {
@@ -173,7 +173,7 @@ fn decode_single(
             log.topics.len()
         )));
     };
-    let words = evm::split_to_words(log.data.as_deref());
+    let words = evm::split_to_words(log.data);
     let [id, value] = words.as_slice() else {
         return Ok(Err(format!(
             "TransferSingle data needs 2 words (id, value), the log has {}",
@@ -187,7 +187,7 @@ fn decode_single(
     else {
         return Ok(Err("TransferSingle's id or value is not a hex word".into()));
     };
-    let row = row(log, [operator, from, to], 0, token_id, value)?;
+    let row = row(log, [*operator, *from, *to], 0, token_id, value)?;
     rows.push(row);
     Ok(Ok(()))
 }
@@ -195,7 +195,7 @@ fn decode_single(
 /// `ids` and `values` are dynamic arrays, so they can only be in the data:
 /// exactly four topics and an ABI-encoded `(uint256[], uint256[])`.
 fn decode_batch(
-    log: &Log,
+    log: &LogRef<'_>,
     rows: &mut Vec<Erc1155Transfer>,
 ) -> Result<Result<(), String>, DecodeError> {
     let [_, operator, from, to] = log.topics.as_slice() else {
@@ -204,20 +204,20 @@ fn decode_batch(
             log.topics.len()
         )));
     };
-    let (ids, values) = match batch_arrays(log.data.as_deref().unwrap_or("0x")) {
+    let (ids, values) = match batch_arrays(log.data.unwrap_or("0x")) {
         Ok(arrays) => arrays,
         Err(reason) => return Ok(Err(format!("TransferBatch data {reason}"))),
     };
     for (index, (token_id, value)) in ids.into_iter().zip(values).enumerate() {
-        let row = row(log, [operator, from, to], index as i64, token_id, value)?;
+        let row = row(log, [*operator, *from, *to], index as i64, token_id, value)?;
         rows.push(row);
     }
     Ok(Ok(()))
 }
 
 fn row(
-    log: &Log,
-    [operator, from, to]: [&String; 3],
+    log: &LogRef<'_>,
+    [operator, from, to]: [&str; 3],
     batch_index: i64,
     token_id: Uint,
     value: Uint,
@@ -229,12 +229,12 @@ fn row(
         to_address: evm::checked_address(log, "to_address", &evm::word_to_address(to))?,
         token_id,
         value,
-        transaction_hash: log.transaction_hash.clone(),
+        transaction_hash: log.transaction_hash.to_string(),
         log_index: log.log_index,
         batch_index,
         block_timestamp: log.block_timestamp,
         block_number: log.block_number,
-        block_hash: log.block_hash.clone(),
+        block_hash: log.block_hash.to_string(),
     })
 }
 
@@ -291,6 +291,7 @@ fn array_at(words: &[&str], head: usize) -> Result<Vec<Uint>, String> {
 mod tests {
     use super::*;
     use crate::dataset::ColumnCheck;
+    use crate::evm::Log;
 
     const TX: &str = "0x5cb4fc2e3d217f3c286358d6bc042259c8befb0dabe450567a987f5770043157";
 
@@ -316,7 +317,8 @@ mod tests {
     }
 
     fn decoded(logs: &[Log]) -> (Vec<Erc1155Transfer>, Vec<String>) {
-        let out = Erc1155Transfers.decode_logs(logs).expect("decodes");
+        let views: Vec<LogRef<'_>> = logs.iter().map(Log::view).collect();
+        let out = Erc1155Transfers.decode_logs(&views).expect("decodes");
         let rows = out
             .rows
             .as_slice::<Erc1155Transfer>()

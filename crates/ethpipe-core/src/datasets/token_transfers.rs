@@ -10,7 +10,7 @@ use crate::dataset::{
     BigQueryExtraction, CellWriter, Column, ColumnType, Dataset, DecodedLogs, Derived, Index,
     Pipeline, Row, Rows, RpcExtraction,
 };
-use crate::evm::{self, DecodeError, Log};
+use crate::evm::{self, DecodeError, LogRef, Part};
 use crate::validate::{self, RowError};
 use crate::Uint;
 
@@ -138,7 +138,7 @@ impl Dataset for TokenTransfers {
         Rows::parse_cells(TOKEN_TRANSFERS, rows, first_row, from_bigquery)
     }
 
-    fn decode_logs(&self, logs: &[Log]) -> Result<DecodedLogs, DecodeError> {
+    fn decode_logs(&self, logs: &[LogRef<'_>]) -> Result<DecodedLogs, DecodeError> {
         let mut rows = Vec::with_capacity(logs.len());
         let mut skipped = Vec::new();
         for log in logs {
@@ -189,7 +189,7 @@ pub enum Decoded {
 /// data words together must be exactly four parts (so ERC-20 and ERC-721
 /// shapes, indexed or not, agree). Addresses are taken as ethereum-etl takes
 /// them, unchecked: [`check_addresses`] is the separate, stricter step.
-pub fn decode_unchecked(log: &Log) -> Result<Decoded, DecodeError> {
+pub fn decode_unchecked(log: &LogRef<'_>) -> Result<Decoded, DecodeError> {
     if !log
         .topics
         .first()
@@ -197,9 +197,7 @@ pub fn decode_unchecked(log: &Log) -> Result<Decoded, DecodeError> {
     {
         return Ok(Decoded::NotTransfer);
     }
-    let mut parts = log.topics.clone();
-    parts.extend(evm::split_to_words(log.data.as_deref()));
-    let [_, from, to, value] = parts.as_slice() else {
+    let Some([from, to, value]) = transfer_parts(log) else {
         return Ok(Decoded::Skipped(format!(
             "The number of topics and data parts is not equal to 4 in log {} of transaction {}",
             log.log_index, log.transaction_hash
@@ -207,21 +205,35 @@ pub fn decode_unchecked(log: &Log) -> Result<Decoded, DecodeError> {
     };
     Ok(Decoded::Transfer(TokenTransfer {
         token_address: log.address.to_lowercase(),
-        from_address: Some(evm::word_to_address(from)),
-        to_address: Some(evm::word_to_address(to)),
-        value: Some(evm::hex_to_uint("value", value)?),
-        transaction_hash: log.transaction_hash.clone(),
+        from_address: Some(from.address()),
+        to_address: Some(to.address()),
+        value: Some(value.uint("value")?),
+        transaction_hash: log.transaction_hash.to_string(),
         log_index: log.log_index,
         block_timestamp: log.block_timestamp,
         block_number: log.block_number,
-        block_hash: log.block_hash.clone(),
+        block_hash: log.block_hash.to_string(),
     }))
+}
+
+/// from, to and value: the parts after topic0 when topics and data words
+/// together are exactly four, read in place (ethereum-etl builds the list).
+fn transfer_parts<'a>(log: &LogRef<'a>) -> Option<[Part<'a>; 3]> {
+    if log.topics.len() + evm::data_word_count(log.data) != 4 {
+        return None;
+    }
+    let topics = log.topics.iter().skip(1).map(|t| Part::Topic(t));
+    let mut parts = topics.chain(evm::data_words(log.data).map(Part::Word));
+    Some([parts.next()?, parts.next()?, parts.next()?])
 }
 
 /// ethereum-etl keeps whatever an address part held (rule 11); a real node
 /// only sends hex, so anything else fails the day, as a malformed BigQuery
 /// row does, rather than being loaded.
-pub fn check_addresses(log: &Log, transfer: TokenTransfer) -> Result<TokenTransfer, DecodeError> {
+pub fn check_addresses(
+    log: &LogRef<'_>,
+    transfer: TokenTransfer,
+) -> Result<TokenTransfer, DecodeError> {
     let check = |column, value: Option<String>| {
         value
             .map(|v| evm::checked_address(log, column, &v))
@@ -236,7 +248,7 @@ pub fn check_addresses(log: &Log, transfer: TokenTransfer) -> Result<TokenTransf
 }
 
 /// [`decode_unchecked`], then [`check_addresses`].
-pub fn decode(log: &Log) -> Result<Decoded, DecodeError> {
+pub fn decode(log: &LogRef<'_>) -> Result<Decoded, DecodeError> {
     Ok(match decode_unchecked(log)? {
         Decoded::Transfer(transfer) => Decoded::Transfer(check_addresses(log, transfer)?),
         other => other,

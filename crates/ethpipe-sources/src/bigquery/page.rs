@@ -121,7 +121,8 @@ pub fn parse_page(
             let logs = numbered
                 .map(|(row, n)| log_from_cells(columns, row, n))
                 .collect::<Result<Vec<_>, _>>()?;
-            pipeline.decode_logs(&logs).map_err(|e| {
+            let views: Vec<_> = logs.iter().map(Log::view).collect();
+            pipeline.decode_logs(&views).map_err(|e| {
                 let message = format!("BigQuery sent a malformed log: {e}");
                 if e.is_permanent() {
                     SourceError::Config(message)

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ethpipe_core::SourceError;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -170,6 +172,70 @@ const UNSUPPORTED_METHOD_WORDS: &[&str] = &[
 /// One call's answer: the `result`, or the node's error object.
 pub type CallResult = Result<Value, NodeError>;
 
+/// A call's answer as the bytes the node sent, for answers too large to
+/// hold twice (once as bytes, once as a `serde_json::Value`): the caller
+/// reads them in place with [`parse_answer`].
+#[derive(Debug)]
+pub enum RawAnswer {
+    Body(Vec<u8>),
+    /// The answer is longer than the caller would hold; `read` is how long
+    /// it was known to be (its `Content-Length`, or what had arrived).
+    TooLarge {
+        read: usize,
+    },
+}
+
+/// Answers shorter than this are checked for a rate-limit error before
+/// [`RpcClient::call_raw`] returns them; an error object is never near this
+/// long, and a long answer is a result, so it is not scanned twice.
+const ERROR_SIZED: usize = 64 * 1024;
+
+/// One element of a JSON-RPC answer with its `result` read as `T`.
+#[derive(Deserialize)]
+struct AnswerItem<T> {
+    result: Option<T>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+/// Reads the answer to one call (a one-element batch, or a single object as
+/// nodes send for a whole-batch error) straight from its bytes: the
+/// `result` as `T`, which may borrow from `bytes`, or the node's error
+/// object. `Err` is an answer that is not JSON-RPC (cut off, garbled).
+pub fn parse_answer<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<Result<T, NodeError>, String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let item: AnswerItem<T> = match first {
+        Some(b'[') => {
+            let mut items: Vec<AnswerItem<T>> =
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            match (items.pop(), items.is_empty()) {
+                (Some(item), true) => item,
+                _ => return Err("expected one answer in the batch".into()),
+            }
+        }
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
+        _ => return Err("expected a JSON array or object".into()),
+    };
+    match (item.result, item.error) {
+        (_, Some(error)) => Ok(Err(NodeError {
+            code: error.code,
+            message: error.message,
+        })),
+        (Some(result), None) => Ok(Ok(result)),
+        (None, None) => Err("an answer with neither a result nor an error".into()),
+    }
+}
+
 #[derive(Clone)]
 pub struct RpcClient {
     inner: Arc<Inner>,
@@ -309,6 +375,47 @@ impl RpcClient {
         Ok(results)
     }
 
+    /// One call sent as [`call`](Self::call) sends it, its answer handed
+    /// back as bytes, at most `max_bytes` of them (a longer answer is left
+    /// unread: [`RawAnswer::TooLarge`]). Transient faults and rate-limit
+    /// answers are retried; other node errors are in the bytes.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        params: Value,
+        max_bytes: usize,
+    ) -> Result<RawAnswer, SourceError> {
+        let body = json!([{"jsonrpc": "2.0", "id": 0, "method": method, "params": params}]);
+        self.inner
+            .retry
+            .run(|| self.send_raw(method, &body, max_bytes))
+            .await
+    }
+
+    async fn send_raw(
+        &self,
+        method: &str,
+        body: &Value,
+        max_bytes: usize,
+    ) -> Result<RawAnswer, SourceError> {
+        let _permit = self.permit().await?;
+        self.wait_for_slot().await;
+        let mut response = self.send(method, body).await?;
+        let answer = read_capped(&mut response, max_bytes)
+            .await
+            .map_err(|e| self.transient(method, describe_http_error(&e)))?;
+        if let RawAnswer::Body(bytes) = &answer {
+            if bytes.len() < ERROR_SIZED {
+                if let Ok(Err(error)) = parse_answer::<IgnoredAny>(bytes) {
+                    if error.is_rate_limit() {
+                        return Err(self.transient(method, format!("rate-limited: {error}")));
+                    }
+                }
+            }
+        }
+        Ok(answer)
+    }
+
     /// Puts a batch answer back in request order by `id`.
     fn match_answers(
         &self,
@@ -364,15 +471,32 @@ impl RpcClient {
 
     /// One HTTP round trip within the concurrency and rate limits.
     async fn post(&self, method: &str, body: &Value) -> Result<Value, SourceError> {
-        let _permit = self
-            .inner
+        let _permit = self.permit().await?;
+        self.wait_for_slot().await;
+        let response = self.send(method, body).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transient(method, describe_http_error(&e)))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| self.transient(method, "the answer was cut off or is not JSON".into()))
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, SourceError> {
+        self.inner
             .in_flight
             .acquire()
             .await
-            .map_err(|_| SourceError::Transient("the RPC client was shut down".into()))?;
-        self.wait_for_slot().await;
-        let transient =
-            |what: String| SourceError::Transient(format!("{} {method}: {what}", self.shown_url()));
+            .map_err(|_| SourceError::Transient("the RPC client was shut down".into()))
+    }
+
+    fn transient(&self, method: &str, what: String) -> SourceError {
+        SourceError::Transient(format!("{} {method}: {what}", self.shown_url()))
+    }
+
+    /// Sends `body` and checks the HTTP status; the answer's body is the
+    /// caller's to read.
+    async fn send(&self, method: &str, body: &Value) -> Result<reqwest::Response, SourceError> {
         let response = self
             .inner
             .http
@@ -380,13 +504,13 @@ impl RpcClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| transient(describe_http_error(&e)))?;
+            .map_err(|e| self.transient(method, describe_http_error(&e)))?;
         let status = response.status();
         if status.as_u16() == 429 || status.is_server_error() {
             if let Some(wait) = retry_after(&response) {
                 tokio::time::sleep(wait).await;
             }
-            return Err(transient(format!("HTTP {status}")));
+            return Err(self.transient(method, format!("HTTP {status}")));
         }
         if !status.is_success() {
             return Err(SourceError::Config(format!(
@@ -394,12 +518,7 @@ impl RpcClient {
                 self.shown_url()
             )));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transient(describe_http_error(&e)))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|_| transient("the answer was cut off or is not JSON".to_string()))
+        Ok(response)
     }
 
     async fn wait_for_slot(&self) {
@@ -415,6 +534,31 @@ impl RpcClient {
         };
         tokio::time::sleep_until(slot.into()).await;
     }
+}
+
+/// A response's body, unless it is longer than `max_bytes`. The buffer
+/// grows by doubling but never past `max_bytes`, so it holds at most that.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    max_bytes: usize,
+) -> Result<RawAnswer, reqwest::Error> {
+    let announced = response.content_length().map(|n| n as usize);
+    if let Some(length) = announced.filter(|n| *n > max_bytes) {
+        return Ok(RawAnswer::TooLarge { read: length });
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        let needed = body.len() + chunk.len();
+        if needed > max_bytes {
+            return Ok(RawAnswer::TooLarge { read: needed });
+        }
+        if needed > body.capacity() {
+            let grown = (body.capacity() * 2).max(needed).min(max_bytes);
+            body.reserve_exact(grown - body.len());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(RawAnswer::Body(body))
 }
 
 fn node_error(item: &Value) -> Option<NodeError> {

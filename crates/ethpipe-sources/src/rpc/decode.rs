@@ -5,9 +5,11 @@
 //! the `token_transfers` rules to one raw log, as ethereum-etl's
 //! `extract_transfer_from_log` does (docs/rpc-semantics.md, rules 7–14).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use ethpipe_core::datasets::token_transfers;
-use ethpipe_core::evm::{self, Log};
+use ethpipe_core::evm::{self, Log, LogRef};
 use ethpipe_core::Uint;
 use serde::{Deserialize, Deserializer};
 
@@ -66,6 +68,81 @@ impl RpcLog {
     }
 }
 
+/// [`RpcLog`] read in place from a node's answer: every field borrows the
+/// answer's bytes (a string with JSON escapes, which no node sends for hex,
+/// is the only one copied), so a log costs no allocation of its own before
+/// its row is made. Fields the decoders never read (`removed`,
+/// `transactionIndex`, …) are skipped without being kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawLog<'a> {
+    #[serde(borrow)]
+    pub address: Text<'a>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty_borrowed")]
+    pub topics: Vec<Text<'a>>,
+    #[serde(borrow, default)]
+    pub data: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub block_number: Text<'a>,
+    #[serde(borrow, default)]
+    pub block_hash: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub transaction_hash: Text<'a>,
+    #[serde(borrow)]
+    pub log_index: Text<'a>,
+}
+
+/// A JSON string borrowed from the answer's bytes. serde hands a bare
+/// `Cow<str>` back owned; only a field marked `borrow` borrows, so the
+/// field lives in this wrapper, which `Vec` and `Option` can hold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> RawLog<'a> {
+    /// The block this log claims, checked.
+    pub fn block(&self) -> Result<i64, DecodeError> {
+        evm::quantity("blockNumber", &self.block_number)
+    }
+
+    pub fn log_index(&self) -> Result<i64, DecodeError> {
+        evm::quantity("logIndex", &self.log_index)
+    }
+
+    /// Whether its first topic is one of `topics` (ignoring case, rule 7).
+    pub fn has_topic(&self, topics: &[&str]) -> bool {
+        self.topics
+            .first()
+            .is_some_and(|t| topics.iter().any(|expected| evm::is_topic(t, expected)))
+    }
+
+    /// The checked log with its block's timestamp and hash joined (rule
+    /// 15), still borrowing: what a dataset's decoder reads.
+    pub fn view<'b>(
+        &'b self,
+        block_timestamp: DateTime<Utc>,
+        block_hash: &'b str,
+    ) -> Result<LogRef<'b>, DecodeError> {
+        Ok(LogRef {
+            transaction_hash: evm::hash_ref("transactionHash", &self.transaction_hash)?,
+            log_index: self.log_index()?,
+            block_number: self.block()?,
+            address: &self.address,
+            topics: self.topics.iter().map(|t| &**t).collect(),
+            data: self.data.as_deref(),
+            block_timestamp,
+            block_hash,
+        })
+    }
+}
+
 /// Everything a `token_transfers` row takes from its log; the block's
 /// timestamp and hash are joined later (rule 15).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +174,7 @@ pub fn decode_transfer(log: &RpcLog) -> Result<Decoded, DecodeError> {
         return Ok(Decoded::NotTransfer);
     }
     let log = log.clone().into_log(DateTime::<Utc>::UNIX_EPOCH, "")?;
-    Ok(match token_transfers::decode_unchecked(&log)? {
+    Ok(match token_transfers::decode_unchecked(&log.view())? {
         token_transfers::Decoded::Transfer(t) => Decoded::Transfer(TransferParts {
             token_address: t.token_address,
             from_address: t.from_address.unwrap_or_default(),
@@ -114,6 +191,12 @@ pub fn decode_transfer(log: &RpcLog) -> Result<Decoded, DecodeError> {
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn null_as_empty_borrowed<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Text<'de>>, D::Error> {
+    Ok(Option::<Vec<Text<'de>>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -185,6 +268,23 @@ mod tests {
         let parsed: RpcLog = serde_json::from_value(raw).expect("a log");
         assert!(parsed.topics.is_empty() && parsed.data.is_none());
         assert_eq!(decode_transfer(&parsed), Ok(Decoded::NotTransfer));
+    }
+
+    #[test]
+    fn a_raw_log_borrows_its_fields_from_the_answer() {
+        let answer = format!(
+            r#"{{"address":"0x01","topics":["{TRANSFER_TOPIC}"],"data":"0x","blockNumber":"0x1",
+               "blockHash":null,"transactionHash":"{TX}","logIndex":"0x0","removed":false}}"#
+        );
+        let raw: RawLog<'_> = serde_json::from_str(&answer).expect("a log");
+        let borrowed = |text: &Text<'_>| matches!(text.0, Cow::Borrowed(_));
+        assert!(borrowed(&raw.address) && borrowed(&raw.topics[0]) && borrowed(&raw.log_index));
+        assert!(raw.data.as_ref().is_some_and(borrowed) && raw.block_hash.is_none());
+        let view = raw
+            .view(DateTime::<Utc>::UNIX_EPOCH, "0xab")
+            .expect("checked");
+        assert!(matches!(view.transaction_hash, Cow::Borrowed(_)));
+        assert_eq!((view.log_index, view.block_number), (0, 1));
     }
 
     #[test]

@@ -6,13 +6,17 @@
 //! - [`finality`]: the completeness gate — a day loads once its end is final —
 //!   and, through [`blocks::Blocks::recheck`], the reorg check before commit.
 //! - [`logs`]: `eth_getLogs` in adaptive chunks → any log dataset
-//!   (`token_transfers`, `erc1155_transfers`), decoded by the dataset.
+//!   (`token_transfers`, `erc1155_transfers`), read in place from the
+//!   answer's bytes and decoded by the dataset.
+//! - [`budget`]: the blocks and answer bytes in flight, one budget for
+//!   every day a process loads at once.
 //! - [`contracts`], [`bytecode`], [`abi`]: creations, token detection and
 //!   metadata → `tokens`.
 //! - [`decode`]: a node's log → a checked log for a dataset's decoder.
 
 pub mod abi;
 pub mod blocks;
+pub mod budget;
 pub mod bytecode;
 pub mod client;
 pub mod contracts;
@@ -31,6 +35,7 @@ use ethpipe_core::{
 };
 
 use blocks::{Blocks, DayBlocks};
+use budget::{BudgetStats, Cost, InFlightBudget};
 use client::{RpcClient, RpcClientConfig};
 use contracts::TraceSupport;
 use finality::{final_day, Finality};
@@ -51,7 +56,20 @@ pub struct RpcConfig {
     pub max_addresses: usize,
     /// How a day's end is judged final (`--rpc-confirmations`).
     pub finality: Finality,
+    /// Blocks and `eth_getLogs` answer bytes the whole process may hold at
+    /// once, across `--parallel` days and `--rpc-concurrency` requests.
+    pub in_flight: Cost,
 }
+
+/// The default in-flight budget. 32 MB of answers is ~50,000 Transfer logs,
+/// enough for 16 requests of ~2 MB each (so the node is kept busy), and
+/// with the rows they decode into it keeps a `--parallel 4` backfill well
+/// under the 150 MB the project allows. 4,096 blocks is two of the largest
+/// ranges `eth_getLogs` is asked for; each block in flight costs a header.
+pub const DEFAULT_IN_FLIGHT: Cost = Cost {
+    blocks: 4_096,
+    bytes: 32 * 1024 * 1024,
+};
 
 impl RpcConfig {
     pub fn new(url: impl Into<String>) -> RpcConfig {
@@ -62,6 +80,7 @@ impl RpcConfig {
             max_log_blocks: 2_000,
             max_addresses: logs::DEFAULT_MAX_ADDRESSES,
             finality: Finality::FinalizedTag,
+            in_flight: DEFAULT_IN_FLIGHT,
         }
     }
 }
@@ -76,6 +95,7 @@ pub struct RpcSource {
 struct Shared {
     client: RpcClient,
     sizer: ChunkSizer,
+    budget: InFlightBudget,
     traces: TraceSupport,
     concurrency: usize,
     max_addresses: usize,
@@ -90,12 +110,19 @@ impl RpcSource {
             shared: Arc::new(Shared {
                 client,
                 sizer: ChunkSizer::new(config.initial_log_blocks, config.max_log_blocks),
+                budget: InFlightBudget::new(config.in_flight),
                 traces: TraceSupport::default(),
                 concurrency: config.client.concurrency.max(1),
                 max_addresses: config.max_addresses.max(1),
                 finality: config.finality,
             }),
         })
+    }
+
+    /// What the in-flight budget has held so far (its peak is the bound
+    /// at work, for tests and benchmarks).
+    pub fn in_flight(&self) -> BudgetStats {
+        self.shared.budget.stats()
     }
 }
 
@@ -110,6 +137,7 @@ impl Shared {
             client: &self.client,
             blocks,
             sizer: &self.sizer,
+            budget: &self.budget,
             concurrency: self.concurrency,
             pipeline,
             tokens,
