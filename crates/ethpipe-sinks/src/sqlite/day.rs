@@ -1,8 +1,9 @@
 //! Where a SQLite day is committed, for every dataset: rows go into a TEMP
 //! staging table batch by batch through one prepared insert, then one
 //! `BEGIN IMMEDIATE` transaction replaces the day (or merges the rows by the
-//! dataset's rules), runs its derived steps and the SQL models and records
-//! the run.
+//! dataset's rules; while the table is small its secondary indexes are built
+//! after the insert, `indexes.rs`), runs its derived steps and the SQL models
+//! and records the run.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,7 +11,7 @@ use ethpipe_core::dataset::{CellWriter, Dialect, LoadMode};
 use ethpipe_core::{Pipeline, Rows, Scope, Slice, TokenFilter, Uint};
 use rusqlite::{Connection, Statement};
 
-use super::{statistics, timestamp_text};
+use super::{indexes, statistics, timestamp_text};
 use crate::ledger::sqlite as ledger;
 use crate::models::Model;
 use crate::sink::DayWriter;
@@ -136,6 +137,8 @@ impl SqliteDayWriter {
                     )
                     .map_err(fail("replacing the day"))?;
             }
+            let set_aside =
+                indexes::set_aside_when_cheaper(connection, self.pipeline.name(), self.rows)?;
             connection
                 .execute(&format!("INSERT INTO {table} SELECT * FROM {STAGING}"), [])
                 .map_err(|e| match e.sqlite_error_code() {
@@ -145,6 +148,9 @@ impl SqliteDayWriter {
                     ),
                     _ => fail("inserting the day")(e),
                 })?;
+            if let Some(set_aside) = set_aside {
+                set_aside.rebuild(connection)?;
+            }
         }
         steps.push(StepReport::since("load", self.rows, started));
         for derived in self.pipeline.derived() {

@@ -7,6 +7,7 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 pub mod day;
+mod indexes;
 pub(crate) mod migrations;
 mod read;
 mod statistics;
