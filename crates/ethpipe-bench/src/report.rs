@@ -501,9 +501,10 @@ fn write_load(w: &mut String, l: &LoadResults) {
             let _ = writeln!(
                 w,
                 "Where ethpipe's time goes (medians; the ledger's steps): streaming the day from the server into the \
-                 table, PostgreSQL maintaining the indexes as the rows arrive, ≈ {} (the rest of the run); then: {}. \
-                 `load` is the end of the `COPY` (PostgreSQL finishing the last rows); `token_daily_stats` is \
-                 work psql does not do at all.\n",
+                 day's fresh table (no index yet), ≈ {} (the rest of the run); then: {}. \
+                 `load` is the end of the `COPY` (PostgreSQL finishing the last rows); `index` builds the \
+                 primary key and the serving indexes (psql's table maintains only the key); \
+                 `token_daily_stats` is work psql does not do at all; `swap` puts the day in place.\n",
                 secs(l.ethpipe_median_s - stepped),
                 parts.join(", ")
             );

@@ -58,8 +58,11 @@ pub fn rowwise(env: &Env, rows: usize, day_rows: usize) -> anyhow::Result<Rowwis
     let client = env.connect(&env.bench_url)?;
     env.execute(
         &client,
+        // The parent of day partitions has no key of its own (each day's
+        // partition carries it); the upsert's ON CONFLICT needs one.
         "CREATE SCHEMA bench_rowwise;
-         CREATE TABLE bench_rowwise.token_transfers (LIKE ethereum.token_transfers INCLUDING ALL);
+         CREATE TABLE bench_rowwise.token_transfers (LIKE ethereum.token_transfers INCLUDING ALL,
+             PRIMARY KEY (transaction_hash, log_index));
          CHECKPOINT",
     )?;
     let slice = env.work.join(format!("slice-{rows}.csv"));
