@@ -135,6 +135,6 @@ fuzz: ## Fuzz each decoder for FUZZ_SECONDS (60) s, one at a time; installs carg
 # `make bench BENCH_ARGS=load` runs one part (load, backfill, rpc, rowwise; then `report`).
 BENCH_ARGS ?=
 .PHONY: bench
-bench: postgres tools ## Benchmarks (~13 min): load vs psql \copy, memory, RPC vs ethereum-etl, row-by-row; writes bench/RESULTS.md
+bench: postgres tools ## Benchmarks (~25 min): loads vs psql \copy (key-only table, with history), memory, RPC vs ethereum-etl, row-by-row, SQLite; writes bench/RESULTS.md
 	cargo build --release --locked -p ethpipe -p ethpipe-bench
 	$(CARGO_TARGET_DIR)/release/ethpipe-bench $(BENCH_ARGS)
