@@ -138,21 +138,34 @@ pub async fn keep_others(
     stage: &str,
     filter: &TokenFilter,
 ) -> Result<u64, SinkError> {
+    copy_day_rows(client, day, &day.parent, stage, Some(filter)).await
+}
+
+/// Copies the day's rows of `from` into the stage table (in the open
+/// transaction), leaving out `except`'s tokens if given. Returns the rows
+/// copied.
+pub async fn copy_day_rows(
+    client: &Client,
+    day: &DayPartition,
+    from: &str,
+    stage: &str,
+    except: Option<&TokenFilter>,
+) -> Result<u64, SinkError> {
     let column = day.pipeline.day_column();
     let columns = day.pipeline.column_names().collect::<Vec<_>>().join(", ");
-    let tokens = filter.addresses().to_vec();
+    let tokens = except.map(|f| f.addresses().to_vec());
     client
         .execute(
             &format!(
-                "INSERT INTO {stage} ({columns}) SELECT {columns} FROM {}
-                 WHERE {column} >= $1 AND {column} < $2 AND {} <> ALL($3)",
-                day.parent,
+                "INSERT INTO {stage} ({columns}) SELECT {columns} FROM {from}
+                 WHERE {column} >= $1 AND {column} < $2
+                   AND (CAST($3 AS text[]) IS NULL OR {} <> ALL($3))",
                 day.pipeline.filter_column()
             ),
             &[&day.day.start(), &day.day.end(), &tokens],
         )
         .await
-        .map_err(|e| SinkError::db(format!("keeping {}'s other tokens' rows", day.day), e))
+        .map_err(|e| SinkError::db(format!("copying {}'s rows from {from}", day.day), e))
 }
 
 /// Builds the stage table's key and indexes, gathers its statistics and

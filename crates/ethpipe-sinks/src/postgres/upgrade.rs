@@ -176,18 +176,7 @@ async fn copy_day(
 ) -> Result<i64, SinkError> {
     let partition = DayPartition::under(pipeline, day, next.to_string());
     let stage = partitions::create_stage(client, &partition).await?;
-    let columns = pipeline.column_names().collect::<Vec<_>>().join(", ");
-    let column = pipeline.day_column();
-    client
-        .execute(
-            &format!(
-                "INSERT INTO {stage} ({columns}) SELECT {columns} FROM {from}
-                 WHERE {column} >= $1 AND {column} < $2"
-            ),
-            &[&day.start(), &day.end()],
-        )
-        .await
-        .map_err(|e| SinkError::db(format!("copying {day} into its partition"), e))?;
+    partitions::copy_day_rows(client, &partition, from, &stage, None).await?;
     let built = partitions::build(client, &partition, &stage).await?;
     partitions::swap_in(client, &partition, &stage, built).await?;
     Ok(built.rows)
