@@ -406,8 +406,8 @@ fn write_load(w: &mut String, l: &LoadResults) {
          reads the day from the BigQuery-compatible test server (`FakeBigQuery`, BigQuery's REST wire format, \
          pages generated on request), parses and validates every row and, in **one transaction**, streams the \
          rows with binary `COPY` into a fresh table for the day, checks the count against BigQuery's \
-         `totalRows`, builds the primary key and the serving indexes, `ANALYZE`s it, **rebuilds that day's \
-         `ethereum.token_daily_stats`** (an aggregate over the day), swaps it in as the day's partition of \
+         `totalRows`, **rebuilds that day's `ethereum.token_daily_stats`** (an aggregate over the day), \
+         builds the primary key and the serving indexes, `ANALYZE`s it, swaps it in as the day's partition of \
          `ethereum.token_transfers` and records the run in the ledger (docs/architecture.md, \"Day \
          partitions\"). The first load has no partition for the day yet; the re-load replaces it. Time is \
          the whole process, start to exit.",

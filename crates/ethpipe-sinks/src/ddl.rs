@@ -19,7 +19,9 @@ pub fn table(pipeline: Pipeline, dialect: Dialect) -> String {
 
 fn column_type(column: &Column, dialect: Dialect) -> &'static str {
     match (dialect, column.kind) {
-        (Dialect::Postgres, ColumnType::Text) => "text",
+        // Byte order (migration 12): hex sorts as it would under any locale,
+        // without the locale's slow comparison; token names sort by byte.
+        (Dialect::Postgres, ColumnType::Text) => "text COLLATE \"C\"",
         (Dialect::Postgres, ColumnType::Uint) => "numeric(78,0)",
         (Dialect::Postgres, ColumnType::Int) => "bigint",
         (Dialect::Postgres, ColumnType::Timestamp) => "timestamptz",

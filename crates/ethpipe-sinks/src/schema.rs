@@ -105,4 +105,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "day partitions for the datasets that replace a day",
         change: Change::PartitionByDay,
     },
+    sql(
+        12,
+        "addresses and hashes compare byte by byte (COLLATE \"C\")",
+        postgres::migrations::V12,
+        "",
+    ),
 ];

@@ -476,6 +476,22 @@ async fn a_v1_database_is_upgraded_in_place_and_the_upgrade_resumes_after_a_kill
         .await,
         1
     );
+    // Migration 12 came after: every text column of the dataset tables, in
+    // the parent and in each day, compares byte by byte.
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_collation k ON k.oid = a.attcollation
+             WHERE n.nspname = 'ethereum' AND c.relkind IN ('r', 'p') AND a.attnum > 0
+               AND a.atttypid = 'text'::regtype AND k.collname IS DISTINCT FROM 'C'"
+        )
+        .await,
+        0,
+        "text columns left in the database's collation"
+    );
 
     // Loads work on the upgraded table.
     let day = "2024-02-09";

@@ -296,8 +296,8 @@ async fn daily_stats_and_amounts_match_an_independent_computation_in_postgres() 
         steps,
         vec![
             ("load".into(), "success".into()),
-            ("index".into(), "success".into()),
             ("token_daily_stats".into(), "success".into()),
+            ("index".into(), "success".into()),
             ("swap".into(), "success".into())
         ]
     );
@@ -401,8 +401,8 @@ async fn sql_models_run_per_day_and_a_failing_model_rolls_back_only_its_step() {
         names,
         [
             "load",
-            "index",
             "token_daily_stats",
+            "index",
             "swap",
             "010_daily_counts.sql",
             "020_broken.sql"
