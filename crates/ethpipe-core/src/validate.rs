@@ -71,23 +71,16 @@ impl RowError {
     }
 }
 
-fn is_hex_of_len(text: &str, hex_digits: usize) -> bool {
-    text.len() == 2 + hex_digits
-        && (text.starts_with("0x") || text.starts_with("0X"))
-        && text.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit)
-}
-
 /// A 20-byte address as `0x` + 40 lowercase hex digits.
 pub fn address(row: u64, column: &'static str, value: Option<&str>) -> Result<String, RowError> {
-    match value {
-        Some(v) if is_hex_of_len(v, 40) => Ok(v.to_ascii_lowercase()),
-        _ => Err(RowError::new(
+    lower_hex(value, 40).ok_or_else(|| {
+        RowError::new(
             row,
             column,
             value,
             "is not an address (expected 0x followed by 40 hex digits)",
-        )),
-    }
+        )
+    })
 }
 
 /// Like [`address`] but NULL is allowed (e.g. from/to of an odd Transfer event).
@@ -101,15 +94,40 @@ pub fn optional_address(
 
 /// A 32-byte hash as `0x` + 64 lowercase hex digits.
 pub fn hash(row: u64, column: &'static str, value: Option<&str>) -> Result<String, RowError> {
-    match value {
-        Some(v) if is_hex_of_len(v, 64) => Ok(v.to_ascii_lowercase()),
-        _ => Err(RowError::new(
+    lower_hex(value, 64).ok_or_else(|| {
+        RowError::new(
             row,
             column,
             value,
             "is not a hash (expected 0x followed by 64 hex digits)",
-        )),
+        )
+    })
+}
+
+/// `0x` + `hex_digits` hex digits, in lower case; `None` if the text is not
+/// that. Checked and copied in one pass: every address and hash of a day
+/// goes through here.
+fn lower_hex(text: Option<&str>, hex_digits: usize) -> Option<String> {
+    let bytes = text?.as_bytes();
+    if bytes.len() != 2 + hex_digits || bytes[0] != b'0' || (bytes[1] | 0x20) != b'x' {
+        return None;
     }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(b"0x");
+    for &byte in &bytes[2..] {
+        if byte.is_ascii_digit() {
+            out.push(byte);
+            continue;
+        }
+        // Setting bit 0x20 turns 'A'..='F' into 'a'..='f' and leaves those;
+        // no other byte lands in 'a'..='f'.
+        let lower = byte | 0x20;
+        if !(b'a'..=b'f').contains(&lower) {
+            return None;
+        }
+        out.push(lower);
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A required non-negative integer that fits in a signed 64-bit column.
@@ -194,6 +212,16 @@ mod tests {
         assert_eq!(optional_address(1, "x", None).unwrap(), None);
         assert!(hash(1, "h", Some(&format!("0x{}", "A".repeat(64)))).is_ok());
         assert!(hash(1, "h", Some(&format!("0x{}", "a".repeat(63)))).is_err());
+        // Bytes next to the hex letters, and bytes that bit 0x20 would turn
+        // into digits or letters, are refused; a capital X prefix is read.
+        for bad in ["g", "G", "@", "`", "\u{10}", "\u{1}", "é"] {
+            let text = format!("0x{bad}{}", "0".repeat(40 - bad.len()));
+            assert!(address(1, "x", Some(&text)).is_err(), "{text:?}");
+        }
+        assert_eq!(
+            address(1, "x", Some(&format!("0X{}", "F".repeat(40)))).unwrap(),
+            format!("0x{}", "f".repeat(40))
+        );
     }
 
     #[test]
