@@ -1,6 +1,10 @@
 //! The job and page loop: start the query, poll while `jobComplete` is false,
-//! then follow `pageToken` to the end, sending each parsed page downstream
-//! before fetching the next (the channel's capacity bounds what is in flight).
+//! then follow `pageToken` to the end. The next page is fetched while the
+//! current one is parsed and sent downstream, so BigQuery's latency (and its
+//! serialisation work) overlaps ethpipe's and the database's; at most two
+//! pages are held at once, and the channel's capacity bounds the rest.
+
+use std::sync::Arc;
 
 use ethpipe_core::dataset::BigQueryExtraction;
 use ethpipe_core::{
@@ -82,7 +86,7 @@ impl From<GetQueryResultsResponse> for Page {
 }
 
 pub(super) async fn run(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     slice: &Slice,
     sender: &SourceEventSender,
 ) -> Result<(), SourceError> {
@@ -97,6 +101,10 @@ pub(super) async fn run(
     let mut page_number = 1;
     let mut tally = Tally::default();
     loop {
+        let next = page.page_token.take().map(|token| {
+            page_number += 1;
+            Prefetch::start(shared, &job, token, page_number)
+        });
         // A page goes downstream in batches of BATCH_ROWS, each parsed just
         // before it is sent and its cells freed at once: what waits in the
         // channel and in the sink is a few small batches, not whole pages.
@@ -127,11 +135,10 @@ pub(super) async fn run(
                 return Ok(()); // the run was cancelled; stop reading
             }
         }
-        let Some(token) = page.page_token.take() else {
+        let Some(next) = next else {
             break;
         };
-        page_number += 1;
-        page = fetch_page(shared, &job, Some(token), page_number).await?;
+        page = next.finish().await?;
     }
     let received = next_row - 1;
     if received != total_rows {
@@ -222,7 +229,7 @@ impl Tally {
 }
 
 /// A log dataset's day counted the only way its rows can be: decoded.
-async fn count_decoded(shared: &Shared, slice: Slice) -> Result<u64, SourceError> {
+async fn count_decoded(shared: &Arc<Shared>, slice: Slice) -> Result<u64, SourceError> {
     let (sender, mut stream) = ethpipe_core::RowStream::channel();
     let extraction = run(shared, &slice, &sender);
     let drain = async {
@@ -241,7 +248,7 @@ async fn count_decoded(shared: &Shared, slice: Slice) -> Result<u64, SourceError
 }
 
 pub(super) async fn count(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     pipeline: Pipeline,
     day: Day,
     filter: Option<TokenFilter>,
@@ -262,9 +269,35 @@ pub(super) async fn count(
     cell.ok_or_else(|| SourceError::Transient("BigQuery's COUNT(*) answer has no number".into()))
 }
 
+#[derive(Clone)]
 struct JobHandle {
     id: String,
     location: Option<String>,
+}
+
+/// The next page, being fetched on its own task. Dropped unfinished (the run
+/// was cancelled or failed), it stops the request.
+struct Prefetch(tokio::task::JoinHandle<Result<Page, SourceError>>);
+
+impl Prefetch {
+    fn start(shared: &Arc<Shared>, job: &JobHandle, token: String, page_number: u32) -> Prefetch {
+        let (shared, job) = (Arc::clone(shared), job.clone());
+        Prefetch(tokio::spawn(async move {
+            fetch_page(&shared, &job, Some(token), page_number).await
+        }))
+    }
+
+    async fn finish(mut self) -> Result<Page, SourceError> {
+        (&mut self.0).await.map_err(|e| {
+            SourceError::Transient(format!("fetching the next BigQuery page failed: {e}"))
+        })?
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl JobHandle {
