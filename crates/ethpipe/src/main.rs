@@ -12,6 +12,12 @@ use clap::Parser;
 
 use crate::args::Cli;
 
+/// A day's rows are many small strings made and freed across threads; glibc's
+/// allocator spent a quarter of a BigQuery load's CPU on them, mimalloc about
+/// half that (docs/architecture.md, "Dependencies").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes, per the CLI contract.
 pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
