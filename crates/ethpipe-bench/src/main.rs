@@ -1,5 +1,5 @@
 //! `make bench`: ethpipe measured against the database's own bulk path
-//! (`psql \copy`), against ethereum-etl on the same node, and against a
+//! (`psql \copy`), against ethereum-etl and cryo on the same node, and against a
 //! row-by-row upsert; figures and ratios go to `bench/RESULTS.md`.
 //!
 //! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|sqlite|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
@@ -12,6 +12,7 @@
 //! `--quick` shrinks every size (a smoke run, not a measurement); it and
 //! `--no-wait` skip waiting for a quiet machine.
 
+mod cryo;
 mod day;
 mod env;
 mod load;

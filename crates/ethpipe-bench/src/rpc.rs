@@ -8,7 +8,8 @@
 //! RSS is the memory target's); ethereum-etl exports the same block range with
 //! `export_token_transfers` to CSV (the fastest of a grid of its settings). Both
 //! row sets must be identical on (transaction_hash, log_index, token_address,
-//! from_address, to_address, value, block_number).
+//! from_address, to_address, value, block_number). cryo, and ethpipe into
+//! Parquet, then run against the same node and rows: [`crate::cryo`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use ethpipe_testkit::chain::{day_end, day_start, encode_call};
 use ethpipe_testkit::{Anvil, AnvilOptions, Arg, Tx};
 use serde::{Deserialize, Serialize};
 
+use crate::cryo::{cryo_venv, CryoResults};
 use crate::day::{value, Rng};
 use crate::env::Env;
 use crate::measure::{self, Measured};
@@ -74,9 +76,15 @@ pub struct RpcResults {
     pub only_ethpipe: usize,
     pub only_etl: usize,
     pub ratio: f64,
+    /// cryo and ethpipe into Parquet on the same chain (absent in results
+    /// saved before they were measured).
+    #[serde(default)]
+    pub cryo: Option<CryoResults>,
 }
 
-type Key = (String, i64, String, String, String, String, i64);
+/// (transaction_hash, log_index, token_address, from_address, to_address,
+/// value, block_number): what the tools' rows are compared on.
+pub(crate) type Key = (String, i64, String, String, String, String, i64);
 
 /// The venv with ethereum-etl, made once under the tools folder.
 pub fn etl_venv(env: &Env) -> anyhow::Result<PathBuf> {
@@ -215,7 +223,9 @@ fn etl_command(
     command
 }
 
-fn read_etl_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
+/// ethereum-etl's CSV, or any with its column names (cryo's and ethpipe's
+/// Parquet are dumped so by [`crate::cryo`]).
+pub(crate) fn read_transfers_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
@@ -254,6 +264,7 @@ fn read_etl_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
 
 pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults> {
     let venv = etl_venv(env)?;
+    let cryo_venv = cryo_venv(env)?;
     env.fresh_database()?;
     let from = date(FROM);
     let anvil = env.rt.block_on(Anvil::start_with(AnvilOptions {
@@ -364,7 +375,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
             ),
             &env.log(&format!("etl-b{batch}-w{workers}.log")),
         )?;
-        let rows = read_etl_csv(&output)?.len();
+        let rows = read_transfers_csv(&output)?.len();
         let per_s = rows as f64 / run.wall_s;
         eprintln!("bench: ethereum-etl --batch-size {batch} --max-workers {workers}: {rows} transfers of the first day, {per_s:.0}/s");
         etl_calibration.push((batch, workers, per_s));
@@ -384,7 +395,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         ),
         &env.log("etl.log"),
     )?;
-    let etl_keys = read_etl_csv(&output)?;
+    let etl_keys = read_transfers_csv(&output)?;
     eprintln!(
         "bench: ethereum-etl: {} transfers in {:.1} s",
         etl_keys.len(),
@@ -402,6 +413,18 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         && only_etl == 0
         && ours.len() == ethpipe_keys.len()
         && theirs.len() == etl_keys.len();
+    let cryo = crate::cryo::cryo(
+        env,
+        &cryo_venv,
+        &crate::cryo::Chain {
+            url: anvil.url(),
+            days: (FROM, last_day.to_string()),
+            blocks: (first, last),
+            calibration_blocks,
+            ethpipe_keys: &ethpipe_keys,
+            postgres: &ethpipe,
+        },
+    )?;
     let ethpipe_per_s = ethpipe_keys.len() as f64 / ethpipe.wall_s;
     let etl_per_s = etl_keys.len() as f64 / etl.wall_s;
     let results = RpcResults {
@@ -426,12 +449,23 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         only_ethpipe,
         only_etl,
         ratio: ethpipe_per_s / etl_per_s,
+        cryo: Some(cryo.clone()),
     };
     let _ = std::fs::remove_file(&output);
     env.save("rpc", &results)?;
     anyhow::ensure!(
         identical,
         "ethpipe and ethereum-etl disagree: {only_ethpipe} rows only in ethpipe's, {only_etl} only in ethereum-etl's"
+    );
+    anyhow::ensure!(
+        cryo.identical,
+        "ethpipe and cryo disagree: {} rows only in ethpipe's, {} only in cryo's",
+        cryo.only_ethpipe,
+        cryo.only_cryo
+    );
+    anyhow::ensure!(
+        cryo.parquet_identical,
+        "ethpipe's Parquet files and its PostgreSQL rows disagree (see the log)"
     );
     Ok(results)
 }
