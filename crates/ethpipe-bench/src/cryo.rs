@@ -56,7 +56,9 @@ const fn settings(
 /// chunks at once.
 pub const CRYO_DEFAULTS: CryoSettings = settings(1000, 1, 4);
 /// Tried on the first day's blocks (~200 in the full run, 300 transfers a
-/// block); the fastest with every row runs the whole range.
+/// block); the fastest with every row runs the whole range. Small chunks won
+/// the first full run (more of them in flight on anvil), so the grid goes
+/// down to 5 blocks to bracket the best.
 const CRYO_GRID: &[CryoSettings] = &[
     CRYO_DEFAULTS,
     settings(1000, 10, 4),
@@ -66,6 +68,8 @@ const CRYO_GRID: &[CryoSettings] = &[
     settings(10, 10, 4),
     settings(10, 1, 16),
     settings(10, 10, 16),
+    settings(5, 1, 4),
+    settings(5, 1, 16),
 ];
 
 /// ethpipe into Parquet as (`--parallel`, `--rpc-concurrency`): a

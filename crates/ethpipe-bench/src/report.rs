@@ -291,6 +291,21 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
             verdict(c.parquet_ratio <= CRYO_PARQUET_TARGET && c.identical && c.parquet_identical)
         );
     }
+    if let Some(c) = rpc.as_ref().and_then(|r| r.cryo.as_ref()) {
+        // DESIGN §7's memory target holds for any backfill, into files too.
+        if let Some((parallel, concurrency, _, run)) = c
+            .parquet_runs
+            .iter()
+            .max_by(|a, b| a.3.peak_rss_mb.total_cmp(&b.3.peak_rss_mb))
+        {
+            let _ = writeln!(
+                w,
+                "| peak RSS, JSON-RPC `backfill --parallel {parallel} --rpc-concurrency {concurrency}` into `parquet://` (highest of its runs) | **{:.0} MB** | ≤ {MEMORY_TARGET_MB:.0} MB | {} |",
+                run.peak_rss_mb,
+                verdict(run.peak_rss_mb <= MEMORY_TARGET_MB)
+            );
+        }
+    }
     if let Some(m) = rpc.as_ref().and_then(|r| r.memory_run.as_ref()) {
         let (parallel, concurrency) = crate::rpc::MEMORY_RUN;
         let _ = writeln!(
