@@ -76,33 +76,52 @@ const CRYO_GRID: &[CryoSettings] = &[
 /// `parquet://` ledger is SQLite, which takes one day at a time.
 const PARQUET_RUNS: [(u32, u32); 2] = [(1, 8), (1, 16)];
 
+/// Alternating rounds of cryo, ethpipe into PostgreSQL and ethpipe into
+/// Parquet at their chosen settings; medians count. One run each swung by 2 ×
+/// on this shared 2-core machine (cryo keeps both cores busy).
+pub const ROUNDS: usize = 3;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CryoResults {
-    /// cryo over the whole range with [`CryoResults::settings`].
+    /// cryo's median round over the whole range with
+    /// [`CryoResults::settings`].
     pub cryo: Measured,
     pub rows: usize,
     pub settings: CryoSettings,
     /// (settings, rows, wall seconds) on the calibration blocks.
     pub calibration: Vec<(CryoSettings, usize, f64)>,
     pub calibration_rows_expected: usize,
+    /// Rows only in ethpipe's / only in cryo's, summed over the rounds.
     pub only_ethpipe: usize,
     pub only_cryo: usize,
     pub identical: bool,
-    /// The best ethpipe run into PostgreSQL (of [`crate::rpc`]), its wall time
-    /// over cryo's.
+    /// ethpipe into PostgreSQL at the fastest settings of [`crate::rpc`]:
+    /// the median round's wall time, and over cryo's median.
     pub postgres_s: f64,
     pub postgres_ratio: f64,
-    /// (--parallel, --rpc-concurrency, rows, measurement) into Parquet.
+    /// That median round into PostgreSQL.
+    #[serde(default)]
+    pub postgres: Option<Measured>,
+    /// (--parallel, --rpc-concurrency, rows, measurement) into Parquet: the
+    /// settings tried once each, before the rounds.
     pub parquet_runs: Vec<(u32, u32, usize, Measured)>,
+    /// ethpipe into Parquet's median round.
     pub parquet: Measured,
     pub parquet_concurrency: u32,
     /// Every Parquet run's rows equal ethpipe's PostgreSQL rows.
     pub parquet_identical: bool,
     pub parquet_ratio: f64,
+    /// Wall seconds of (cryo, ethpipe into PostgreSQL, into Parquet) per round.
+    #[serde(default)]
+    pub rounds: Vec<(f64, f64, f64)>,
+    /// cryo runs that failed and were repeated: (log, exit status).
+    #[serde(default)]
+    pub failures: Vec<(String, String)>,
 }
 
 /// The venv with cryo (and DuckDB), made once under the tools folder. cryo
-/// 0.3.2 ships a CPython 3.11 wheel only: `PYTHON` picks the interpreter.
+/// 0.3.2 ships a CPython 3.11 wheel only: `PYTHON` picks the interpreter,
+/// else `python3.11` if on the PATH, else `python3`.
 pub fn cryo_venv(env: &Env) -> anyhow::Result<PathBuf> {
     let venv = ethpipe_testkit::anvil::tools_dir().join("bench-cryo-venv");
     let marker = venv.join(".ethpipe-bench");
@@ -112,7 +131,14 @@ pub fn cryo_venv(env: &Env) -> anyhow::Result<PathBuf> {
     }
     eprintln!("bench: installing {wanted} into {}", venv.display());
     let _ = std::fs::remove_dir_all(&venv);
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    // cryo's wheel wants 3.11: `python3.11` when there is one, else `python3`.
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| {
+        let has_311 = Command::new("python3.11")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if has_311 { "python3.11" } else { "python3" }.to_string()
+    });
     let mut make = Command::new(&python);
     make.args(["-m", "venv"]).arg(&venv);
     measure::run(make, &env.log("cryo-venv.log"))?;
@@ -130,9 +156,14 @@ pub fn cryo_venv(env: &Env) -> anyhow::Result<PathBuf> {
 }
 
 /// `cryo.freeze('erc20_transfers', **kwargs)`: cryo's Python entry point
-/// (the wheel has no CLI), which runs its Rust engine to Parquet files.
-const FREEZE: &str = "import json, sys, cryo\n\
-                      cryo.freeze('erc20_transfers', **json.loads(sys.argv[1]))\n";
+/// (the wheel has no CLI), which runs its Rust engine to Parquet files. Once
+/// it has returned, the files are written and the process leaves without
+/// Python's finalization: cryo 0.3.2's engine threads sometimes release the
+/// GIL while the interpreter finalizes, and Python aborts ("Fatal Python
+/// error: PyGILState_Release", SIGABRT) after a complete run.
+const FREEZE: &str = "import json, os, sys, cryo\n\
+                      cryo.freeze('erc20_transfers', **json.loads(sys.argv[1]))\n\
+                      sys.stdout.flush(); sys.stderr.flush(); os._exit(0)\n";
 
 /// `COPY (query) TO csv` with DuckDB.
 const DUMP: &str = "import sys, duckdb\n\
@@ -211,17 +242,14 @@ pub struct Chain<'a> {
     pub calibration_blocks: (u64, u64),
     /// ethpipe's rows from PostgreSQL, all in `blocks`.
     pub ethpipe_keys: &'a [Key],
-    /// The best ethpipe run into PostgreSQL.
-    pub postgres: &'a Measured,
+    /// One ethpipe run into PostgreSQL at its fastest settings (the
+    /// argument numbers the round, for the log's name).
+    pub postgres: &'a dyn Fn(usize) -> anyhow::Result<Measured>,
 }
 
 pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults> {
     let output = env.work.join("cryo-out");
     let files = output.join("*.parquet");
-    let fresh = |dir: &Path| -> anyhow::Result<()> {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
-    };
 
     // cryo's best settings on this node and machine, from the grid: the
     // fastest of those that return every transfer of the blocks.
@@ -231,16 +259,19 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
         .iter()
         .filter(|k| (c0..=c1).contains(&(k.6 as u64)))
         .count();
+    let mut failures = Vec::new();
     let mut calibration = Vec::new();
     for &s in CRYO_GRID {
-        fresh(&output)?;
         let name = format!(
             "cryo-c{}-i{}-k{}",
             s.chunk_size, s.inner_request_size, s.max_concurrent_chunks
         );
-        let run = measure::run(
-            cryo_command(venv, chain.url, chain.calibration_blocks, s, &output),
-            &env.log(&format!("{name}.log")),
+        let run = run_cryo(
+            env,
+            &mut failures,
+            || cryo_command(venv, chain.url, chain.calibration_blocks, s, &output),
+            &name,
+            &output,
         )?;
         let rows = parquet_keys(env, venv, CRYO_SELECT, &files, &name)?.len();
         eprintln!(
@@ -255,27 +286,14 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
         .min_by(|a, b| a.2.total_cmp(&b.2))
         .context("no cryo setting returned all of the first day's transfers")?;
 
-    fresh(&output)?;
-    let cryo = measure::run(
-        cryo_command(venv, chain.url, chain.blocks, settings, &output),
-        &env.log("cryo.log"),
-    )?;
-    let cryo_keys = parquet_keys(env, venv, CRYO_SELECT, &files, "cryo")?;
-    let (only_ethpipe, only_cryo) = differences(chain.ethpipe_keys, &cryo_keys);
-    let identical = only_ethpipe == 0 && only_cryo == 0;
-    eprintln!(
-        "bench: cryo: {} transfers in {:.2} s ({only_ethpipe} only in ethpipe's, {only_cryo} only in cryo's)",
-        cryo_keys.len(),
-        cryo.wall_s
-    );
-    let _ = std::fs::remove_dir_all(&output);
-
-    // ethpipe into Parquet files, over the same days, each run into a fresh
-    // folder (its ledger is in there too).
+    // ethpipe into Parquet files over the same days, each run into a fresh
+    // folder (its ledger is in there too); the fastest settings go on.
     let store = env.work.join("ethpipe-parquet");
-    let mut parquet_runs = Vec::new();
-    let mut parquet_identical = true;
-    for (parallel, concurrency) in PARQUET_RUNS {
+    let store_files = store
+        .join("token_transfers")
+        .join("date=*")
+        .join("*.parquet");
+    let into_parquet = |(parallel, concurrency): (u32, u32), name: &str| {
         let _ = std::fs::remove_dir_all(&store);
         let run = measure::run(
             env.ethpipe(
@@ -302,52 +320,159 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
                     ),
                 ],
             ),
-            &env.log(&format!(
-                "ethpipe-parquet-parallel-{parallel}-c{concurrency}.log"
-            )),
+            &env.log(&format!("{name}.log")),
         )?;
-        let keys = parquet_keys(
-            env,
-            venv,
-            ETHPIPE_SELECT,
-            &store
-                .join("token_transfers")
-                .join("date=*")
-                .join("*.parquet"),
-            &format!("ethpipe-parquet-c{concurrency}"),
-        )?;
+        let keys = parquet_keys(env, venv, ETHPIPE_SELECT, &store_files, name)?;
+        let _ = std::fs::remove_dir_all(&store);
         let (only_pg, only_parquet) = differences(chain.ethpipe_keys, &keys);
-        parquet_identical &= only_pg == 0 && only_parquet == 0;
         eprintln!(
             "bench: ethpipe (rpc) into Parquet --parallel {parallel} --rpc-concurrency {concurrency}: {} transfers in {:.2} s, peak RSS {:.0} MB ({only_pg} only in PostgreSQL's, {only_parquet} only in Parquet)",
             keys.len(),
             run.wall_s,
             run.peak_rss_mb
         );
-        parquet_runs.push((parallel, concurrency, keys.len(), run));
+        anyhow::Ok((keys.len(), only_pg + only_parquet == 0, run))
+    };
+    let mut parquet_runs = Vec::new();
+    let mut parquet_identical = true;
+    for (parallel, concurrency) in PARQUET_RUNS {
+        let (rows, same, run) = into_parquet(
+            (parallel, concurrency),
+            &format!("ethpipe-parquet-parallel-{parallel}-c{concurrency}"),
+        )?;
+        parquet_identical &= same;
+        parquet_runs.push((parallel, concurrency, rows, run));
     }
-    let _ = std::fs::remove_dir_all(&store);
-    let (_, parquet_concurrency, _, parquet) = parquet_runs
+    let &(parquet_parallel, parquet_concurrency, _, _) = parquet_runs
         .iter()
         .min_by(|a, b| a.3.wall_s.total_cmp(&b.3.wall_s))
-        .cloned()
         .context("no ethpipe run into Parquet")?;
 
+    // The rounds: the three sides alternate their order, each over the
+    // whole range, and cryo's rows are checked every time.
+    let mut cryo_runs = Vec::new();
+    let mut postgres_runs = Vec::new();
+    let mut parquet_rounds = Vec::new();
+    let (mut only_ethpipe, mut only_cryo, mut rows) = (0, 0, 0);
+    for round in 1..=ROUNDS {
+        let mut cryo_side = || -> anyhow::Result<()> {
+            let run = run_cryo(
+                env,
+                &mut failures,
+                || cryo_command(venv, chain.url, chain.blocks, settings, &output),
+                &format!("cryo-round-{round}"),
+                &output,
+            )?;
+            let keys = parquet_keys(env, venv, CRYO_SELECT, &files, "cryo")?;
+            let _ = std::fs::remove_dir_all(&output);
+            let (ours, theirs) = differences(chain.ethpipe_keys, &keys);
+            eprintln!(
+                "bench: round {round}: cryo {} transfers in {:.2} s ({ours} only in ethpipe's, {theirs} only in cryo's)",
+                keys.len(),
+                run.wall_s
+            );
+            only_ethpipe += ours;
+            only_cryo += theirs;
+            rows = keys.len();
+            cryo_runs.push(run);
+            Ok(())
+        };
+        if round % 2 == 1 {
+            cryo_side()?;
+        }
+        let postgres = (chain.postgres)(round)?;
+        eprintln!(
+            "bench: round {round}: ethpipe into PostgreSQL in {:.2} s",
+            postgres.wall_s
+        );
+        postgres_runs.push(postgres);
+        let (_, same, parquet) = into_parquet(
+            (parquet_parallel, parquet_concurrency),
+            &format!("ethpipe-parquet-round-{round}"),
+        )?;
+        parquet_identical &= same;
+        parquet_rounds.push(parquet);
+        if round % 2 == 0 {
+            cryo_side()?;
+        }
+    }
+    let rounds = (0..ROUNDS)
+        .map(|i| {
+            (
+                cryo_runs[i].wall_s,
+                postgres_runs[i].wall_s,
+                parquet_rounds[i].wall_s,
+            )
+        })
+        .collect();
+    let cryo = median_run(&cryo_runs);
+    let postgres = median_run(&postgres_runs);
+    let parquet = median_run(&parquet_rounds);
     Ok(CryoResults {
-        rows: cryo_keys.len(),
+        rows,
         settings,
         calibration,
         calibration_rows_expected,
         only_ethpipe,
         only_cryo,
-        identical,
-        postgres_s: chain.postgres.wall_s,
-        postgres_ratio: chain.postgres.wall_s / cryo.wall_s,
+        identical: only_ethpipe == 0 && only_cryo == 0,
+        postgres_s: postgres.wall_s,
+        postgres_ratio: postgres.wall_s / cryo.wall_s,
+        postgres: Some(postgres),
         parquet_ratio: parquet.wall_s / cryo.wall_s,
         cryo,
         parquet_runs,
         parquet,
         parquet_concurrency,
         parquet_identical,
+        rounds,
+        failures,
     })
+}
+
+/// Tries of one cryo run before the bench gives up.
+const CRYO_TRIES: usize = 3;
+
+/// A cryo run into a fresh `output`, tried again when it fails (before
+/// [`FREEZE`] skipped Python's finalization, about one run in thirty died of
+/// SIGABRT there). Each failure is kept (log name, error) and reported; a
+/// failed run's time is not used.
+fn run_cryo(
+    env: &Env,
+    failures: &mut Vec<(String, String)>,
+    command: impl Fn() -> Command,
+    name: &str,
+    output: &Path,
+) -> anyhow::Result<Measured> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let _ = std::fs::remove_dir_all(output);
+        std::fs::create_dir_all(output)
+            .with_context(|| format!("creating {}", output.display()))?;
+        let log = format!("{name}-try-{tries}.log");
+        match measure::run(command(), &env.log(&log)) {
+            Ok(run) => return Ok(run),
+            Err(error) if tries < CRYO_TRIES => {
+                // measure::run's "… failed (status N); …": N is wait4's
+                // raw status, 6 being killed by SIGABRT.
+                let text = format!("{error:#}");
+                let status = text
+                    .split_once("(status ")
+                    .and_then(|(_, rest)| rest.split_once(')'))
+                    .map(|(n, _)| format!("wait status {n}"))
+                    .unwrap_or_else(|| "an error".into());
+                eprintln!("bench: cryo failed ({status}), see {log}; once more");
+                failures.push((log, status));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// The run of median wall time (the upper one of an even count).
+fn median_run(runs: &[Measured]) -> Measured {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    sorted[sorted.len() / 2].clone()
 }

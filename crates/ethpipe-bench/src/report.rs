@@ -274,9 +274,10 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
         };
         let _ = writeln!(
             w,
-            "| JSON-RPC extraction into PostgreSQL, ethpipe / cryo {} `erc20_transfers` wall time ({} transfers; cryo writes Parquet), each at its best settings | **{:.2} ×** ({} vs {}), rows {rows} | ≤ {CRYO_POSTGRES_TARGET} × | {} |",
+            "| JSON-RPC extraction into PostgreSQL, ethpipe / cryo {} `erc20_transfers` wall time ({} transfers; cryo writes Parquet), each at its best settings, medians of {} alternating rounds | **{:.2} ×** ({} vs {}), rows {rows} | ≤ {CRYO_POSTGRES_TARGET} × | {} |",
             crate::cryo::CRYO_VERSION.trim_start_matches("cryo=="),
             thousands(c.rows as f64),
+            c.rounds.len().max(1),
             c.postgres_ratio,
             secs(c.postgres_s),
             secs(c.cryo.wall_s),
@@ -425,7 +426,7 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
         "Needs PostgreSQL at `ETHPIPE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`; \
          the bench creates and finally drops the database `ethpipe_bench`, or `ETHPIPE_BENCH_DATABASE`), `psql`, \
          Python 3 (ethereum-etl, cryo with DuckDB, and pandas/psycopg2 are installed by the bench into venvs under \
-         `~/.cache/ethpipe-tools`; cryo's only wheel is for CPython 3.11, `PYTHON` picks the interpreter), and `make tools`. \
+         `~/.cache/ethpipe-tools`; cryo's only wheel is for CPython 3.11: `python3.11` if on the PATH, or `PYTHON`), and `make tools`. \
          Scratch files (CSV, logs, per-part JSON) go to `~/.cache/ethpipe-bench` (`ETHPIPE_BENCH_DIR`). \
          The bench waits (up to 20 minutes) for a 1-minute load average below 1.0 and no compiler running before it starts."
     );
@@ -758,14 +759,17 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
     let d = crate::cryo::CRYO_DEFAULTS;
     let _ = writeln!(
         w,
-        "The same node and blocks as above. Both times are the whole process, start to exit.\n\n\
+        "The same node and blocks as above. Every time is the whole process, start to exit. After the \
+         settings are chosen, cryo, ethpipe into PostgreSQL and ethpipe into Parquet run in {} alternating \
+         rounds over the whole range (cryo first in odd rounds, last in even ones); the medians count.\n\n\
          - **cryo** {version} (PyPI wheel, its Rust engine; the wheel has no CLI, so `python -c \"cryo.freeze('erc20_transfers', \
          start_block={}, end_block={}, chunk_size={}, inner_request_size={}, max_concurrent_chunks={})\"`, end block \
-         exclusive) into Parquet files in a fresh folder. It reads the Transfer logs and writes them; it does **not** \
+         exclusive, then `os._exit(0)`: in Python's finalization its engine threads can make Python abort after a complete run) into Parquet files in a fresh folder. It reads the Transfer logs and writes them; it does **not** \
          tell ERC-721 transfers apart (it drops them), fetches no block headers (no timestamps, no days) and keeps no \
          ledger; requests in flight and per second unlimited (its defaults). Its settings are the fastest, of those that \
          returned every transfer, of a grid tried first on the first day's blocks ({}–{}, {} transfers; its defaults \
          are `chunk_size={}, inner_request_size={}, max_concurrent_chunks={}`):\n",
+        c.rounds.len().max(1),
         r.blocks.0,
         r.blocks.1 + 1,
         c.settings.chunk_size,
@@ -797,16 +801,33 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "- **ethpipe into PostgreSQL**: the fastest run of section 4 (`--parallel {}`), whole days, with headers, \
-         statistics and the ledger.\n\
+        "- **ethpipe into PostgreSQL**: the settings of the fastest run of section 4 (`--parallel {}`), whole days, \
+         with headers, statistics and the ledger.\n\
          - **ethpipe into Parquet**: the same `backfill` with `--database-url parquet://DIR` (one file per day, \
          ledger in `DIR/_ethpipe.db`, a fresh folder each run), `--parallel 1` (a SQLite ledger takes one day at a \
-         time) with `--rpc-concurrency` 8 (default) and 16; the fastest counts.\n",
+         time) with `--rpc-concurrency` 8 (default) and 16, once each; the fastest goes into the rounds.\n",
         r.ethpipe_parallel
     );
+    if !c.rounds.is_empty() {
+        let _ = writeln!(
+            w,
+            "| round | cryo | ethpipe into PostgreSQL | ethpipe into Parquet |\n|---|---|---|---|"
+        );
+        for (i, (cryo_s, postgres_s, parquet_s)) in c.rounds.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                secs(*cryo_s),
+                secs(*postgres_s),
+                secs(*parquet_s)
+            );
+        }
+        let _ = writeln!(w);
+    }
     let _ = writeln!(
         w,
-        "| tool | transfers | wall time | × cryo | peak RSS | CPU |\n|---|---|---|---|---|---|"
+        "| tool (median round, or a single run) | transfers | wall time | × cryo | peak RSS | CPU |\n|---|---|---|---|---|---|"
     );
     let _ = writeln!(
         w,
@@ -824,20 +845,33 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
         "| ethpipe into PostgreSQL `--parallel {}` | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
         r.ethpipe_parallel,
         thousands(r.ethpipe_rows as f64),
-        secs(r.ethpipe.wall_s),
+        secs(c.postgres_s),
         c.postgres_ratio,
-        r.ethpipe.peak_rss_mb,
-        r.ethpipe.cpu_s
+        c.postgres.as_ref().unwrap_or(&r.ethpipe).peak_rss_mb,
+        c.postgres.as_ref().unwrap_or(&r.ethpipe).cpu_s
     );
+    if !c.rounds.is_empty() {
+        let _ = writeln!(
+            w,
+            "| ethpipe into Parquet `--parallel 1 --rpc-concurrency {}` (rounds) | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+            c.parquet_concurrency,
+            thousands(r.ethpipe_rows as f64),
+            secs(c.parquet.wall_s),
+            c.parquet_ratio,
+            c.parquet.peak_rss_mb,
+            c.parquet.cpu_s
+        );
+    }
     for (parallel, concurrency, rows, run) in &c.parquet_runs {
-        let chosen = if *concurrency == c.parquet_concurrency {
+        // Results saved before the rounds have only these runs.
+        let chosen = if *concurrency == c.parquet_concurrency && c.rounds.is_empty() {
             "**"
         } else {
             ""
         };
         let _ = writeln!(
             w,
-            "| ethpipe into Parquet `--parallel {parallel} --rpc-concurrency {concurrency}` | {} | {chosen}{}{chosen} | {:.2} | {:.0} MB | {:.1} s |",
+            "| ethpipe into Parquet `--parallel {parallel} --rpc-concurrency {concurrency}` (single run) | {} | {chosen}{}{chosen} | {:.2} | {:.0} MB | {:.1} s |",
             thousands(*rows as f64),
             secs(run.wall_s),
             run.wall_s / c.cryo.wall_s,
@@ -846,6 +880,21 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
         );
     }
     let _ = writeln!(w);
+    if !c.failures.is_empty() {
+        let runs: Vec<String> = c
+            .failures
+            .iter()
+            .map(|(log, status)| format!("`{log}` ({status})"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "cryo failed {} time(s) and the run was repeated (wait status 6 is SIGABRT: cryo {version}'s engine threads \
+             can release the GIL while Python finalizes; the bench's script leaves with `os._exit(0)` once \
+             `cryo.freeze` has returned to avoid it); failed runs' times are not used: {}.\n",
+            c.failures.len(),
+            runs.join(", ")
+        );
+    }
     let _ = writeln!(
         w,
         "Into PostgreSQL **{:.2} ×** cryo's time (target ≤ {CRYO_POSTGRES_TARGET} ×): {}. Into Parquet **{:.2} ×** \

@@ -262,6 +262,52 @@ pub(crate) fn read_transfers_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
         .collect()
 }
 
+/// `ethpipe backfill token_transfers --source rpc` of the days from [`FROM`]
+/// to `last_day` into emptied tables, with (`--parallel`,
+/// `--rpc-concurrency`); returns the rows loaded and the measurement.
+fn backfill_into_postgres(
+    env: &Env,
+    client: &tokio_postgres::Client,
+    url: &str,
+    last_day: &str,
+    (parallel, concurrency): (u32, u32),
+    log: &str,
+) -> anyhow::Result<(usize, Measured)> {
+    env.execute(
+        client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+    )?;
+    let run = measure::run(
+        env.ethpipe(
+            &[
+                "backfill",
+                "token_transfers",
+                "--from",
+                FROM,
+                "--to",
+                last_day,
+                "--force",
+                "--parallel",
+                &parallel.to_string(),
+                "--rpc-concurrency",
+                &concurrency.to_string(),
+            ],
+            &[
+                ("ETHPIPE_SOURCE", "rpc".to_string()),
+                ("ETHPIPE_RPC_URL", url.to_string()),
+                ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
+            ],
+        ),
+        &env.log(log),
+    )?;
+    let rows = env
+        .column(client, "SELECT count(*) FROM ethereum.token_transfers")?
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok((rows, run))
+}
+
 pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults> {
     let venv = etl_venv(env)?;
     let cryo_venv = cryo_venv(env)?;
@@ -287,39 +333,22 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
     // (`--parallel`, `--rpc-concurrency`); the fastest counts, all are reported.
     let mut ethpipe_runs = Vec::new();
     let mut memory_run = None;
-    for (parallel, concurrency) in ETHPIPE_RUNS {
-        env.execute(
+    let backfill = |parallel: u32, concurrency: u32, log: &str| {
+        backfill_into_postgres(
+            env,
             &client,
-            "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+            anvil.url(),
+            &last_day.to_string(),
+            (parallel, concurrency),
+            log,
+        )
+    };
+    for (parallel, concurrency) in ETHPIPE_RUNS {
+        let (rows, run) = backfill(
+            parallel,
+            concurrency,
+            &format!("ethpipe-rpc-parallel-{parallel}.log"),
         )?;
-        let run = measure::run(
-            env.ethpipe(
-                &[
-                    "backfill",
-                    "token_transfers",
-                    "--from",
-                    FROM,
-                    "--to",
-                    &last_day.to_string(),
-                    "--force",
-                    "--parallel",
-                    &parallel.to_string(),
-                    "--rpc-concurrency",
-                    &concurrency.to_string(),
-                ],
-                &[
-                    ("ETHPIPE_SOURCE", "rpc".to_string()),
-                    ("ETHPIPE_RPC_URL", anvil.url().to_string()),
-                    ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
-                ],
-            ),
-            &env.log(&format!("ethpipe-rpc-parallel-{parallel}.log")),
-        )?;
-        let rows: usize = env
-            .column(&client, "SELECT count(*) FROM ethereum.token_transfers")?
-            .first()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
         eprintln!(
             "bench: ethpipe (rpc) --parallel {parallel} --rpc-concurrency {concurrency}: {rows} transfers in {:.1} s, peak RSS {:.0} MB",
             run.wall_s, run.peak_rss_mb
@@ -422,7 +451,23 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
             blocks: (first, last),
             calibration_blocks,
             ethpipe_keys: &ethpipe_keys,
-            postgres: &ethpipe,
+            postgres: &|round| {
+                let settings = ETHPIPE_RUNS
+                    .into_iter()
+                    .find(|(parallel, _)| *parallel == ethpipe_parallel)
+                    .context("the fastest run is one of ETHPIPE_RUNS")?;
+                let (rows, run) = backfill(
+                    settings.0,
+                    settings.1,
+                    &format!("ethpipe-rpc-cryo-round-{round}.log"),
+                )?;
+                anyhow::ensure!(
+                    rows == ethpipe_keys.len(),
+                    "round {round} into PostgreSQL loaded {rows} transfers, not {}",
+                    ethpipe_keys.len()
+                );
+                Ok(run)
+            },
         },
     )?;
     let ethpipe_per_s = ethpipe_keys.len() as f64 / ethpipe.wall_s;
