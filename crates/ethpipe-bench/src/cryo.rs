@@ -454,13 +454,13 @@ fn run_cryo(
         match measure::run(command(), &env.log(&log)) {
             Ok(run) => return Ok(run),
             Err(error) if tries < CRYO_TRIES => {
-                // measure::run's "… failed (status N); …": N is wait4's
-                // raw status, 6 being killed by SIGABRT.
+                // measure::run's "… failed (status exit N); …": N is 128 +
+                // the signal if one killed it, 134 for SIGABRT.
                 let text = format!("{error:#}");
                 let status = text
                     .split_once("(status ")
                     .and_then(|(_, rest)| rest.split_once(')'))
-                    .map(|(n, _)| format!("wait status {n}"))
+                    .map(|(n, _)| n.to_string())
                     .unwrap_or_else(|| "an error".into());
                 eprintln!("bench: cryo failed ({status}), see {log}; once more");
                 failures.push((log, status));

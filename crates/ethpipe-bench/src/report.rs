@@ -888,7 +888,7 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
             .collect();
         let _ = writeln!(
             w,
-            "cryo failed {} time(s) and the run was repeated (wait status 6 is SIGABRT: cryo {version}'s engine threads \
+            "cryo failed {} time(s) and the run was repeated (exit 134 is SIGABRT: cryo {version}'s engine threads \
              can release the GIL while Python finalizes; the bench's script leaves with `os._exit(0)` once \
              `cryo.freeze` has returned to avoid it); failed runs' times are not used: {}.\n",
             c.failures.len(),
