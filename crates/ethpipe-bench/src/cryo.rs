@@ -2,13 +2,16 @@
 //! `erc20_transfers` dataset), and ethpipe into Parquet beside it.
 //!
 //! cryo writes Parquet files for a block range and nothing else: it skips
-//! ERC-721 transfers (same topic, one more indexed argument) and fetches no
-//! block headers, so it has no timestamps and knows no days. ethpipe's times
-//! against it are the whole `backfill` process over the days covering the
-//! same blocks: into PostgreSQL (the best run of [`crate::rpc`]) and into
-//! `parquet://DIR` (its own small grid here). cryo's settings are the fastest
-//! of a grid tried on the first day's blocks, as for ethereum-etl; rows must
-//! be identical to ethpipe's for the figures to count.
+//! ERC-721 transfers (same topic, one more indexed argument, no data) and
+//! every other Transfer shape but ERC-20's three topics and one word, and
+//! fetches no block headers, so it has no timestamps and knows no days.
+//! ethpipe's times against it are the whole `backfill` process over the days
+//! covering the same blocks: into PostgreSQL (the settings of the fastest run
+//! of [`crate::rpc`]) and into `parquet://DIR` (the faster of two settings
+//! here). cryo's settings are the fastest of a grid tried on the first day's
+//! blocks, as for ethereum-etl. Then the three run in [`ROUNDS`] alternating
+//! rounds and the medians count; rows must be identical to ethpipe's for the
+//! figures to count.
 //!
 //! cryo's Parquet has binary hashes and addresses and the value as
 //! `value_string` (decimal) beside `value_binary`; DuckDB, in cryo's venv,

@@ -764,9 +764,10 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
          rounds over the whole range (cryo first in odd rounds, last in even ones); the medians count.\n\n\
          - **cryo** {version} (PyPI wheel, its Rust engine; the wheel has no CLI, so `python -c \"cryo.freeze('erc20_transfers', \
          start_block={}, end_block={}, chunk_size={}, inner_request_size={}, max_concurrent_chunks={})\"`, end block \
-         exclusive, then `os._exit(0)`: in Python's finalization its engine threads can make Python abort after a complete run) into Parquet files in a fresh folder. It reads the Transfer logs and writes them; it does **not** \
-         tell ERC-721 transfers apart (it drops them), fetches no block headers (no timestamps, no days) and keeps no \
-         ledger; requests in flight and per second unlimited (its defaults). Its settings are the fastest, of those that \
+         exclusive, then `os._exit(0)`: in Python's finalization its engine threads can make Python abort after a complete run) into Parquet files in a fresh folder. It reads the Transfer logs and writes them; it keeps **only** \
+         the ERC-20 shape (three topics and one 32-byte word: ERC-721 transfers, and the other shapes ethpipe decodes \
+         such as CryptoKitties' unindexed Transfer, are dropped), fetches no block headers (no timestamps, no days) and \
+         keeps no ledger; requests in flight and per second unlimited (its defaults). Its settings are the fastest, of those that \
          returned every transfer, of a grid tried first on the first day's blocks ({}–{}, {} transfers; its defaults \
          are `chunk_size={}, inner_request_size={}, max_concurrent_chunks={}`):\n",
         c.rounds.len().max(1),
@@ -842,8 +843,12 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
     );
     let _ = writeln!(
         w,
-        "| ethpipe into PostgreSQL `--parallel {}` | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+        "| ethpipe into PostgreSQL `--parallel {} --rpc-concurrency {}` | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
         r.ethpipe_parallel,
+        crate::rpc::ETHPIPE_RUNS
+            .iter()
+            .find(|(parallel, _)| *parallel == r.ethpipe_parallel)
+            .map_or(8, |(_, concurrency)| *concurrency),
         thousands(r.ethpipe_rows as f64),
         secs(c.postgres_s),
         c.postgres_ratio,
@@ -901,7 +906,7 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
          (target ≤ {CRYO_PARQUET_TARGET} ×): {}. Rows compared on (transaction_hash, log_index, token_address, \
          from_address, to_address, value, block_number), cryo's binary hashes and addresses as 0x-hex and its \
          `value_string` as the value: {} ({} only in ethpipe's, {} only in cryo's); ethpipe's Parquet rows against \
-         its PostgreSQL rows: {}. The chain has only ERC-20 tokens, so cryo's skipping ERC-721 removes no row here.\n",
+         its PostgreSQL rows: {}. The chain has only standard ERC-20 tokens, so what cryo skips removes no row here.\n",
         c.postgres_ratio,
         verdict(c.postgres_ratio <= CRYO_POSTGRES_TARGET && c.identical),
         c.parquet_ratio,

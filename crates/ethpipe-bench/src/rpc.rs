@@ -36,7 +36,7 @@ const HOLDERS: f64 = 20_000.0;
 
 /// ethpipe's runs as (`--parallel`, `--rpc-concurrency`): its defaults, two
 /// days in flight, and [`MEMORY_RUN`].
-const ETHPIPE_RUNS: [(u32, u32); 3] = [(1, 8), (2, 8), MEMORY_RUN];
+pub const ETHPIPE_RUNS: [(u32, u32); 3] = [(1, 8), (2, 8), MEMORY_RUN];
 /// The run whose peak RSS is held to the memory target: the most work in
 /// flight a backfill is likely to be given (issue 13).
 pub const MEMORY_RUN: (u32, u32) = (4, 16);
