@@ -130,11 +130,11 @@ FUZZ_TARGETS ?=
 fuzz: ## Fuzz each decoder for FUZZ_SECONDS (60) s, one at a time; installs cargo-fuzz if missing
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
-# --- Benchmarks: ethpipe against psql \copy, ethereum-etl and a row-by-row upsert (bench/) ---
+# --- Benchmarks: ethpipe against psql \copy, ethereum-etl, cryo and a row-by-row upsert (bench/) ---
 # Not part of `make test`. Writes bench/RESULTS.md; `make bench BENCH_ARGS=--quick` is a smoke run,
 # `make bench BENCH_ARGS=load` runs one part (load, backfill, rpc, rowwise; then `report`).
 BENCH_ARGS ?=
 .PHONY: bench
-bench: postgres tools ## Benchmarks (~25 min): loads vs psql \copy (key-only table, with history), memory, RPC vs ethereum-etl, row-by-row, SQLite; writes bench/RESULTS.md
+bench: postgres tools ## Benchmarks (~25 min): loads vs psql \copy (key-only table, with history), memory, RPC vs ethereum-etl and cryo, row-by-row, SQLite; writes bench/RESULTS.md
 	cargo build --release --locked -p ethpipe -p ethpipe-bench
 	$(CARGO_TARGET_DIR)/release/ethpipe-bench $(BENCH_ARGS)

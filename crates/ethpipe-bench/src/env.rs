@@ -9,6 +9,9 @@ use anyhow::Context;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
+/// The database the bench creates and finally drops, unless
+/// `ETHPIPE_BENCH_DATABASE` names another (two benches on one server must not
+/// drop each other's).
 pub const BENCH_DATABASE: &str = "ethpipe_bench";
 
 pub struct Env {
@@ -20,7 +23,9 @@ pub struct Env {
     pub ethpipe: PathBuf,
     /// `postgres://…/postgres`, to create and drop the bench database.
     pub admin_url: String,
-    /// `postgres://…/ethpipe_bench`.
+    /// The bench database's name: [`BENCH_DATABASE`] or `ETHPIPE_BENCH_DATABASE`.
+    pub database: String,
+    /// `postgres://…/<database>`.
     pub bench_url: String,
 }
 
@@ -51,8 +56,21 @@ impl Env {
         }
         let admin_url = std::env::var("ETHPIPE_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let database = std::env::var("ETHPIPE_BENCH_DATABASE")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| BENCH_DATABASE.to_string());
+        // Spliced into DROP/CREATE DATABASE: an identifier, nothing to quote.
+        if !database
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            anyhow::bail!(
+                "ETHPIPE_BENCH_DATABASE must be lowercase letters, digits and _: {database}"
+            );
+        }
         let bench_url = match admin_url.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{BENCH_DATABASE}"),
+            Some((server, _)) => format!("{server}/{database}"),
             None => anyhow::bail!("ETHPIPE_TEST_DATABASE_URL has no database name: {admin_url}"),
         };
         Ok(Env {
@@ -61,6 +79,7 @@ impl Env {
             repo,
             ethpipe,
             admin_url,
+            database,
             bench_url,
         })
     }
@@ -87,12 +106,13 @@ impl Env {
         self.rt.block_on(async {
             admin
                 .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.database
                 ))
                 .await
                 .context("dropping the old bench database")?;
             admin
-                .batch_execute(&format!("CREATE DATABASE {BENCH_DATABASE}"))
+                .batch_execute(&format!("CREATE DATABASE {}", self.database))
                 .await
                 .context("creating the bench database")
         })
@@ -103,7 +123,8 @@ impl Env {
         self.rt.block_on(async {
             admin
                 .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.database
                 ))
                 .await
                 .context("dropping the bench database")
@@ -176,7 +197,8 @@ impl Env {
             let busy = self.column(
                 client,
                 &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = '{BENCH_DATABASE}'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = '{}'",
+                    self.database
                 ),
             )?;
             if busy.first().map(String::as_str) == Some("0") {

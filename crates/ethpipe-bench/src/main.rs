@@ -1,5 +1,5 @@
 //! `make bench`: ethpipe measured against the database's own bulk path
-//! (`psql \copy`), against ethereum-etl on the same node, and against a
+//! (`psql \copy`), against ethereum-etl and cryo on the same node, and against a
 //! row-by-row upsert; figures and ratios go to `bench/RESULTS.md`.
 //!
 //! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|sqlite|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
@@ -12,6 +12,7 @@
 //! `--quick` shrinks every size (a smoke run, not a measurement); it and
 //! `--no-wait` skip waiting for a quiet machine.
 
+mod cryo;
 mod day;
 mod env;
 mod load;
@@ -60,6 +61,12 @@ const QUICK: Sizes = Sizes {
 };
 
 fn main() -> std::process::ExitCode {
+    // A measured program's launcher (measure::run), before anything else so
+    // it stays small.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == measure::LAUNCH) {
+        return measure::launch(&args[1..]);
+    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -21,33 +21,54 @@ pub struct Measured {
     pub machine_cpu_s: f64,
 }
 
+/// The argument that makes `ethpipe-bench` a launcher (see [`launch`]).
+pub const LAUNCH: &str = "__measure";
+
 /// Runs `command` to completion with stdout/stderr in `log`; fails with the
 /// log's tail if it exits non-zero.
-pub fn run(mut command: Command, log: &Path) -> anyhow::Result<Measured> {
+///
+/// The command is started by a fresh copy of this binary ([`launch`]), not
+/// by this process: a child's `ru_maxrss` counts the memory of the process
+/// that forked it (the forked copy's pages are its own until `exec`), and
+/// this process may hold hundreds of MB of rows to compare by then. The
+/// launcher has a few MB.
+pub fn run(command: Command, log: &Path) -> anyhow::Result<Measured> {
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    command
+    let usage_file = log.with_extension("rusage");
+    let _ = std::fs::remove_file(&usage_file);
+    let mut launcher = Command::new(std::env::current_exe()?);
+    launcher
+        .arg(LAUNCH)
+        .arg(&usage_file)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => launcher.env(key, value),
+            None => launcher.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        launcher.current_dir(dir);
+    }
+    launcher
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);
     let busy_before = machine_busy_seconds();
     let started = Instant::now();
-    let child = command
-        .spawn()
+    let status = launcher
+        .status()
         .with_context(|| format!("starting {command:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, status and usage point at live locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     let busy_after = machine_busy_seconds();
-    // The child is reaped; do not let `Child` wait for it again.
-    std::mem::forget(child);
-    if reaped != pid {
-        bail!("wait4 failed for {command:?}");
-    }
-    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let exited_ok = status.success();
+    let status = status
+        .code()
+        .map(|c| format!("exit {c}"))
+        .unwrap_or_else(|| format!("{status}"));
+    let usage = std::fs::read_to_string(&usage_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&usage_file);
     if !exited_ok {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(30).collect();
@@ -57,13 +78,60 @@ pub fn run(mut command: Command, log: &Path) -> anyhow::Result<Measured> {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let numbers: Vec<f64> = usage
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [max_rss_kb, cpu_s] = numbers[..] else {
+        bail!("the launcher of {command:?} reported no resource use: {usage:?}");
+    };
     Ok(Measured {
         wall_s: wall.as_secs_f64(),
-        peak_rss_mb: usage.ru_maxrss as f64 * 1024.0 / 1e6,
-        cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_rss_mb: max_rss_kb * 1024.0 / 1e6,
+        cpu_s,
         machine_cpu_s: (busy_after - busy_before).max(0.0),
     })
+}
+
+/// `ethpipe-bench __measure USAGE_FILE PROGRAM ARGS…`, run by [`run`] before
+/// anything else in `main`: runs the program (environment, folder and
+/// output inherited), writes its peak RSS in kB and its CPU seconds to
+/// USAGE_FILE, and exits as it did (128 + the signal if killed by one).
+pub fn launch(args: &[std::ffi::OsString]) -> std::process::ExitCode {
+    let [usage_file, program, rest @ ..] = args else {
+        eprintln!("usage: ethpipe-bench {LAUNCH} USAGE_FILE PROGRAM [ARGS…]");
+        return std::process::ExitCode::from(2);
+    };
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("starting {program:?}: {error}");
+            return std::process::ExitCode::from(127);
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, status and usage point at live locals.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    // The child is reaped; do not let `Child` wait for it again.
+    std::mem::forget(child);
+    if reaped != pid {
+        eprintln!("wait4 failed for {program:?}");
+        return std::process::ExitCode::from(125);
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu_s = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    if let Err(error) = std::fs::write(usage_file, format!("{} {cpu_s}\n", usage.ru_maxrss)) {
+        eprintln!("writing {usage_file:?}: {error}");
+        return std::process::ExitCode::from(125);
+    }
+    if libc::WIFEXITED(status) {
+        std::process::ExitCode::from(libc::WEXITSTATUS(status) as u8)
+    } else {
+        std::process::ExitCode::from((128 + libc::WTERMSIG(status)) as u8)
+    }
 }
 
 /// Busy CPU seconds of the machine since boot: everything but idle and iowait.

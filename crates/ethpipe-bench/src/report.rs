@@ -6,6 +6,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cryo::CryoResults;
 use crate::env::Env;
 use crate::load::{BackfillResults, LoadResults};
 use crate::measure::{load_average, median};
@@ -18,6 +19,10 @@ const LOAD_TARGET: f64 = 1.5;
 const HISTORY_TARGET: f64 = 1.1;
 const MEMORY_TARGET_MB: f64 = 150.0;
 const RPC_TARGET: f64 = 10.0;
+/// ethpipe's whole `backfill` against cryo's whole run over the same blocks:
+/// into PostgreSQL, and into Parquet files.
+const CRYO_POSTGRES_TARGET: f64 = 2.0;
+const CRYO_PARQUET_TARGET: f64 = 1.0;
 /// ethpipe into SQLite against `sqlite3 .import` into the same table (issue 13).
 const SQLITE_TARGET: f64 = 1.5;
 const BACKFILL_TOLERANCE: f64 = 0.20;
@@ -261,6 +266,47 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
             verdict(r.ratio >= RPC_TARGET && r.identical)
         );
     }
+    if let Some(c) = rpc.as_ref().and_then(|r| r.cryo.as_ref()) {
+        let rows = if c.identical && c.parquet_identical {
+            "identical"
+        } else {
+            "**differ**"
+        };
+        let _ = writeln!(
+            w,
+            "| JSON-RPC extraction into PostgreSQL, ethpipe / cryo {} `erc20_transfers` wall time ({} transfers; cryo writes Parquet), each at its best settings, medians of {} alternating rounds | **{:.2} ×** ({} vs {}), rows {rows} | ≤ {CRYO_POSTGRES_TARGET} × | {} |",
+            crate::cryo::CRYO_VERSION.trim_start_matches("cryo=="),
+            thousands(c.rows as f64),
+            c.rounds.len().max(1),
+            c.postgres_ratio,
+            secs(c.postgres_s),
+            secs(c.cryo.wall_s),
+            verdict(c.postgres_ratio <= CRYO_POSTGRES_TARGET && c.identical)
+        );
+        let _ = writeln!(
+            w,
+            "| JSON-RPC extraction into Parquet, ethpipe / cryo wall time | **{:.2} ×** ({} vs {}), rows {rows} | ≤ {CRYO_PARQUET_TARGET} × | {} |",
+            c.parquet_ratio,
+            secs(c.parquet.wall_s),
+            secs(c.cryo.wall_s),
+            verdict(c.parquet_ratio <= CRYO_PARQUET_TARGET && c.identical && c.parquet_identical)
+        );
+    }
+    if let Some(c) = rpc.as_ref().and_then(|r| r.cryo.as_ref()) {
+        // DESIGN §7's memory target holds for any backfill, into files too.
+        if let Some((parallel, concurrency, _, run)) = c
+            .parquet_runs
+            .iter()
+            .max_by(|a, b| a.3.peak_rss_mb.total_cmp(&b.3.peak_rss_mb))
+        {
+            let _ = writeln!(
+                w,
+                "| peak RSS, JSON-RPC `backfill --parallel {parallel} --rpc-concurrency {concurrency}` into `parquet://` (highest of its runs) | **{:.0} MB** | ≤ {MEMORY_TARGET_MB:.0} MB | {} |",
+                run.peak_rss_mb,
+                verdict(run.peak_rss_mb <= MEMORY_TARGET_MB)
+            );
+        }
+    }
     if let Some(m) = rpc.as_ref().and_then(|r| r.memory_run.as_ref()) {
         let (parallel, concurrency) = crate::rpc::MEMORY_RUN;
         let _ = writeln!(
@@ -355,6 +401,9 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     }
     if let Some(r) = &rpc {
         write_rpc(w, r);
+        if let Some(c) = &r.cryo {
+            write_cryo(w, r, c);
+        }
     }
     if let Some(r) = &rowwise {
         write_rowwise(w, r, load.as_ref());
@@ -375,8 +424,9 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     let _ = writeln!(
         w,
         "Needs PostgreSQL at `ETHPIPE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`; \
-         the bench creates and finally drops the database `ethpipe_bench`), `psql`, Python 3 (ethereum-etl and \
-         pandas/psycopg2 are installed by the bench into venvs under `~/.cache/ethpipe-tools`), and `make tools`. \
+         the bench creates and finally drops the database `ethpipe_bench`, or `ETHPIPE_BENCH_DATABASE`), `psql`, \
+         Python 3 (ethereum-etl, cryo with DuckDB, and pandas/psycopg2 are installed by the bench into venvs under \
+         `~/.cache/ethpipe-tools`; cryo's only wheel is for CPython 3.11: `python3.11` if on the PATH, or `PYTHON`), and `make tools`. \
          Scratch files (CSV, logs, per-part JSON) go to `~/.cache/ethpipe-bench` (`ETHPIPE_BENCH_DIR`). \
          The bench waits (up to 20 minutes) for a 1-minute load average below 1.0 and no compiler running before it starts."
     );
@@ -697,6 +747,174 @@ fn write_rpc(w: &mut String, r: &RpcResults) {
         if r.identical { "**identical**" } else { "**they differ**" },
         r.only_ethpipe,
         r.only_etl
+    );
+}
+
+fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
+    let version = crate::cryo::CRYO_VERSION.trim_start_matches("cryo==");
+    let _ = writeln!(
+        w,
+        "### 4b. JSON-RPC: ethpipe against cryo on the same node\n"
+    );
+    let d = crate::cryo::CRYO_DEFAULTS;
+    let _ = writeln!(
+        w,
+        "The same node and blocks as above. Every time is the whole process, start to exit. After the \
+         settings are chosen, cryo, ethpipe into PostgreSQL and ethpipe into Parquet run in {} alternating \
+         rounds over the whole range (cryo first in odd rounds, last in even ones); the medians count.\n\n\
+         - **cryo** {version} (PyPI wheel, its Rust engine; the wheel has no CLI, so `python -c \"cryo.freeze('erc20_transfers', \
+         start_block={}, end_block={}, chunk_size={}, inner_request_size={}, max_concurrent_chunks={})\"`, end block \
+         exclusive, then `os._exit(0)`: in Python's finalization its engine threads can make Python abort after a complete run) into Parquet files in a fresh folder. It reads the Transfer logs and writes them; it keeps **only** \
+         the ERC-20 shape (three topics and one 32-byte word: ERC-721 transfers, and the other shapes ethpipe decodes \
+         such as CryptoKitties' unindexed Transfer, are dropped), fetches no block headers (no timestamps, no days) and \
+         keeps no ledger; requests in flight and per second unlimited (its defaults). Its settings are the fastest, of those that \
+         returned every transfer, of a grid tried first on the first day's blocks ({}–{}, {} transfers; its defaults \
+         are `chunk_size={}, inner_request_size={}, max_concurrent_chunks={}`):\n",
+        c.rounds.len().max(1),
+        r.blocks.0,
+        r.blocks.1 + 1,
+        c.settings.chunk_size,
+        c.settings.inner_request_size,
+        c.settings.max_concurrent_chunks,
+        r.calibration_blocks.0,
+        r.calibration_blocks.1,
+        thousands(c.calibration_rows_expected as f64),
+        d.chunk_size,
+        d.inner_request_size,
+        d.max_concurrent_chunks
+    );
+    let _ = writeln!(
+        w,
+        "| `chunk_size` (blocks a file) | `inner_request_size` (blocks an `eth_getLogs`) | `max_concurrent_chunks` | transfers | wall time (first day) |\n|---|---|---|---|---|"
+    );
+    for (s, rows, wall_s) in &c.calibration {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {}{} |",
+            s.chunk_size,
+            s.inner_request_size,
+            s.max_concurrent_chunks,
+            thousands(*rows as f64),
+            secs(*wall_s),
+            if *s == c.settings { " (chosen)" } else { "" }
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "- **ethpipe into PostgreSQL**: the settings of the fastest run of section 4 (`--parallel {}`), whole days, \
+         with headers, statistics and the ledger.\n\
+         - **ethpipe into Parquet**: the same `backfill` with `--database-url parquet://DIR` (one file per day, \
+         ledger in `DIR/_ethpipe.db`, a fresh folder each run), `--parallel 1` (a SQLite ledger takes one day at a \
+         time) with `--rpc-concurrency` 8 (default) and 16, once each; the fastest goes into the rounds.\n",
+        r.ethpipe_parallel
+    );
+    if !c.rounds.is_empty() {
+        let _ = writeln!(
+            w,
+            "| round | cryo | ethpipe into PostgreSQL | ethpipe into Parquet |\n|---|---|---|---|"
+        );
+        for (i, (cryo_s, postgres_s, parquet_s)) in c.rounds.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                secs(*cryo_s),
+                secs(*postgres_s),
+                secs(*parquet_s)
+            );
+        }
+        let _ = writeln!(w);
+    }
+    let _ = writeln!(
+        w,
+        "| tool (median round, or a single run) | transfers | wall time | × cryo | peak RSS | CPU |\n|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        w,
+        "| cryo `chunk_size={} inner_request_size={} max_concurrent_chunks={}` | {} | **{}** | 1 | {:.0} MB | {:.1} s |",
+        c.settings.chunk_size,
+        c.settings.inner_request_size,
+        c.settings.max_concurrent_chunks,
+        thousands(c.rows as f64),
+        secs(c.cryo.wall_s),
+        c.cryo.peak_rss_mb,
+        c.cryo.cpu_s
+    );
+    let _ = writeln!(
+        w,
+        "| ethpipe into PostgreSQL `--parallel {} --rpc-concurrency {}` | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+        r.ethpipe_parallel,
+        crate::rpc::ETHPIPE_RUNS
+            .iter()
+            .find(|(parallel, _)| *parallel == r.ethpipe_parallel)
+            .map_or(8, |(_, concurrency)| *concurrency),
+        thousands(r.ethpipe_rows as f64),
+        secs(c.postgres_s),
+        c.postgres_ratio,
+        c.postgres.as_ref().unwrap_or(&r.ethpipe).peak_rss_mb,
+        c.postgres.as_ref().unwrap_or(&r.ethpipe).cpu_s
+    );
+    if !c.rounds.is_empty() {
+        let _ = writeln!(
+            w,
+            "| ethpipe into Parquet `--parallel 1 --rpc-concurrency {}` (rounds) | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+            c.parquet_concurrency,
+            thousands(r.ethpipe_rows as f64),
+            secs(c.parquet.wall_s),
+            c.parquet_ratio,
+            c.parquet.peak_rss_mb,
+            c.parquet.cpu_s
+        );
+    }
+    for (parallel, concurrency, rows, run) in &c.parquet_runs {
+        // Results saved before the rounds have only these runs.
+        let chosen = if *concurrency == c.parquet_concurrency && c.rounds.is_empty() {
+            "**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            w,
+            "| ethpipe into Parquet `--parallel {parallel} --rpc-concurrency {concurrency}` (single run) | {} | {chosen}{}{chosen} | {:.2} | {:.0} MB | {:.1} s |",
+            thousands(*rows as f64),
+            secs(run.wall_s),
+            run.wall_s / c.cryo.wall_s,
+            run.peak_rss_mb,
+            run.cpu_s
+        );
+    }
+    let _ = writeln!(w);
+    if !c.failures.is_empty() {
+        let runs: Vec<String> = c
+            .failures
+            .iter()
+            .map(|(log, status)| format!("`{log}` ({status})"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "cryo failed {} time(s) and the run was repeated (exit 134 is SIGABRT: cryo {version}'s engine threads \
+             can release the GIL while Python finalizes; the bench's script leaves with `os._exit(0)` once \
+             `cryo.freeze` has returned to avoid it); failed runs' times are not used: {}.\n",
+            c.failures.len(),
+            runs.join(", ")
+        );
+    }
+    let _ = writeln!(
+        w,
+        "Into PostgreSQL **{:.2} ×** cryo's time (target ≤ {CRYO_POSTGRES_TARGET} ×): {}. Into Parquet **{:.2} ×** \
+         (target ≤ {CRYO_PARQUET_TARGET} ×): {}. Rows compared on (transaction_hash, log_index, token_address, \
+         from_address, to_address, value, block_number), cryo's binary hashes and addresses as 0x-hex and its \
+         `value_string` as the value: {} ({} only in ethpipe's, {} only in cryo's); ethpipe's Parquet rows against \
+         its PostgreSQL rows: {}. The chain has only standard ERC-20 tokens, so what cryo skips removes no row here.\n",
+        c.postgres_ratio,
+        verdict(c.postgres_ratio <= CRYO_POSTGRES_TARGET && c.identical),
+        c.parquet_ratio,
+        verdict(c.parquet_ratio <= CRYO_PARQUET_TARGET && c.identical && c.parquet_identical),
+        if c.identical { "**identical**" } else { "**they differ**" },
+        c.only_ethpipe,
+        c.only_cryo,
+        if c.parquet_identical { "identical" } else { "**they differ**" }
     );
 }
 

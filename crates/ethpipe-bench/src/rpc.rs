@@ -8,7 +8,8 @@
 //! RSS is the memory target's); ethereum-etl exports the same block range with
 //! `export_token_transfers` to CSV (the fastest of a grid of its settings). Both
 //! row sets must be identical on (transaction_hash, log_index, token_address,
-//! from_address, to_address, value, block_number).
+//! from_address, to_address, value, block_number). cryo, and ethpipe into
+//! Parquet, then run against the same node and rows: [`crate::cryo`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use ethpipe_testkit::chain::{day_end, day_start, encode_call};
 use ethpipe_testkit::{Anvil, AnvilOptions, Arg, Tx};
 use serde::{Deserialize, Serialize};
 
+use crate::cryo::{cryo_venv, CryoResults};
 use crate::day::{value, Rng};
 use crate::env::Env;
 use crate::measure::{self, Measured};
@@ -34,7 +36,7 @@ const HOLDERS: f64 = 20_000.0;
 
 /// ethpipe's runs as (`--parallel`, `--rpc-concurrency`): its defaults, two
 /// days in flight, and [`MEMORY_RUN`].
-const ETHPIPE_RUNS: [(u32, u32); 3] = [(1, 8), (2, 8), MEMORY_RUN];
+pub const ETHPIPE_RUNS: [(u32, u32); 3] = [(1, 8), (2, 8), MEMORY_RUN];
 /// The run whose peak RSS is held to the memory target: the most work in
 /// flight a backfill is likely to be given (issue 13).
 pub const MEMORY_RUN: (u32, u32) = (4, 16);
@@ -74,9 +76,15 @@ pub struct RpcResults {
     pub only_ethpipe: usize,
     pub only_etl: usize,
     pub ratio: f64,
+    /// cryo and ethpipe into Parquet on the same chain (absent in results
+    /// saved before they were measured).
+    #[serde(default)]
+    pub cryo: Option<CryoResults>,
 }
 
-type Key = (String, i64, String, String, String, String, i64);
+/// (transaction_hash, log_index, token_address, from_address, to_address,
+/// value, block_number): what the tools' rows are compared on.
+pub(crate) type Key = (String, i64, String, String, String, String, i64);
 
 /// The venv with ethereum-etl, made once under the tools folder.
 pub fn etl_venv(env: &Env) -> anyhow::Result<PathBuf> {
@@ -215,7 +223,9 @@ fn etl_command(
     command
 }
 
-fn read_etl_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
+/// ethereum-etl's CSV, or any with its column names (cryo's and ethpipe's
+/// Parquet are dumped so by [`crate::cryo`]).
+pub(crate) fn read_transfers_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
@@ -252,8 +262,55 @@ fn read_etl_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
         .collect()
 }
 
+/// `ethpipe backfill token_transfers --source rpc` of the days from [`FROM`]
+/// to `last_day` into emptied tables, with (`--parallel`,
+/// `--rpc-concurrency`); returns the rows loaded and the measurement.
+fn backfill_into_postgres(
+    env: &Env,
+    client: &tokio_postgres::Client,
+    url: &str,
+    last_day: &str,
+    (parallel, concurrency): (u32, u32),
+    log: &str,
+) -> anyhow::Result<(usize, Measured)> {
+    env.execute(
+        client,
+        "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+    )?;
+    let run = measure::run(
+        env.ethpipe(
+            &[
+                "backfill",
+                "token_transfers",
+                "--from",
+                FROM,
+                "--to",
+                last_day,
+                "--force",
+                "--parallel",
+                &parallel.to_string(),
+                "--rpc-concurrency",
+                &concurrency.to_string(),
+            ],
+            &[
+                ("ETHPIPE_SOURCE", "rpc".to_string()),
+                ("ETHPIPE_RPC_URL", url.to_string()),
+                ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
+            ],
+        ),
+        &env.log(log),
+    )?;
+    let rows = env
+        .column(client, "SELECT count(*) FROM ethereum.token_transfers")?
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok((rows, run))
+}
+
 pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults> {
     let venv = etl_venv(env)?;
+    let cryo_venv = cryo_venv(env)?;
     env.fresh_database()?;
     let from = date(FROM);
     let anvil = env.rt.block_on(Anvil::start_with(AnvilOptions {
@@ -276,39 +333,22 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
     // (`--parallel`, `--rpc-concurrency`); the fastest counts, all are reported.
     let mut ethpipe_runs = Vec::new();
     let mut memory_run = None;
-    for (parallel, concurrency) in ETHPIPE_RUNS {
-        env.execute(
+    let backfill = |parallel: u32, concurrency: u32, log: &str| {
+        backfill_into_postgres(
+            env,
             &client,
-            "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
+            anvil.url(),
+            &last_day.to_string(),
+            (parallel, concurrency),
+            log,
+        )
+    };
+    for (parallel, concurrency) in ETHPIPE_RUNS {
+        let (rows, run) = backfill(
+            parallel,
+            concurrency,
+            &format!("ethpipe-rpc-parallel-{parallel}.log"),
         )?;
-        let run = measure::run(
-            env.ethpipe(
-                &[
-                    "backfill",
-                    "token_transfers",
-                    "--from",
-                    FROM,
-                    "--to",
-                    &last_day.to_string(),
-                    "--force",
-                    "--parallel",
-                    &parallel.to_string(),
-                    "--rpc-concurrency",
-                    &concurrency.to_string(),
-                ],
-                &[
-                    ("ETHPIPE_SOURCE", "rpc".to_string()),
-                    ("ETHPIPE_RPC_URL", anvil.url().to_string()),
-                    ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
-                ],
-            ),
-            &env.log(&format!("ethpipe-rpc-parallel-{parallel}.log")),
-        )?;
-        let rows: usize = env
-            .column(&client, "SELECT count(*) FROM ethereum.token_transfers")?
-            .first()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
         eprintln!(
             "bench: ethpipe (rpc) --parallel {parallel} --rpc-concurrency {concurrency}: {rows} transfers in {:.1} s, peak RSS {:.0} MB",
             run.wall_s, run.peak_rss_mb
@@ -364,7 +404,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
             ),
             &env.log(&format!("etl-b{batch}-w{workers}.log")),
         )?;
-        let rows = read_etl_csv(&output)?.len();
+        let rows = read_transfers_csv(&output)?.len();
         let per_s = rows as f64 / run.wall_s;
         eprintln!("bench: ethereum-etl --batch-size {batch} --max-workers {workers}: {rows} transfers of the first day, {per_s:.0}/s");
         etl_calibration.push((batch, workers, per_s));
@@ -384,7 +424,7 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         ),
         &env.log("etl.log"),
     )?;
-    let etl_keys = read_etl_csv(&output)?;
+    let etl_keys = read_transfers_csv(&output)?;
     eprintln!(
         "bench: ethereum-etl: {} transfers in {:.1} s",
         etl_keys.len(),
@@ -402,6 +442,34 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         && only_etl == 0
         && ours.len() == ethpipe_keys.len()
         && theirs.len() == etl_keys.len();
+    let cryo = crate::cryo::cryo(
+        env,
+        &cryo_venv,
+        &crate::cryo::Chain {
+            url: anvil.url(),
+            days: (FROM, last_day.to_string()),
+            blocks: (first, last),
+            calibration_blocks,
+            ethpipe_keys: &ethpipe_keys,
+            postgres: &|round| {
+                let settings = ETHPIPE_RUNS
+                    .into_iter()
+                    .find(|(parallel, _)| *parallel == ethpipe_parallel)
+                    .context("the fastest run is one of ETHPIPE_RUNS")?;
+                let (rows, run) = backfill(
+                    settings.0,
+                    settings.1,
+                    &format!("ethpipe-rpc-cryo-round-{round}.log"),
+                )?;
+                anyhow::ensure!(
+                    rows == ethpipe_keys.len(),
+                    "round {round} into PostgreSQL loaded {rows} transfers, not {}",
+                    ethpipe_keys.len()
+                );
+                Ok(run)
+            },
+        },
+    )?;
     let ethpipe_per_s = ethpipe_keys.len() as f64 / ethpipe.wall_s;
     let etl_per_s = etl_keys.len() as f64 / etl.wall_s;
     let results = RpcResults {
@@ -426,12 +494,23 @@ pub fn rpc(env: &Env, transfers: usize, days: u32) -> anyhow::Result<RpcResults>
         only_ethpipe,
         only_etl,
         ratio: ethpipe_per_s / etl_per_s,
+        cryo: Some(cryo.clone()),
     };
     let _ = std::fs::remove_file(&output);
     env.save("rpc", &results)?;
     anyhow::ensure!(
         identical,
         "ethpipe and ethereum-etl disagree: {only_ethpipe} rows only in ethpipe's, {only_etl} only in ethereum-etl's"
+    );
+    anyhow::ensure!(
+        cryo.identical,
+        "ethpipe and cryo disagree: {} rows only in ethpipe's, {} only in cryo's",
+        cryo.only_ethpipe,
+        cryo.only_cryo
+    );
+    anyhow::ensure!(
+        cryo.parquet_identical,
+        "ethpipe's Parquet files and its PostgreSQL rows disagree (see the log)"
     );
     Ok(results)
 }
