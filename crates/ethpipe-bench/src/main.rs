@@ -149,8 +149,7 @@ fn run() -> anyhow::Result<()> {
             }
             _ => unreachable!(),
         }
-        meta.part_seconds
-            .push((part.to_string(), part_started.elapsed().as_secs_f64()));
+        meta.ran(part, part_started.elapsed().as_secs_f64());
     }
     if !parts.is_empty() {
         // The sqlite part never opens the bench database: run alone, it
@@ -162,12 +161,9 @@ fn run() -> anyhow::Result<()> {
         if part == "all" {
             meta.total_seconds = started.elapsed().as_secs_f64();
         } else {
-            // One part re-run: keep the other parts' durations of the last run.
-            let previous: Option<report::Meta> = env.load("meta");
-            for (name, seconds) in previous.map(|m| m.part_seconds).unwrap_or_default() {
-                if !parts.contains(&name.as_str()) {
-                    meta.part_seconds.push((name, seconds));
-                }
+            // One part re-run: the others keep their figures of earlier runs.
+            if let Some(previous) = env.load::<report::Meta>("meta") {
+                meta.keep_other_parts(&previous);
             }
             meta.total_seconds = meta.part_seconds.iter().map(|(_, s)| s).sum();
         }

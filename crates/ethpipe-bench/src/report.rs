@@ -44,6 +44,87 @@ pub struct Meta {
     pub load_average_end: f64,
     pub part_seconds: Vec<(String, f64)>,
     pub total_seconds: f64,
+    /// When and at which commit each part's figures were taken: a part run
+    /// alone keeps the other parts' figures of earlier runs.
+    #[serde(default)]
+    pub part_runs: Vec<PartRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRun {
+    pub part: String,
+    pub date: String,
+    pub commit: String,
+}
+
+impl Meta {
+    /// Records that `part` ran now, in this run.
+    pub fn ran(&mut self, part: &str, seconds: f64) {
+        self.part_seconds.push((part.to_string(), seconds));
+        self.part_runs.push(PartRun {
+            part: part.to_string(),
+            date: self.date.clone(),
+            commit: self.commit.clone(),
+        });
+    }
+
+    /// Keeps `previous`'s figures of the parts this run did not run.
+    pub fn keep_other_parts(&mut self, previous: &Meta) {
+        for (part, seconds) in &previous.part_seconds {
+            if self.part_seconds.iter().any(|(p, _)| p == part) {
+                continue;
+            }
+            self.part_seconds.push((part.clone(), *seconds));
+            let run = previous
+                .part_runs
+                .iter()
+                .find(|r| &r.part == part)
+                .cloned()
+                // Saved before runs were recorded per part: the run that saved it.
+                .unwrap_or_else(|| PartRun {
+                    part: part.clone(),
+                    date: previous.date.clone(),
+                    commit: previous.commit.clone(),
+                });
+            self.part_runs.push(run);
+        }
+    }
+
+    /// The header's sentence on where the figures come from.
+    fn provenance(&self) -> String {
+        let mut runs: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for run in &self.part_runs {
+            match runs
+                .iter_mut()
+                .find(|(date, commit, _)| *date == run.date && *commit == run.commit)
+            {
+                Some((_, _, parts)) => parts.push(&run.part),
+                None => runs.push((&run.date, &run.commit, vec![&run.part])),
+            }
+        }
+        if runs.len() <= 1 {
+            return format!(
+                "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}` at commit {}. \
+                 Every figure below comes from that run; nothing is edited by hand.",
+                self.date, self.ethpipe_version, self.commit
+            );
+        }
+        let listed: Vec<String> = runs
+            .iter()
+            .map(|(date, commit, parts)| {
+                let parts: Vec<String> = parts.iter().map(|p| format!("`{p}`")).collect();
+                format!("{} on {date} at commit {commit}", parts.join(", "))
+            })
+            .collect();
+        format!(
+            "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}`. The parts come from \
+             more than one run (a part run alone keeps the others' figures): {}. Each figure \
+             comes from its part's run; nothing is edited by hand.",
+            self.date,
+            self.ethpipe_version,
+            listed.join("; ")
+        )
+    }
 }
 
 fn command_text(program: &str, args: &[&str]) -> String {
@@ -142,6 +223,7 @@ impl Meta {
             load_average_end: 0.0,
             part_seconds: Vec::new(),
             total_seconds: 0.0,
+            part_runs: Vec::new(),
         })
     }
 }
@@ -188,10 +270,8 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     let _ = writeln!(w, "# ethpipe benchmarks\n");
     let _ = writeln!(
         w,
-        "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}` at commit {}. \
-         Every figure below comes from that run; nothing is edited by hand. How the \
-         benchmark works and what was profiled: [README.md](README.md).\n",
-        meta.date, meta.ethpipe_version, meta.commit
+        "{} How the benchmark works and what was profiled: [README.md](README.md).\n",
+        meta.provenance()
     );
     if meta.quick {
         let _ = writeln!(
@@ -1002,4 +1082,54 @@ fn write_sqlite(w: &mut String, s: &SqliteResults) {
         verdict(s.ratio <= SQLITE_TARGET),
         thousands(s.counts.0 as f64)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(date: &str, commit: &str) -> Meta {
+        Meta {
+            date: date.into(),
+            commit: commit.into(),
+            ethpipe_version: "ethpipe 0.1.0".into(),
+            ..Meta::default()
+        }
+    }
+
+    #[test]
+    fn a_part_run_alone_names_the_runs_the_other_figures_come_from() {
+        let mut full = meta("day 1", "aaa");
+        for part in ["load", "rpc", "sqlite"] {
+            full.ran(part, 1.0);
+        }
+        assert!(full
+            .provenance()
+            .contains("at commit aaa. Every figure below comes from that run"));
+
+        let mut alone = meta("day 2", "bbb");
+        alone.ran("load", 2.0);
+        alone.keep_other_parts(&full);
+        let text = alone.provenance();
+        assert!(text.contains("`load` on day 2 at commit bbb"), "{text}");
+        assert!(
+            text.contains("`rpc`, `sqlite` on day 1 at commit aaa"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Every figure below comes from that run"),
+            "{text}"
+        );
+        assert_eq!(alone.part_seconds.len(), 3);
+
+        // Saved before runs were recorded per part: the saving run is named.
+        let mut old = meta("day 0", "ccc");
+        old.part_seconds.push(("rowwise".into(), 3.0));
+        let mut next = meta("day 3", "ddd");
+        next.ran("load", 1.0);
+        next.keep_other_parts(&old);
+        assert!(next
+            .provenance()
+            .contains("`rowwise` on day 0 at commit ccc"));
+    }
 }
