@@ -126,15 +126,6 @@ pub struct CryoResults {
 /// 0.3.2 ships a CPython 3.11 wheel only: `PYTHON` picks the interpreter,
 /// else `python3.11` if on the PATH, else `python3`.
 pub fn cryo_venv(env: &Env) -> anyhow::Result<PathBuf> {
-    let venv = ethpipe_testkit::anvil::tools_dir().join("bench-cryo-venv");
-    let marker = venv.join(".ethpipe-bench");
-    let wanted = format!("{CRYO_VERSION} {}", CRYO_PINS.join(" "));
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(venv);
-    }
-    eprintln!("bench: installing {wanted} into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
-    // cryo's wheel wants 3.11: `python3.11` when there is one, else `python3`.
     let python = std::env::var("PYTHON").unwrap_or_else(|_| {
         let has_311 = Command::new("python3.11")
             .arg("--version")
@@ -142,20 +133,19 @@ pub fn cryo_venv(env: &Env) -> anyhow::Result<PathBuf> {
             .is_ok_and(|o| o.status.success());
         if has_311 { "python3.11" } else { "python3" }.to_string()
     });
-    let mut make = Command::new(&python);
-    make.args(["-m", "venv"]).arg(&venv);
-    measure::run(make, &env.log("cryo-venv.log"))?;
-    let mut install = Command::new(venv.join("bin").join("pip"));
-    // Wheels only: a source build of cryo would need a Rust toolchain and
-    // minutes, and would not be the published package.
-    install
-        .args(["install", "-q", "--only-binary=:all:", CRYO_VERSION])
-        .args(CRYO_PINS);
-    measure::run(install, &env.log("cryo-pip.log")).context(
-        "installing cryo (its only wheel is for CPython 3.11: set PYTHON to a python3.11)",
-    )?;
-    std::fs::write(&marker, wanted)?;
-    Ok(venv)
+    let wanted = format!("{CRYO_VERSION} {}", CRYO_PINS.join(" "));
+    env.python_venv("cryo", &python, &wanted, |pip| {
+        let mut install = Command::new(pip);
+        // Wheels only: a source build of cryo would need a Rust toolchain and
+        // minutes, and would not be the published package.
+        install
+            .args(["install", "-q", "--only-binary=:all:", CRYO_VERSION])
+            .args(CRYO_PINS);
+        measure::run(install, &env.log("cryo-pip.log")).context(
+            "installing cryo (its only wheel is for CPython 3.11: set PYTHON to a python3.11)",
+        )?;
+        Ok(())
+    })
 }
 
 /// `cryo.freeze('erc20_transfers', **kwargs)`: cryo's Python entry point

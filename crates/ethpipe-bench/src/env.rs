@@ -88,6 +88,32 @@ impl Env {
         self.work.join("logs").join(name)
     }
 
+    /// The venv `bench-<name>-venv` under the tools folder, made with
+    /// `python` once for `wanted` (the packages it holds, kept in a marker
+    /// file; a venv made for other packages is made again). `install` runs
+    /// the pip steps given the venv's `pip`; logs go to `<name>-*.log`.
+    pub fn python_venv(
+        &self,
+        name: &str,
+        python: &str,
+        wanted: &str,
+        install: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<PathBuf> {
+        let venv = ethpipe_testkit::anvil::tools_dir().join(format!("bench-{name}-venv"));
+        let marker = venv.join(".ethpipe-bench");
+        if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted) {
+            return Ok(venv);
+        }
+        eprintln!("bench: installing {wanted} into {}", venv.display());
+        let _ = std::fs::remove_dir_all(&venv);
+        let mut make = Command::new(python);
+        make.args(["-m", "venv"]).arg(&venv);
+        crate::measure::run(make, &self.log(&format!("{name}-venv.log")))?;
+        install(&venv.join("bin").join("pip"))?;
+        std::fs::write(&marker, wanted)?;
+        Ok(venv)
+    }
+
     pub fn connect(&self, url: &str) -> anyhow::Result<Client> {
         self.rt.block_on(async {
             let (client, connection) = tokio_postgres::connect(url, NoTls)

@@ -32,23 +32,13 @@ struct ScriptOutput {
 }
 
 fn venv(env: &Env) -> anyhow::Result<std::path::PathBuf> {
-    let venv = ethpipe_testkit::anvil::tools_dir().join("bench-pandas-venv");
-    let marker = venv.join(".ethpipe-bench");
-    let wanted = PINS.join(" ");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(venv);
-    }
-    eprintln!("bench: installing {wanted} into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut make = Command::new(&python);
-    make.args(["-m", "venv"]).arg(&venv);
-    measure::run(make, &env.log("pandas-venv.log"))?;
-    let mut install = Command::new(venv.join("bin").join("pip"));
-    install.args(["install", "-q"]).args(PINS);
-    measure::run(install, &env.log("pandas-pip.log"))?;
-    std::fs::write(&marker, wanted)?;
-    Ok(venv)
+    env.python_venv("pandas", &python, &PINS.join(" "), |pip| {
+        let mut install = Command::new(pip);
+        install.args(["install", "-q"]).args(PINS);
+        measure::run(install, &env.log("pandas-pip.log"))?;
+        Ok(())
+    })
 }
 
 pub fn rowwise(env: &Env, rows: usize, day_rows: usize) -> anyhow::Result<RowwiseResults> {

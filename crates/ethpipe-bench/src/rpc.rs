@@ -88,29 +88,19 @@ pub(crate) type Key = (String, i64, String, String, String, String, i64);
 
 /// The venv with ethereum-etl, made once under the tools folder.
 pub fn etl_venv(env: &Env) -> anyhow::Result<PathBuf> {
-    let venv = ethpipe_testkit::anvil::tools_dir().join("bench-etl-venv");
-    let marker = venv.join(".ethpipe-bench");
-    let wanted = format!("{ETL_VERSION} {}", ETL_PINS.join(" "));
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(venv);
-    }
-    eprintln!("bench: installing {wanted} into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut make = Command::new(&python);
-    make.args(["-m", "venv"]).arg(&venv);
-    measure::run(make, &env.log("etl-venv.log"))?;
-    let pip = venv.join("bin").join("pip");
-    let mut install = Command::new(&pip);
-    install.args(["install", "-q", ETL_VERSION]);
-    measure::run(install, &env.log("etl-pip.log"))?;
-    // eth-abi 2.2 asks for parsimonious < 0.9, whose 0.8 no longer imports;
-    // 0.9.0 works and needs regex, so both go in without the resolver.
-    let mut pin = Command::new(&pip);
-    pin.args(["install", "-q", "--no-deps"]).args(ETL_PINS);
-    measure::run(pin, &env.log("etl-pip-pins.log"))?;
-    std::fs::write(&marker, wanted)?;
-    Ok(venv)
+    let wanted = format!("{ETL_VERSION} {}", ETL_PINS.join(" "));
+    env.python_venv("etl", &python, &wanted, |pip| {
+        let mut install = Command::new(pip);
+        install.args(["install", "-q", ETL_VERSION]);
+        measure::run(install, &env.log("etl-pip.log"))?;
+        // eth-abi 2.2 asks for parsimonious < 0.9, whose 0.8 no longer imports;
+        // 0.9.0 works and needs regex, so both go in without the resolver.
+        let mut pin = Command::new(pip);
+        pin.args(["install", "-q", "--no-deps"]).args(ETL_PINS);
+        measure::run(pin, &env.log("etl-pip-pins.log"))?;
+        Ok(())
+    })
 }
 
 fn date(text: &str) -> NaiveDate {
