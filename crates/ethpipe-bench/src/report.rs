@@ -57,76 +57,6 @@ pub struct PartRun {
     pub commit: String,
 }
 
-impl Meta {
-    /// Records that `part` ran now, in this run.
-    pub fn ran(&mut self, part: &str, seconds: f64) {
-        self.part_seconds.push((part.to_string(), seconds));
-        self.part_runs.push(PartRun {
-            part: part.to_string(),
-            date: self.date.clone(),
-            commit: self.commit.clone(),
-        });
-    }
-
-    /// Keeps `previous`'s figures of the parts this run did not run.
-    pub fn keep_other_parts(&mut self, previous: &Meta) {
-        for (part, seconds) in &previous.part_seconds {
-            if self.part_seconds.iter().any(|(p, _)| p == part) {
-                continue;
-            }
-            self.part_seconds.push((part.clone(), *seconds));
-            let run = previous
-                .part_runs
-                .iter()
-                .find(|r| &r.part == part)
-                .cloned()
-                // Saved before runs were recorded per part: the run that saved it.
-                .unwrap_or_else(|| PartRun {
-                    part: part.clone(),
-                    date: previous.date.clone(),
-                    commit: previous.commit.clone(),
-                });
-            self.part_runs.push(run);
-        }
-    }
-
-    /// The header's sentence on where the figures come from.
-    fn provenance(&self) -> String {
-        let mut runs: Vec<(&str, &str, Vec<&str>)> = Vec::new();
-        for run in &self.part_runs {
-            match runs
-                .iter_mut()
-                .find(|(date, commit, _)| *date == run.date && *commit == run.commit)
-            {
-                Some((_, _, parts)) => parts.push(&run.part),
-                None => runs.push((&run.date, &run.commit, vec![&run.part])),
-            }
-        }
-        if runs.len() <= 1 {
-            return format!(
-                "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}` at commit {}. \
-                 Every figure below comes from that run; nothing is edited by hand.",
-                self.date, self.ethpipe_version, self.commit
-            );
-        }
-        let listed: Vec<String> = runs
-            .iter()
-            .map(|(date, commit, parts)| {
-                let parts: Vec<String> = parts.iter().map(|p| format!("`{p}`")).collect();
-                format!("{} on {date} at commit {commit}", parts.join(", "))
-            })
-            .collect();
-        format!(
-            "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}`. The parts come from \
-             more than one run (a part run alone keeps the others' figures): {}. Each figure \
-             comes from its part's run; nothing is edited by hand.",
-            self.date,
-            self.ethpipe_version,
-            listed.join("; ")
-        )
-    }
-}
-
 fn command_text(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
@@ -225,6 +155,74 @@ impl Meta {
             total_seconds: 0.0,
             part_runs: Vec::new(),
         })
+    }
+
+    /// Records that `part` ran now, in this run.
+    pub fn ran(&mut self, part: &str, seconds: f64) {
+        self.part_seconds.push((part.to_string(), seconds));
+        self.part_runs.push(PartRun {
+            part: part.to_string(),
+            date: self.date.clone(),
+            commit: self.commit.clone(),
+        });
+    }
+
+    /// Keeps `previous`'s figures of the parts this run did not run.
+    pub fn keep_other_parts(&mut self, previous: &Meta) {
+        for (part, seconds) in &previous.part_seconds {
+            if self.part_seconds.iter().any(|(p, _)| p == part) {
+                continue;
+            }
+            self.part_seconds.push((part.clone(), *seconds));
+            let run = previous
+                .part_runs
+                .iter()
+                .find(|r| &r.part == part)
+                .cloned()
+                // Saved before runs were recorded per part: the run that saved it.
+                .unwrap_or_else(|| PartRun {
+                    part: part.clone(),
+                    date: previous.date.clone(),
+                    commit: previous.commit.clone(),
+                });
+            self.part_runs.push(run);
+        }
+    }
+
+    /// The header's sentence on where the figures come from.
+    fn provenance(&self) -> String {
+        let mut runs: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for run in &self.part_runs {
+            match runs
+                .iter_mut()
+                .find(|(date, commit, _)| *date == run.date && *commit == run.commit)
+            {
+                Some((_, _, parts)) => parts.push(&run.part),
+                None => runs.push((&run.date, &run.commit, vec![&run.part])),
+            }
+        }
+        if runs.len() <= 1 {
+            return format!(
+                "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}` at commit {}. \
+                 Every figure below comes from that run; nothing is edited by hand.",
+                self.date, self.ethpipe_version, self.commit
+            );
+        }
+        let listed: Vec<String> = runs
+            .iter()
+            .map(|(date, commit, parts)| {
+                let parts: Vec<String> = parts.iter().map(|p| format!("`{p}`")).collect();
+                format!("{} on {date} at commit {commit}", parts.join(", "))
+            })
+            .collect();
+        format!(
+            "Written by `make bench` (`crates/ethpipe-bench`) on {}, `{}`. The parts come from \
+             more than one run (a part run alone keeps the others' figures): {}. Each figure \
+             comes from its part's run; nothing is edited by hand.",
+            self.date,
+            self.ethpipe_version,
+            listed.join("; ")
+        )
     }
 }
 
