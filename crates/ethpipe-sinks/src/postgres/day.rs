@@ -182,7 +182,7 @@ impl DayWriter for PgDayWriter {
                 // Derived steps read the new day from its own table before
                 // its indexes exist, so the planner reads it in one sequential
                 // pass (with the token index, it chose to visit the rows in
-                // index order: 2-3 × slower), and before the swap, so readers
+                // index order: about 2 × slower), and before the swap, so readers
                 // wait only for the swap itself.
                 for derived in self.pipeline.derived() {
                     steps.push(self.derive(*derived, stage).await?);

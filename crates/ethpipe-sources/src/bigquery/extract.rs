@@ -275,6 +275,18 @@ struct JobHandle {
     location: Option<String>,
 }
 
+impl JobHandle {
+    fn of(page: &Page) -> Result<JobHandle, SourceError> {
+        let id = page.job_id.clone().ok_or_else(|| {
+            SourceError::Transient("BigQuery's answer names no job to page through".into())
+        })?;
+        Ok(JobHandle {
+            id,
+            location: page.location.clone(),
+        })
+    }
+}
+
 /// The next page, being fetched on its own task. Dropped unfinished (the run
 /// was cancelled or failed), it stops the request.
 struct Prefetch(tokio::task::JoinHandle<Result<Page, SourceError>>);
@@ -297,18 +309,6 @@ impl Prefetch {
 impl Drop for Prefetch {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-impl JobHandle {
-    fn of(page: &Page) -> Result<JobHandle, SourceError> {
-        let id = page.job_id.clone().ok_or_else(|| {
-            SourceError::Transient("BigQuery's answer names no job to page through".into())
-        })?;
-        Ok(JobHandle {
-            id,
-            location: page.location.clone(),
-        })
     }
 }
 
