@@ -110,16 +110,25 @@ pub fn day_bounds(day: Day) -> (String, String) {
     (literal(day), literal(day.succ()))
 }
 
-/// The statements that build a day table's key and the dataset's indexes
-/// (`<name>_pkey`, `<name>_<suffix>`), once its rows are in.
+/// The statements that build a day table's key index and the dataset's
+/// indexes (`<name>_pkey`, `<name>_<suffix>`), once its rows are in. Each
+/// takes only a SHARE lock, so several can run at once on separate sessions;
+/// [`day_table_key`] then makes the key index the primary key.
 pub fn day_table_indexes(pipeline: Pipeline, target: &str) -> Vec<String> {
     let name = target.rsplit('.').next().unwrap_or(target);
     let mut statements = vec![format!(
-        "ALTER TABLE {target} ADD CONSTRAINT {name}_pkey PRIMARY KEY ({})",
+        "CREATE UNIQUE INDEX {name}_pkey ON {target} ({})",
         pipeline.key().join(", ")
     )];
     statements.extend(index_statements(pipeline, name, target));
     statements
+}
+
+/// Turns the unique index built by [`day_table_indexes`] into the day
+/// table's primary key (no scan: the key columns are already NOT NULL).
+pub fn day_table_key(target: &str) -> String {
+    let name = target.rsplit('.').next().unwrap_or(target);
+    format!("ALTER TABLE {target} ADD CONSTRAINT {name}_pkey PRIMARY KEY USING INDEX {name}_pkey")
 }
 
 fn column_lines(pipeline: Pipeline, dialect: Dialect) -> Vec<String> {
@@ -177,7 +186,11 @@ mod tests {
         let indexes = day_table_indexes(ERC1155_TRANSFERS, table);
         assert_eq!(
             indexes[0],
-            "ALTER TABLE ethereum._stage_erc1155_transfers_20240301_7 ADD CONSTRAINT _stage_erc1155_transfers_20240301_7_pkey PRIMARY KEY (transaction_hash, log_index, batch_index)"
+            "CREATE UNIQUE INDEX _stage_erc1155_transfers_20240301_7_pkey ON ethereum._stage_erc1155_transfers_20240301_7 (transaction_hash, log_index, batch_index)"
+        );
+        assert_eq!(
+            day_table_key(table),
+            "ALTER TABLE ethereum._stage_erc1155_transfers_20240301_7 ADD CONSTRAINT _stage_erc1155_transfers_20240301_7_pkey PRIMARY KEY USING INDEX _stage_erc1155_transfers_20240301_7_pkey"
         );
     }
 }

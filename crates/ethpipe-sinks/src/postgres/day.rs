@@ -2,17 +2,18 @@
 //!
 //! `begin` opens a transaction and a binary `COPY`; batches stream in as they
 //! arrive. `commit` ends the COPY, checks the count, runs the dataset's
-//! derived steps and the SQL models and records the run, all in that one
-//! transaction.
+//! derived steps and the SQL models and records the run, all in the day's
+//! one transaction.
 //!
 //! A day of a [`LoadMode::ReplaceDay`] dataset is copied into a fresh table
-//! that becomes the day's partition (`partitions.rs`): its indexes are built
-//! after the rows are in and the old day is swapped out in one short step at
-//! the end, so a day costs the same whatever the table already holds, and
-//! readers see the old day until the commit. A [`LoadMode::Merge`] dataset
-//! (tokens), and any full load, goes through a temporary staging table and is
-//! merged in at commit. Either way, if the process dies the server rolls the
-//! transaction back and the previous version of the day stays. A day loaded
+//! that becomes the day's partition (`partitions.rs`): the table is
+//! committed aside once the rows are in, its indexes are built on two
+//! sessions, and the old day is swapped out in one short transaction at the
+//! end, so a day costs the same whatever the table already holds, and
+//! readers see the old day until that commit. A [`LoadMode::Merge`] dataset
+//! (tokens), and any full load, goes through a temporary staging table and
+//! is merged in at commit. Either way, if the process dies before the day's
+//! commit, the previous version of the day stays. A day loaded
 //! with a token filter replaces only the filter's tokens' rows: the day's
 //! other rows are copied into the new table first ([`partitions::keep_others`]).
 
@@ -28,6 +29,7 @@ use tokio_postgres::{Client, CopyInSink};
 
 use super::copy;
 use super::partitions::{self, DayPartition};
+use super::Connector;
 use crate::models::Model;
 use crate::sink::DayWriter;
 use crate::{
@@ -54,6 +56,8 @@ enum Target {
 
 pub struct PgDayWriter {
     client: Client,
+    /// Opens the second session that builds half of a day's indexes.
+    connector: Connector,
     pipeline: Pipeline,
     scope: Scope,
     /// Only these tokens' rows of the day are replaced.
@@ -66,7 +70,11 @@ pub struct PgDayWriter {
 }
 
 impl PgDayWriter {
-    pub async fn begin(client: Client, slice: Slice) -> Result<Self, SinkError> {
+    pub async fn begin(
+        client: Client,
+        connector: Connector,
+        slice: Slice,
+    ) -> Result<Self, SinkError> {
         let Slice {
             pipeline,
             scope,
@@ -117,6 +125,7 @@ impl PgDayWriter {
             .map_err(|e| SinkError::db("starting COPY", e))?;
         let mut writer = PgDayWriter {
             client,
+            connector,
             pipeline,
             scope,
             filter,
@@ -158,6 +167,34 @@ impl DayWriter for PgDayWriter {
 
     async fn commit(mut self: Box<Self>, commit: Commit) -> Result<Committed, SinkError> {
         let started = Utc::now();
+        self.finish_copy().await?;
+        let steps = vec![StepReport::since("load", self.rows, started)];
+        let Target::Partition { stage, .. } = &self.target else {
+            return self.finish(commit, steps).await;
+        };
+        // The day's table is committed aside (readers cannot see it: it is
+        // no partition yet) so that a second session can build half of its
+        // indexes; a failure from here on drops it, and if the process dies,
+        // the next load's `drop_orphans` does.
+        let tables = [stage.clone(), partitions::companion(stage, STATS)];
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| SinkError::db("committing the day's rows aside", e))?;
+        let finished = self.finish(commit, steps).await;
+        if finished.is_err() {
+            partitions::discard(&self.client, &tables).await;
+        }
+        finished
+    }
+}
+
+/// Companion of a day's stage table holding its per-token statistics
+/// until the swap.
+const STATS: &str = "stats";
+
+impl PgDayWriter {
+    async fn finish_copy(&mut self) -> Result<(), SinkError> {
         copy::trailer(&mut self.buffer);
         let tail = self.buffer.split().freeze();
         self.copy
@@ -176,34 +213,24 @@ impl DayWriter for PgDayWriter {
                 self.rows
             )));
         }
-        let mut steps = vec![StepReport::since("load", self.rows, started)];
+        Ok(())
+    }
+
+    /// Everything after the rows are in, up to the day's commit.
+    async fn finish(
+        &self,
+        commit: Commit,
+        mut steps: Vec<StepReport>,
+    ) -> Result<Committed, SinkError> {
         match &self.target {
             Target::Partition { day, stage, kept } => {
-                // Derived steps read the new day from its own table before
-                // its indexes exist, so the planner reads it in one sequential
-                // pass (with the token index, it chose to visit the rows in
-                // index order: about 2 × slower), and before the swap, so readers
-                // wait only for the swap itself.
-                for derived in self.pipeline.derived() {
-                    steps.push(self.derive(*derived, stage).await?);
-                }
-                let indexing = Utc::now();
-                let built = partitions::build(&self.client, day, stage).await?;
-                if built.rows as u64 != self.rows + kept {
-                    return Err(SinkError::Rejected(format!(
-                        "the day's table holds {} rows but {} were sent and {kept} kept",
-                        built.rows, self.rows
-                    )));
-                }
-                steps.push(StepReport::since("index", self.rows, indexing));
-                let swapping = Utc::now();
-                partitions::swap_in(&self.client, day, stage, built).await?;
-                steps.push(StepReport::since("swap", self.rows, swapping));
+                self.build_and_swap(day, stage, *kept, &mut steps).await?;
             }
             Target::Staged => {
                 self.merge_staged().await?;
                 for derived in self.pipeline.derived() {
-                    steps.push(self.derive(*derived, STAGING).await?);
+                    let rows = format!("({}) AS s", daily_stats_select(STAGING));
+                    steps.push(self.derive(*derived, STAGING, &rows).await?);
                 }
             }
         }
@@ -224,6 +251,69 @@ impl DayWriter for PgDayWriter {
             steps,
             model_failure,
         })
+    }
+
+    /// Builds the committed stage table on two sessions, then opens the
+    /// day's transaction and swaps it in. The derived steps read the new
+    /// day before its indexes exist, in one sequential pass (with the token
+    /// index, the planner visited the rows in index order: about 2 × slower),
+    /// into a companion table; the transaction only copies their result.
+    async fn build_and_swap(
+        &self,
+        day: &DayPartition,
+        stage: &str,
+        kept: u64,
+        steps: &mut Vec<StepReport>,
+    ) -> Result<(), SinkError> {
+        let stats = partitions::companion(stage, STATS);
+        let extra = self
+            .pipeline
+            .derived()
+            .iter()
+            .filter(|derived| **derived == Derived::TokenDailyStats)
+            .map(|_| partitions::BuildTask {
+                step: "token_daily_stats",
+                sql: format!("CREATE TABLE {stats} AS {}", daily_stats_select(stage)),
+            })
+            .collect();
+        let indexing = Utc::now();
+        let helper = self.connector.open().await?;
+        let build = partitions::build(&[&self.client, &helper], day, stage, extra).await?;
+        drop(helper);
+        let built = build.built;
+        if built.rows as u64 != self.rows + kept {
+            return Err(SinkError::Rejected(format!(
+                "the day's table holds {} rows but {} were sent and {kept} kept",
+                built.rows, self.rows
+            )));
+        }
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(|e| SinkError::db("opening the day's transaction", e))?;
+        let mut derived_steps = Vec::new();
+        for derived in self.pipeline.derived() {
+            let mut step = self.derive(*derived, stage, &stats).await?;
+            // The step's time is its aggregate (during the build) and its
+            // insert (here), not the whole build in between.
+            if let Some(run) = build.runs.iter().find(|r| r.step == step.name) {
+                step.finished_at = run.finished + (step.finished_at - step.started_at);
+                step.started_at = run.started;
+            }
+            derived_steps.push(step);
+        }
+        if !derived_steps.is_empty() {
+            self.client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {stats}"))
+                .await
+                .map_err(|e| SinkError::db("dropping the day's statistics table", e))?;
+        }
+        steps.extend(derived_steps);
+        steps.push(StepReport::since("index", self.rows, indexing));
+        let swapping = Utc::now();
+        partitions::swap_in(&self.client, day, stage, built).await?;
+        steps.push(StepReport::since("swap", self.rows, swapping));
+        Ok(())
     }
 }
 
@@ -264,10 +354,16 @@ impl PgDayWriter {
 
 impl PgDayWriter {
     /// Keeps `token_daily_stats` in step with what this transaction commits:
-    /// a transfers day rebuilds that day's rows from `rows` (the day's new
-    /// table); tokens refresh the scaled volume of the addresses they touch
-    /// (their decimals may have changed).
-    async fn derive(&self, derived: Derived, rows: &str) -> Result<StepReport, SinkError> {
+    /// a transfers day replaces that day's rows by `stats` (the day's
+    /// per-token aggregates, [`daily_stats_select`]); tokens refresh the
+    /// scaled volume of the addresses they touch in `rows` (their decimals
+    /// may have changed).
+    async fn derive(
+        &self,
+        derived: Derived,
+        rows: &str,
+        stats: &str,
+    ) -> Result<StepReport, SinkError> {
         let started = Utc::now();
         let fail = |e| SinkError::db("rebuilding token_daily_stats", e);
         let rows = match (derived, self.scope.day()) {
@@ -283,12 +379,7 @@ impl PgDayWriter {
                              (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
                          SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
                                 s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
-                         FROM (SELECT token_address, count(*) AS transfer_count,
-                                      count(DISTINCT from_address) AS unique_senders,
-                                      count(DISTINCT to_address) AS unique_receivers,
-                                      coalesce(sum(value), 0) AS volume_raw
-                               FROM {rows}
-                               GROUP BY token_address) s
+                         FROM {stats} s
                          LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address"),
                         &[&day],
                     )
@@ -325,6 +416,19 @@ impl PgDayWriter {
         }
         Ok(())
     }
+}
+
+/// A day's `token_daily_stats` per token (before scaling by decimals),
+/// from a table of its transfers.
+fn daily_stats_select(rows: &str) -> String {
+    format!(
+        "SELECT token_address, count(*) AS transfer_count,
+                count(DISTINCT from_address) AS unique_senders,
+                count(DISTINCT to_address) AS unique_receivers,
+                coalesce(sum(value), 0) AS volume_raw
+         FROM {rows}
+         GROUP BY token_address"
+    )
 }
 
 /// A unique violation while rows go in is the source's duplicate key;

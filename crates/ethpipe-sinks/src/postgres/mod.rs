@@ -24,22 +24,36 @@ use crate::tls::PgTls;
 use crate::SinkError;
 
 pub struct PgDatabase {
-    config: Config,
-    tls: PgTls,
-    shown: String,
+    connector: Connector,
     /// Connection for short ledger statements; loads get their own.
     client: Client,
 }
 
+/// Opens connections to one database (a load opens a second one to build a
+/// day's indexes on two sessions at once).
+#[derive(Clone)]
+pub struct Connector {
+    config: Config,
+    tls: PgTls,
+    /// The URL without its password, for errors.
+    shown: String,
+}
+
+impl Connector {
+    pub async fn open(&self) -> Result<Client, SinkError> {
+        open_client(&self.config, &self.tls, &self.shown).await
+    }
+}
+
 impl PgDatabase {
     pub async fn connect(config: Config, tls: PgTls, shown: &str) -> Result<PgDatabase, SinkError> {
-        let client = open_client(&config, &tls, shown).await?;
-        Ok(PgDatabase {
+        let connector = Connector {
             config,
             tls,
             shown: shown.to_string(),
-            client,
-        })
+        };
+        let client = connector.open().await?;
+        Ok(PgDatabase { connector, client })
     }
 
     pub async fn migrate(
@@ -50,7 +64,7 @@ impl PgDatabase {
     }
 
     pub async fn new_client(&self) -> Result<Client, SinkError> {
-        open_client(&self.config, &self.tls, &self.shown).await
+        self.connector.open().await
     }
 
     pub fn client(&self) -> &Client {
@@ -61,9 +75,9 @@ impl PgDatabase {
 #[async_trait]
 impl Sink for PgDatabase {
     async fn begin(&self, slice: &Slice) -> Result<Box<dyn DayWriter>, SinkError> {
-        let client = open_client(&self.config, &self.tls, &self.shown).await?;
+        let client = self.connector.open().await?;
         Ok(Box::new(
-            day::PgDayWriter::begin(client, slice.clone()).await?,
+            day::PgDayWriter::begin(client, self.connector.clone(), slice.clone()).await?,
         ))
     }
 

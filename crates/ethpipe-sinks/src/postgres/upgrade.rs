@@ -177,7 +177,9 @@ async fn copy_day(
     let partition = DayPartition::under(pipeline, day, next.to_string());
     let stage = partitions::create_stage(client, &partition).await?;
     partitions::copy_day_rows(client, &partition, from, &stage, None).await?;
-    let built = partitions::build(client, &partition, &stage).await?;
+    let built = partitions::build(&[client], &partition, &stage, Vec::new())
+        .await?
+        .built;
     partitions::swap_in(client, &partition, &stage, built).await?;
     Ok(built.rows)
 }
