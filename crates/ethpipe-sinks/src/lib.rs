@@ -383,10 +383,17 @@ impl Database {
         matches!(self.store, Store::Sqlite(_))
     }
 
-    /// Whether one day is written at a time: the data or the ledger is an
-    /// SQLite file, which has one writer (and one lock) per file.
+    /// Whether one day is written at a time: the data is an SQLite file,
+    /// which has one writer (and one lock) per file. A `parquet://` store
+    /// writes each day's file on its own and locks per day.
     pub fn one_writer_at_a_time(&self) -> bool {
-        !matches!(self.store, Store::Postgres(_))
+        matches!(self.store, Store::Sqlite(_))
+    }
+
+    /// Whether processes on several machines can share the work (`backfill
+    /// --worker`): only PostgreSQL's ledger is reachable from all of them.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Postgres(_))
     }
 
     /// Rows of a pipeline's table within a day (for `verify` and tests).

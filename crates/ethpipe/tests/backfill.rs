@@ -476,6 +476,27 @@ async fn backfill_input_errors() {
         "{}",
         sqlite_parallel.stderr
     );
+    let files = harness.dir.path().join("files");
+    let parquet_worker = harness
+        .ethpipe(&format!("parquet://{}", files.display()))
+        .run(&[
+            "backfill",
+            "token_transfers",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--worker",
+        ])
+        .await;
+    assert_eq!(parquet_worker.code, 2, "{}", parquet_worker.stderr);
+    assert!(
+        parquet_worker
+            .stderr
+            .contains("--worker shares a backfill through PostgreSQL"),
+        "{}",
+        parquet_worker.stderr
+    );
     assert!(harness.bigquery.queries().is_empty());
 }
 

@@ -255,7 +255,7 @@ impl Actions {
         let source = self.source()?;
         if self.database.one_writer_at_a_time() && parallel > 1 {
             return Err(Invalid::new(
-                "SQLite has one writer at a time (also the ledger of a parquet:// store): parallel above 1 needs PostgreSQL",
+                "SQLite has one writer at a time: parallel above 1 needs PostgreSQL or parquet:// files",
             )
             .into());
         }

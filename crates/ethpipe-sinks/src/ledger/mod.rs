@@ -249,16 +249,19 @@ fn open_with(
     url: &DatabaseUrl,
     read_only: Option<Duration>,
 ) -> Result<Arc<dyn Ledger>, LedgerError> {
-    let sqlite_ledger = |path: &std::path::Path| -> Arc<dyn Ledger> {
+    let sqlite_ledger = |path: &std::path::Path, writers| -> Arc<dyn Ledger> {
         Arc::new(shared::SqlLedger {
-            backend: sqlite::SqliteBackend::new(path, read_only),
+            backend: sqlite::SqliteBackend::new(path, writers, read_only),
         })
     };
     Ok(match url {
         DatabaseUrl::Postgres { config, tls, shown } => Arc::new(shared::SqlLedger {
             backend: postgres::PgBackend::new((**config).clone(), tls, shown, read_only)?,
         }),
-        DatabaseUrl::Sqlite { path } => sqlite_ledger(path),
-        DatabaseUrl::Parquet { dir } => sqlite_ledger(&DatabaseUrl::parquet_ledger(dir)),
+        DatabaseUrl::Sqlite { path } => sqlite_ledger(path, sqlite::Writers::OnePerFile),
+        DatabaseUrl::Parquet { dir } => sqlite_ledger(
+            &DatabaseUrl::parquet_ledger(dir),
+            sqlite::Writers::OnePerDay,
+        ),
     })
 }

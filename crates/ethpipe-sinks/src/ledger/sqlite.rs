@@ -25,16 +25,29 @@ use crate::Commit;
 
 pub(crate) struct SqliteBackend {
     path: PathBuf,
+    writers: Writers,
     /// Opened on first use; one statement at a time.
     connection: Arc<Mutex<Option<Connection>>>,
     /// `Some` for a read-only ledger: each statement's time limit.
     read_only: Option<Duration>,
 }
 
+/// What one writer lock covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writers {
+    /// The whole file: an SQLite store, whose day holds the file's one
+    /// write lock from its first row to its commit.
+    OnePerFile,
+    /// One (pipeline, day): the ledger of a `parquet://` store, whose days
+    /// are files of their own and whose ledger writes are short.
+    OnePerDay,
+}
+
 impl SqliteBackend {
-    pub fn new(path: &Path, read_only: Option<Duration>) -> SqliteBackend {
+    pub fn new(path: &Path, writers: Writers, read_only: Option<Duration>) -> SqliteBackend {
         SqliteBackend {
             path: path.to_path_buf(),
+            writers,
             connection: Arc::new(Mutex::new(None)),
             read_only,
         }
@@ -127,22 +140,35 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    /// One writer per database file: the day lock is `<db>.lock`, the
-    /// scheduler's `<db>.scheduler.lock`.
+    /// [`Writers::OnePerFile`]: the day lock is `<db>.lock`;
+    /// [`Writers::OnePerDay`]: `<db>.locks/<pipeline>-<day or full>.lock`.
+    /// The scheduler's is `<db>.scheduler.lock`.
     async fn lock(&self, name: LockName, wait: bool) -> Result<Option<Lock>, LedgerError> {
-        let mut path = self.path.clone().into_os_string();
-        match name {
-            LockName::Leader => path.push(".scheduler"),
-            LockName::BackfillJob(id) => path.push(format!(".backfill-{id}")),
-            LockName::Day(..) => {}
-        }
-        path.push(".lock");
-        let task = tokio::task::spawn_blocking(move || lock_file(Path::new(&path), wait));
+        let path = lock_path(&self.path, self.writers, name);
+        let task = tokio::task::spawn_blocking(move || lock_file(&path, wait));
         task.await.map_err(|source| LedgerError::Task {
             context: "taking the SQLite writer lock",
             source,
         })?
     }
+}
+
+fn lock_path(database: &Path, writers: Writers, name: LockName) -> PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    match name {
+        LockName::Leader => path.push(".scheduler"),
+        LockName::BackfillJob(id) => path.push(format!(".backfill-{id}")),
+        LockName::Day(pipeline, scope) if writers == Writers::OnePerDay => {
+            path.push(".locks");
+            let day = scope
+                .day()
+                .map_or("full".to_string(), |day| day.to_string());
+            return PathBuf::from(path).join(format!("{pipeline}-{day}.lock"));
+        }
+        LockName::Day(..) => {}
+    }
+    path.push(".lock");
+    PathBuf::from(path)
 }
 
 fn lock_file(path: &Path, wait: bool) -> Result<Option<Lock>, LedgerError> {
@@ -151,6 +177,9 @@ fn lock_file(path: &Path, wait: bool) -> Result<Option<Lock>, LedgerError> {
         path: path.display().to_string(),
         source,
     };
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| failed("creating the lock folder", e))?;
+    }
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -278,7 +307,35 @@ impl rusqlite::ToSql for Value {
 
 #[cfg(test)]
 mod tests {
-    use super::dialect;
+    use super::*;
+    use ethpipe_core::datasets::TOKEN_TRANSFERS;
+    use ethpipe_core::Scope;
+
+    #[tokio::test]
+    async fn a_parquet_ledger_locks_each_day_and_an_sqlite_one_the_whole_file() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("ledger.db");
+        let day = |d: &str| LockName::Day(TOKEN_TRANSFERS, Scope::Day(d.parse().expect("day")));
+        let per_day = SqliteBackend::new(&path, Writers::OnePerDay, None);
+        let first = per_day.lock(day("2024-05-01"), false).await.expect("lock");
+        assert!(first.is_some(), "a free day is taken");
+        let second = per_day.lock(day("2024-05-02"), false).await.expect("lock");
+        assert!(second.is_some(), "another day is taken beside it");
+        let again = per_day.lock(day("2024-05-01"), false).await.expect("lock");
+        assert!(again.is_none(), "a held day is refused");
+        drop(first);
+        let after = per_day.lock(day("2024-05-01"), false).await.expect("lock");
+        assert!(after.is_some(), "a released day is free again");
+
+        let per_file = SqliteBackend::new(&path, Writers::OnePerFile, None);
+        let held = per_file.lock(day("2024-05-01"), false).await.expect("lock");
+        assert!(held.is_some());
+        let other = per_file.lock(day("2024-05-03"), false).await.expect("lock");
+        assert!(
+            other.is_none(),
+            "an SQLite store has one writer, whatever the day"
+        );
+    }
 
     #[test]
     fn statements_are_rewritten_to_sqlite_spelling() {

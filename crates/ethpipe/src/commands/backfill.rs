@@ -25,9 +25,14 @@ pub async fn backfill(settings: &Settings, args: BackfillArgs) -> Result<(), Fat
     let models = super::load_models(settings, args.pipeline)?;
     let source = super::open_source(settings).await?;
     let database = super::open_database(settings).await?;
-    if database.one_writer_at_a_time() && (args.parallel > 1 || args.worker) {
+    if database.one_writer_at_a_time() && args.parallel > 1 {
         return Err(Fatal::usage(
-            "SQLite has one writer at a time (also the ledger of a parquet:// store): --parallel above 1 and --worker need a postgres:// --database-url",
+            "SQLite has one writer at a time: --parallel above 1 needs a postgres:// or parquet:// --database-url",
+        ));
+    }
+    if args.worker && !database.is_shared() {
+        return Err(Fatal::usage(
+            "--worker shares a backfill through PostgreSQL's ledger: it needs a postgres:// --database-url",
         ));
     }
     let trigger = match &args.backfill_id {
