@@ -75,14 +75,19 @@ const CRYO_GRID: &[CryoSettings] = &[
     settings(5, 1, 16),
 ];
 
-/// ethpipe into Parquet as (`--parallel`, `--rpc-concurrency`): a
-/// `parquet://` ledger is SQLite, which takes one day at a time.
-const PARQUET_RUNS: [(u32, u32); 2] = [(1, 8), (1, 16)];
+/// ethpipe into Parquet as (`--parallel`, `--rpc-concurrency`): one day at
+/// a time (the default), and four (the chain's days) with the default and a
+/// wider request limit.
+const PARQUET_RUNS: [(u32, u32); 3] = [(1, 8), (4, 8), (4, 16)];
 
 /// Alternating rounds of cryo, ethpipe into PostgreSQL and ethpipe into
 /// Parquet at their chosen settings; medians count. One run each swung by 2 ×
 /// on this shared 2-core machine (cryo keeps both cores busy).
 pub const ROUNDS: usize = 3;
+
+fn one_day_at_a_time() -> u32 {
+    1
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CryoResults {
@@ -110,6 +115,10 @@ pub struct CryoResults {
     pub parquet_runs: Vec<(u32, u32, usize, Measured)>,
     /// ethpipe into Parquet's median round.
     pub parquet: Measured,
+    /// The `--parallel` of the rounds into Parquet (1 in results from before
+    /// `parquet://` could write days at once).
+    #[serde(default = "one_day_at_a_time")]
+    pub parquet_parallel: u32,
     pub parquet_concurrency: u32,
     /// Every Parquet run's rows equal ethpipe's PostgreSQL rows.
     pub parquet_identical: bool,
@@ -416,6 +425,7 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
         cryo,
         parquet_runs,
         parquet,
+        parquet_parallel,
         parquet_concurrency,
         parquet_identical,
         rounds,

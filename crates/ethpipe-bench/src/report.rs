@@ -883,9 +883,14 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
         "- **ethpipe into PostgreSQL**: the settings of the fastest run of section 4 (`--parallel {}`), whole days, \
          with headers, statistics and the ledger.\n\
          - **ethpipe into Parquet**: the same `backfill` with `--database-url parquet://DIR` (one file per day, \
-         ledger in `DIR/_ethpipe.db`, a fresh folder each run), `--parallel 1` (a SQLite ledger takes one day at a \
-         time) with `--rpc-concurrency` 8 (default) and 16, once each; the fastest goes into the rounds.\n",
-        r.ethpipe_parallel
+         ledger in `DIR/_ethpipe.db`, a fresh folder each run), with the (`--parallel`, `--rpc-concurrency`) \
+         settings {}, once each; the fastest goes into the rounds.\n",
+        r.ethpipe_parallel,
+        c.parquet_runs
+            .iter()
+            .map(|(parallel, concurrency, _, _)| format!("({parallel}, {concurrency})"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if !c.rounds.is_empty() {
         let _ = writeln!(
@@ -936,7 +941,8 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
     if !c.rounds.is_empty() {
         let _ = writeln!(
             w,
-            "| ethpipe into Parquet `--parallel 1 --rpc-concurrency {}` (rounds) | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+            "| ethpipe into Parquet `--parallel {} --rpc-concurrency {}` (rounds) | {} | **{}** | {:.2} | {:.0} MB | {:.1} s |",
+            c.parquet_parallel,
             c.parquet_concurrency,
             thousands(r.ethpipe_rows as f64),
             secs(c.parquet.wall_s),
@@ -947,7 +953,9 @@ fn write_cryo(w: &mut String, r: &RpcResults, c: &CryoResults) {
     }
     for (parallel, concurrency, rows, run) in &c.parquet_runs {
         // Results saved before the rounds have only these runs.
-        let chosen = if *concurrency == c.parquet_concurrency && c.rounds.is_empty() {
+        let chosen = if (*parallel, *concurrency) == (c.parquet_parallel, c.parquet_concurrency)
+            && c.rounds.is_empty()
+        {
             "**"
         } else {
             ""
