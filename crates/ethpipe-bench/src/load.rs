@@ -73,6 +73,14 @@ pub struct HistoryResults {
     pub reload: Vec<EthpipeRun>,
     pub first_median_s: f64,
     pub reload_median_s: f64,
+    /// The empty-table loads paired with the history loads: each round runs
+    /// both, history detached then attached (or the other way), so the
+    /// machine's drift between minutes falls on both sides. Empty in
+    /// results from before the pairing (compared with the psql rounds').
+    #[serde(default)]
+    pub empty_first: Vec<EthpipeRun>,
+    #[serde(default)]
+    pub empty_reload: Vec<EthpipeRun>,
     /// Against the empty-table medians.
     pub first_vs_empty: f64,
     pub reload_vs_empty: f64,
@@ -331,13 +339,7 @@ pub fn load(env: &Env, options: LoadOptions) -> anyhow::Result<LoadResults> {
             .map(|r| r.reload.measured.wall_s)
             .collect::<Vec<_>>(),
     );
-    let history = with_history(
-        env,
-        &server,
-        &client,
-        &options,
-        (ethpipe_median_s, reload_median_s),
-    )?;
+    let history = with_history(env, &server, &client, &options)?;
     let peak_rss_mb = rounds
         .iter()
         .map(|r| r.ethpipe.measured.peak_rss_mb)
@@ -453,13 +455,16 @@ const HISTORY_DAYS: u32 = 15;
 
 /// Fills `HISTORY_DAYS` day partitions before the day with `rows` rows in
 /// SQL (each built like ethpipe builds a day: rows, then key and indexes,
-/// then attached), then times first loads and re-loads of the day.
+/// then attached), then times first loads and re-loads of the day with that
+/// history in the table and without it, in pairs: each round detaches the
+/// history (a catalog change) for its empty-table loads and attaches it
+/// again (no scan: each table's CHECK proves its bounds) for the others,
+/// in alternating order.
 fn with_history(
     env: &Env,
     server: &Server,
     client: &tokio_postgres::Client,
     options: &LoadOptions,
-    empty: (f64, f64),
 ) -> anyhow::Result<Option<HistoryResults>> {
     if options.history_rows == 0 {
         return Ok(None);
@@ -467,14 +472,22 @@ fn with_history(
     let started = std::time::Instant::now();
     let per_day = (options.history_rows / HISTORY_DAYS as usize) as i64;
     let last = date(DAY);
+    let mut attach = Vec::new();
+    let mut detach = Vec::new();
+    let mut drop = Vec::new();
     for d in 1..=HISTORY_DAYS {
         let day = last - chrono::Days::new(d as u64);
         let name = format!("ethereum.token_transfers_{}", day.format("%Y%m%d"));
+        let bounds = format!(
+            "FROM ('{day} 00:00:00+00') TO ('{} 00:00:00+00')",
+            day + chrono::Days::new(1)
+        );
         let first_row = d as i64 * per_day;
         env.execute(
             client,
             &format!(
-                "CREATE TABLE {name} (LIKE ethereum.token_transfers);
+                "CREATE TABLE {name} (LIKE ethereum.token_transfers,
+                     CHECK (block_timestamp >= '{day} 00:00:00+00' AND block_timestamp < '{} 00:00:00+00'));
                  INSERT INTO {name}
                  SELECT '0x' || lpad(to_hex(1 + floor(5000 * power(random(), 4))::bigint), 40, '0'),
                         '0x' || lpad(to_hex(floor(random() * 2000000)::bigint), 40, '0'),
@@ -490,24 +503,56 @@ fn with_history(
                  CREATE INDEX ON {name} (to_address, block_number);
                  CREATE INDEX ON {name} (token_address, block_timestamp);
                  ANALYZE {name};
-                 ALTER TABLE ethereum.token_transfers ATTACH PARTITION {name}
-                     FOR VALUES FROM ('{day} 00:00:00+00') TO ('{} 00:00:00+00');",
+                 ALTER TABLE ethereum.token_transfers ATTACH PARTITION {name} FOR VALUES {bounds};",
                 day + chrono::Days::new(1)
             ),
         )?;
+        attach.push(format!(
+            "ALTER TABLE ethereum.token_transfers ATTACH PARTITION {name} FOR VALUES {bounds}"
+        ));
+        detach.push(format!(
+            "ALTER TABLE ethereum.token_transfers DETACH PARTITION {name}"
+        ));
+        drop.push(format!("DROP TABLE {name}"));
     }
     let generation_s = started.elapsed().as_secs_f64();
     let rows = per_day * HISTORY_DAYS as i64;
     eprintln!(
         "bench: {rows} rows of history in {HISTORY_DAYS} day partitions in {generation_s:.0} s"
     );
-    let mut first = Vec::new();
-    let mut reload = Vec::new();
+    let (mut first, mut reload) = (Vec::new(), Vec::new());
+    let (mut empty_first, mut empty_reload) = (Vec::new(), Vec::new());
+    let mut attached = true;
     for round in 1..=options.rounds {
-        let (f, r) = first_and_reload(env, server, client, &format!("history-{round}"))?;
-        first.push(f);
-        reload.push(r);
+        let sides = if round % 2 == 1 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for with_history in sides {
+            let (label, change) = if with_history {
+                (format!("history-{round}"), &attach)
+            } else {
+                (format!("history-{round}-empty"), &detach)
+            };
+            if with_history != attached {
+                env.execute(client, &change.join(";\n"))?;
+                attached = with_history;
+            }
+            let (f, r) = first_and_reload(env, server, client, &label)?;
+            let (firsts, reloads) = if with_history {
+                (&mut first, &mut reload)
+            } else {
+                (&mut empty_first, &mut empty_reload)
+            };
+            firsts.push(f);
+            reloads.push(r);
+        }
     }
+    if !attached {
+        env.execute(client, &attach.join(";\n"))?;
+    }
+    env.execute(client, &drop.join(";\n"))?;
     let wall =
         |runs: &[EthpipeRun]| median(&runs.iter().map(|r| r.measured.wall_s).collect::<Vec<_>>());
     let (first_median_s, reload_median_s) = (wall(&first), wall(&reload));
@@ -515,10 +560,12 @@ fn with_history(
         rows,
         days: HISTORY_DAYS,
         generation_s,
-        first_vs_empty: first_median_s / empty.0,
-        reload_vs_empty: reload_median_s / empty.1,
+        first_vs_empty: first_median_s / wall(&empty_first),
+        reload_vs_empty: reload_median_s / wall(&empty_reload),
         first,
         reload,
+        empty_first,
+        empty_reload,
         first_median_s,
         reload_median_s,
     }))
