@@ -25,7 +25,7 @@ struct Controls {
     cuts: AtomicU64,
     stalled: AtomicBool,
     /// Cut when a client→server chunk contains this.
-    pattern: Mutex<Option<(Vec<u8>, CutPoint)>>,
+    pattern: Mutex<Option<Watch>>,
     /// How many times the pattern fired.
     pattern_hits: AtomicU64,
     client_bytes: AtomicU64,
@@ -90,9 +90,14 @@ impl TcpProxy {
         self.controls.stalled.store(false, Ordering::SeqCst);
     }
 
-    /// Cuts the connection that sends `pattern` (once), at `point`.
-    pub fn cut_on_client_bytes(&self, pattern: &[u8], point: CutPoint) {
-        *self.controls.pattern.lock().expect("lock") = Some((pattern.to_vec(), point));
+    /// Cuts the connection that sends `pattern` (once), at `point`, after
+    /// letting the first `skip` chunks that hold it through.
+    pub fn cut_on_client_bytes(&self, pattern: &[u8], skip: u32, point: CutPoint) {
+        *self.controls.pattern.lock().expect("lock") = Some(Watch {
+            bytes: pattern.to_vec(),
+            skip,
+            point,
+        });
     }
 
     pub fn pattern_hits(&self) -> u64 {
@@ -184,15 +189,29 @@ async fn wait_while_stalled(controls: &Controls) {
     }
 }
 
+/// A byte pattern to cut the connection on.
+struct Watch {
+    bytes: Vec<u8>,
+    /// Occurrences still to let through.
+    skip: u32,
+    point: CutPoint,
+}
+
 /// The cut point if `chunk` holds the watched pattern; it fires once.
 fn take_pattern(controls: &Controls, chunk: &[u8]) -> Option<CutPoint> {
     let mut pattern = controls.pattern.lock().expect("lock");
-    let (bytes, point) = pattern.as_ref()?;
-    let found = chunk.windows(bytes.len()).any(|w| w == bytes.as_slice());
+    let watch = pattern.as_mut()?;
+    let found = chunk
+        .windows(watch.bytes.len())
+        .any(|w| w == watch.bytes.as_slice());
     if !found {
         return None;
     }
-    let point = *point;
+    if watch.skip > 0 {
+        watch.skip -= 1;
+        return None;
+    }
+    let point = watch.point;
     *pattern = None;
     controls.pattern_hits.fetch_add(1, Ordering::SeqCst);
     Some(point)

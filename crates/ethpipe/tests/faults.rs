@@ -353,9 +353,10 @@ async fn a_connection_lost_at_commit_leaves_one_complete_version() {
             .spawn()
             .expect("spawn");
         // Armed once the run has started, so the migrations' own COMMIT is
-        // past: the next simple-query `COMMIT` is the day's.
+        // past. The next simple-query `COMMIT` puts the day's rows aside
+        // (a table no reader sees); the one after it is the day's.
         wait_for_running(&client).await;
-        proxy.cut_on_client_bytes(b"COMMIT\0", point);
+        proxy.cut_on_client_bytes(b"COMMIT\0", 1, point);
         let out = child.wait_with_output().await.expect("exit");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
