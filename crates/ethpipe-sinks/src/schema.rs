@@ -111,4 +111,10 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V12,
         "",
     ),
+    sql(
+        13,
+        "the top senders and receivers of each day's busiest tokens",
+        postgres::migrations::V13,
+        "",
+    ),
 ];

@@ -263,9 +263,9 @@ impl PgDayWriter {
 }
 
 impl PgDayWriter {
-    /// Keeps `token_daily_stats` in step with what this transaction commits:
-    /// a transfers day rebuilds that day's rows from `rows` (the day's new
-    /// table); tokens refresh the scaled volume of the addresses they touch
+    /// Keeps `token_daily_stats` (and `token_daily_counterparties`) in step
+    /// with what this transaction commits: a transfers day rebuilds that
+    /// day's rows from `rows` (the day's new table); tokens refresh the scaled volume of the addresses they touch
     /// (their decimals may have changed).
     async fn derive(&self, derived: Derived, rows: &str) -> Result<StepReport, SinkError> {
         let started = Utc::now();
@@ -273,27 +273,15 @@ impl PgDayWriter {
         let rows = match (derived, self.scope.day()) {
             (Derived::TokenDailyStats, Some(day)) => {
                 let day = day.naive();
-                self.client
-                    .execute("DELETE FROM ethereum.token_daily_stats WHERE day = $1", &[&day])
-                    .await
-                    .map_err(fail)?;
-                self.client
-                    .execute(
-                        &format!("INSERT INTO ethereum.token_daily_stats
-                             (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
-                         SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
-                                s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
-                         FROM (SELECT token_address, count(*) AS transfer_count,
-                                      count(DISTINCT from_address) AS unique_senders,
-                                      count(DISTINCT to_address) AS unique_receivers,
-                                      coalesce(sum(value), 0) AS volume_raw
-                               FROM {rows}
-                               GROUP BY token_address) s
-                         LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address"),
-                        &[&day],
-                    )
-                    .await
-                    .map_err(fail)?
+                let [clear_stats, stats, clear_kept, kept] = daily_statements(rows);
+                let client = &self.client;
+                client.execute(&clear_stats, &[&day]).await.map_err(fail)?;
+                let written = client.execute(&stats, &[&day]).await.map_err(fail)?;
+                client.execute(&clear_kept, &[&day]).await.map_err(fail)?;
+                client.execute(&kept, &[&day]).await.map_err(fail)?;
+                // The step counts the statistics, as it did before the
+                // counterparties were kept.
+                written
             }
             (Derived::TokenDailyStats, None) => 0,
             (Derived::RescaleTokenVolumes, _) => self
@@ -325,6 +313,69 @@ impl PgDayWriter {
         }
         Ok(())
     }
+}
+
+/// A token has its day's top senders and receivers kept in
+/// `ethereum.token_daily_counterparties` when it has more transfers than this
+/// that day. Below it, summing the token's rows of the day on request reads
+/// at most this many rows a side (about a millisecond); above it, the load
+/// sums them once. A 1.3 M-row day holds at most 1.3 M / 500 such tokens, so
+/// the table gains at most 2 × 100 rows for each: bounded by the day's own
+/// size, whatever the history holds.
+pub const COUNTERPARTY_TOKEN_MIN_TRANSFERS: i64 = 500;
+
+/// Senders and receivers kept per busy token and day: the serving API's
+/// largest page.
+pub const COUNTERPARTIES_KEPT: i64 = 100;
+
+/// The statements that rebuild one day's derived rows from `rows` (that
+/// day's transfers; `$1` is the day), in order: `token_daily_stats`, then
+/// the busiest tokens' counterparties, which it selects by those statistics.
+/// The bench builds its generated days with these same statements.
+pub fn daily_statements(rows: &str) -> [String; 4] {
+    [
+        "DELETE FROM ethereum.token_daily_stats WHERE day = $1".to_string(),
+        format!(
+            "INSERT INTO ethereum.token_daily_stats
+                 (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
+             SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
+                    s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
+             FROM (SELECT token_address, count(*) AS transfer_count,
+                          count(DISTINCT from_address) AS unique_senders,
+                          count(DISTINCT to_address) AS unique_receivers,
+                          coalesce(sum(value), 0) AS volume_raw
+                   FROM {rows}
+                   GROUP BY token_address) s
+             LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address"
+        ),
+        "DELETE FROM ethereum.token_daily_counterparties WHERE day = $1".to_string(),
+        // Ranked as the server ranks a summed day: most transfers first,
+        // ties by address.
+        format!(
+            "INSERT INTO ethereum.token_daily_counterparties
+                 (day, token_address, side, rank, address, transfers, volume_raw)
+             WITH busy AS (SELECT token_address FROM ethereum.token_daily_stats
+                           WHERE day = $1 AND transfer_count > {COUNTERPARTY_TOKEN_MIN_TRANSFERS})
+             SELECT $1, token_address, side, rank, address, transfers, volume_raw
+             FROM (SELECT token_address, side, address, transfers, volume_raw,
+                          row_number() OVER (PARTITION BY token_address, side
+                                             ORDER BY transfers DESC, address) AS rank
+                   FROM (SELECT token_address, 'sender' AS side, from_address AS address,
+                                count(*) AS transfers, coalesce(sum(value), 0) AS volume_raw
+                         FROM {rows}
+                         WHERE from_address IS NOT NULL
+                           AND token_address IN (SELECT token_address FROM busy)
+                         GROUP BY token_address, from_address
+                         UNION ALL
+                         SELECT token_address, 'receiver', to_address,
+                                count(*), coalesce(sum(value), 0)
+                         FROM {rows}
+                         WHERE to_address IS NOT NULL
+                           AND token_address IN (SELECT token_address FROM busy)
+                         GROUP BY token_address, to_address) AS summed) AS ranked
+             WHERE rank <= {COUNTERPARTIES_KEPT}"
+        ),
+    ]
 }
 
 /// A unique violation while rows go in is the source's duplicate key;

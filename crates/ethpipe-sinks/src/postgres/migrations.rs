@@ -266,6 +266,28 @@ CREATE VIEW ethereum.token_transfers_enriched AS
     LEFT JOIN ethereum.tokens_latest tk ON tk.address = t.token_address;
 "#;
 
+/// Built in the transaction that loads a day's transfers, for the tokens
+/// with more than [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`] transfers that day:
+/// summing those tokens' raw rows on each token page is what made it slow
+/// (docs/architecture.md, "Serving over a year of days"). Keyed by day first,
+/// so a load appends at the end of the key and its `DELETE` reads one range.
+/// Days loaded before this migration have no rows here; the server then sums
+/// their raw rows, as it always did.
+///
+/// [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`]: super::day::COUNTERPARTY_TOKEN_MIN_TRANSFERS
+pub(crate) const V13: &str = r#"
+CREATE TABLE ethereum.token_daily_counterparties (
+    day           date    NOT NULL,
+    token_address text    COLLATE "C" NOT NULL,
+    side          text    COLLATE "C" NOT NULL CHECK (side IN ('sender', 'receiver')),
+    rank          integer NOT NULL,
+    address       text    COLLATE "C" NOT NULL,
+    transfers     bigint  NOT NULL,
+    volume_raw    numeric NOT NULL,
+    PRIMARY KEY (day, token_address, side, rank)
+);
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client, progress: &dyn UpgradeProgress) -> Result<Vec<u32>, SinkError> {
     let mut applied = Vec::new();
