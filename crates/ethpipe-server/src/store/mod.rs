@@ -8,7 +8,7 @@
 //! SQLite cannot sum uint256 text, so it adds them exactly in Rust.
 //!
 //! [`Reader`] picks the store from the database URL and owns its
-//! connections ([`connection`]: read-only transactions, statement timeout,
+//! connections ([`connection`]: read-only sessions, statement timeout,
 //! pool).
 //!
 //! - [`tokens`]: search, metadata, daily statistics, top senders/receivers.
@@ -146,6 +146,37 @@ pub enum Reader {
     Sqlite(SqliteReader),
 }
 
+/// Read-only sessions on `config` with `options` added.
+fn read_pool(
+    config: &tokio_postgres::Config,
+    tls: &ethpipe_sinks::tls::PgTls,
+    options: &str,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, PoolSetupError> {
+    let mut config = config.clone();
+    let options = match config.get_options() {
+        Some(existing) => format!("{existing} -c default_transaction_read_only=on{options}"),
+        None => format!("-c default_transaction_read_only=on{options}"),
+    };
+    config.options(&options);
+    config.application_name("ethpipe-server");
+    config.connect_timeout(Duration::from_secs(5));
+    let manager = Manager::from_config(
+        config,
+        tls.connector(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(PoolSetupError::Pool)
+}
+
 /// The read pool or the ledger's reader could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolSetupError {
@@ -167,30 +198,12 @@ impl Reader {
             ethpipe_sinks::ledger::open_read_only(url, timeout).map_err(PoolSetupError::Ledger)?;
         match url {
             DatabaseUrl::Postgres { config, tls, .. } => {
-                let mut config = (**config).clone();
-                // Defence in depth: even a statement outside our explicit
-                // read-only transactions could not write on these connections.
-                let options = match config.get_options() {
-                    Some(existing) => format!("{existing} -c default_transaction_read_only=on"),
-                    None => "-c default_transaction_read_only=on".to_string(),
-                };
-                config.options(&options);
-                config.application_name("ethpipe-server");
-                config.connect_timeout(Duration::from_secs(5));
-                let manager = Manager::from_config(
-                    config,
-                    tls.connector(),
-                    ManagerConfig {
-                        recycling_method: RecyclingMethod::Fast,
-                    },
-                );
-                let pool = deadpool_postgres::Pool::builder(manager)
-                    .max_size(pool_size.max(1))
-                    .wait_timeout(Some(Duration::from_secs(10)))
-                    .create_timeout(Some(Duration::from_secs(5)))
-                    .runtime(deadpool_postgres::Runtime::Tokio1)
-                    .build()
-                    .map_err(PoolSetupError::Pool)?;
+                // Reads run as single statements outside explicit
+                // transactions: the sessions themselves are read-only and
+                // carry the timeout.
+                let timeout_option =
+                    format!(" -c statement_timeout={}", timeout.as_millis().max(1));
+                let pool = read_pool(config, tls, &timeout_option, pool_size)?;
                 Ok(Reader::Postgres(PgReader {
                     pool,
                     ledger,
