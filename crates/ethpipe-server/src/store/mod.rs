@@ -4,8 +4,9 @@
 //! [`ReadStore`] holds every data read. Each statement is written once, in
 //! PostgreSQL's spelling, and [`Dialect`] gives SQLite its own; each row is
 //! mapped to its type once, from a [`Record`]. The one read that truly
-//! differs is a day's top counterparties: PostgreSQL sums `numeric` values,
-//! SQLite cannot sum uint256 text, so it adds them exactly in Rust.
+//! differs is a day's top counterparties: PostgreSQL reads what the day's
+//! load kept for a busy token and sums `numeric` values otherwise; SQLite
+//! cannot sum uint256 text, so it adds them exactly in Rust.
 //!
 //! [`Reader`] picks the store from the database URL and owns its
 //! connections ([`connection`]: read-only sessions, statement timeout,
