@@ -1,17 +1,87 @@
-//! PostgreSQL reads of a year of day partitions: a busy token's top
-//! counterparties come from what its day's load kept, and must answer
-//! exactly what summing the day's rows answers.
+//! PostgreSQL reads of a year of day partitions: an address's pages read a
+//! window of days at a time, and a busy token's top counterparties come from
+//! what its day's load kept. Both must answer exactly what one scan of the
+//! whole table answers.
 
 mod common;
 
 use common::*;
+use serde_json::Value;
 
-/// Days far apart.
+/// Days in three different 30-day windows, with empty windows between them.
 const SPREAD: [&str; 3] = ["2024-01-05", "2024-03-02", "2024-06-20"];
 
 /// Rows a day: the fixture gives its third token 4 in 10 of them, 520, more
 /// than the 500 above which a load keeps a token's counterparties.
 const ROWS_PER_DAY: usize = 1300;
+
+/// A transfer of the whale written straight into the parent table at
+/// `at` (a day without a partition, so it lands in the default partition).
+async fn insert_outside_the_days(client: &tokio_postgres::Client, at: &str, n: i64) {
+    client
+        .execute(
+            "INSERT INTO ethereum.token_transfers (token_address, from_address, to_address, value,
+                 transaction_hash, log_index, block_timestamp, block_number, block_hash)
+             VALUES ($1, $2, $3, 5, '0x' || lpad(to_hex($4::bigint), 64, '0'), 0,
+                     CAST(CAST($5 AS TEXT) AS timestamptz),
+                     CAST(extract(epoch FROM CAST(CAST($5 AS TEXT) AS timestamptz)) AS bigint) / 12,
+                     '0x' || lpad('1', 64, '0'))",
+            &[
+                &token_addresses()[1],
+                &whale(),
+                &format!("0x{}", "c3".repeat(20)),
+                &n,
+                &at,
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+async fn assert_whale_pages_match(env: &Env, client: &tokio_postgres::Client, what: &str) {
+    let (rows, _) = pg_rows(client).await;
+    for direction in ["both", "in", "out"] {
+        let expected = expected_transfers(&rows, &whale(), direction);
+        let seen = page_all(env, &whale(), direction, 7, |_: &Value| {}).await;
+        assert_eq!(seen, expected, "{what}, direction {direction}");
+        // Pages as large as the API allows cross every window in one page.
+        let seen = page_all(env, &whale(), direction, 100, |_: &Value| {}).await;
+        assert_eq!(seen, expected, "{what}, direction {direction}, limit 100");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_pages_cross_windows_and_gaps_like_one_scan() {
+    let env = Env::start(Options {
+        rows_per_day: ROWS_PER_DAY,
+        days: &SPREAD,
+        ..Options::default()
+    })
+    .await;
+    let client = env.pg().await;
+    assert_whale_pages_match(&env, &client, "only loaded days").await;
+
+    // Rows of days without a partition: in an empty window between loaded
+    // ones, before the oldest and after the newest loaded day.
+    for (n, at) in [
+        "2024-04-15 10:00:00+00",
+        "2023-11-01 00:00:00+00",
+        "2024-06-21 08:00:00+00",
+        "2024-09-30 23:59:59+00",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        insert_outside_the_days(&client, at, n as i64 + 1).await;
+    }
+    let default_rows: i64 = client
+        .query_one("SELECT count(*) FROM ethereum.token_transfers_default", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(default_rows, 4);
+    assert_whale_pages_match(&env, &client, "rows in the default partition").await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_tokens_top_counterparties_come_from_its_load_and_match_its_rows() {

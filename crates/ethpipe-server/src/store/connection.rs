@@ -57,6 +57,11 @@ impl QueryError {
 
 pub struct PgReader {
     pub(super) pool: Pool,
+    /// Sessions for the window statements of address pages (`transfers.rs`):
+    /// read-only, with the statement timeout, and generic plans for their
+    /// prepared statements, so each runs as one round trip in its own
+    /// implicit transaction.
+    pub(super) windows: Pool,
     /// The ledger's reads (runs, triggers): read-only, with the same timeout.
     pub(super) ledger: std::sync::Arc<dyn ethpipe_sinks::Ledger>,
     /// `statement_timeout` in milliseconds, as the text `set_config` takes.
@@ -96,6 +101,17 @@ impl PgReader {
         Ok(rows)
     }
 
+    /// A connection of the window pool, held for the windows of one page.
+    pub(super) async fn window_reader(&self) -> Result<WindowReader, QueryError> {
+        let client = self.windows.get().await.map_err(pool_error)?;
+        // Each kept statement holds its plan in the server's memory; there
+        // are a dozen windows a year, so this bound only stops a slow leak.
+        if client.statement_cache.size() > PREPARED_PER_CONNECTION {
+            client.statement_cache.clear();
+        }
+        Ok(WindowReader { client })
+    }
+
     /// One statement with [`Param`]s, rows as [`Record`]s, in one round
     /// trip: parsed, bound with the parameters' types and run as the unnamed
     /// statement (so always planned with its values, which prunes partitions
@@ -121,6 +137,44 @@ impl PgReader {
         rows.iter()
             .map(|row| postgres_record(row).map_err(classify))
             .collect()
+    }
+}
+
+/// A pooled session that keeps statements prepared and runs them with
+/// their generic plan: made once per session, again only after the tables
+/// they read change. For statements whose partitions are fixed by literal
+/// bounds in their text, whose planning would otherwise cost more than
+/// running them.
+pub(super) struct WindowReader {
+    client: deadpool_postgres::Object,
+}
+
+impl WindowReader {
+    /// One statement with [`Param`]s, outside an explicit transaction: its
+    /// locks are released as soon as it ends.
+    pub(super) async fn records(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Record>, QueryError> {
+        let rows = self.rows(sql, params).await?;
+        rows.iter()
+            .map(|row| postgres_record(row).map_err(classify))
+            .collect()
+    }
+
+    pub(super) async fn rows(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
+        let bound: Vec<_> = params.iter().map(Param::postgres).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = bound
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let statement = self.client.prepare_cached(sql).await.map_err(classify)?;
+        self.client.query(&statement, &refs).await.map_err(classify)
     }
 }
 
@@ -182,6 +236,9 @@ impl SqliteReader {
         .await
     }
 }
+
+/// Statements a window session keeps prepared before it drops them all.
+const PREPARED_PER_CONNECTION: usize = 128;
 
 fn pool_error(error: deadpool_postgres::PoolError) -> QueryError {
     match error {

@@ -3,10 +3,12 @@
 //!
 //! [`ReadStore`] holds every data read. Each statement is written once, in
 //! PostgreSQL's spelling, and [`Dialect`] gives SQLite its own; each row is
-//! mapped to its type once, from a [`Record`]. The one read that truly
-//! differs is a day's top counterparties: PostgreSQL reads what the day's
-//! load kept for a busy token and sums `numeric` values otherwise; SQLite
-//! cannot sum uint256 text, so it adds them exactly in Rust.
+//! mapped to its type once, from a [`Record`]. Two reads differ. A day's
+//! top counterparties: PostgreSQL reads what the day's load kept for a busy
+//! token and sums `numeric` values otherwise; SQLite cannot sum uint256
+//! text, so it adds them exactly in Rust. An address's transfers:
+//! PostgreSQL reads its day partitions a window of days at a time
+//! ([`transfers::for_address_by_windows`]); SQLite has one table.
 //!
 //! [`Reader`] picks the store from the database URL and owns its
 //! connections ([`connection`]: read-only sessions, statement timeout,
@@ -37,6 +39,10 @@ pub use transfers::{Cursor, DayOverview, DayToken, Direction, Transfer, Transfer
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connections kept for reads.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+/// PostgreSQL connections kept for the window statements of address pages
+/// (`transfers.rs`). Each running window holds the locks of up to 30 day
+/// partitions; this many at once stay well inside the server's lock table.
+pub const WINDOW_POOL_SIZE: usize = 8;
 
 /// What a store's read answers, later (boxed so the trait is object-safe).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, QueryError>> + Send + 'a>>;
@@ -117,6 +123,18 @@ impl ReadStore for PgReader {
     ) -> StoreFuture<'a, Vec<(String, i64, String)>> {
         Box::pin(tokens::top_summed_by_postgres(
             self, token, day, side, limit,
+        ))
+    }
+
+    fn transfers<'a>(
+        &'a self,
+        address: &'a str,
+        direction: Direction,
+        cursor: Option<&'a Cursor>,
+        limit: u32,
+    ) -> StoreFuture<'a, TransferPage> {
+        Box::pin(transfers::for_address_by_windows(
+            self, address, direction, cursor, limit,
         ))
     }
 }
@@ -205,8 +223,15 @@ impl Reader {
                 let timeout_option =
                     format!(" -c statement_timeout={}", timeout.as_millis().max(1));
                 let pool = read_pool(config, tls, &timeout_option, pool_size)?;
+                let windows = read_pool(
+                    config,
+                    tls,
+                    &format!("{timeout_option} -c plan_cache_mode=force_generic_plan"),
+                    WINDOW_POOL_SIZE,
+                )?;
                 Ok(Reader::Postgres(PgReader {
                     pool,
+                    windows,
                     ledger,
                     timeout_ms: timeout.as_millis().max(1).to_string(),
                 }))
