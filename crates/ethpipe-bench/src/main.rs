@@ -2,10 +2,12 @@
 //! (`psql \copy`), against ethereum-etl and cryo on the same node, and against a
 //! row-by-row upsert; figures and ratios go to `bench/RESULTS.md`.
 //!
-//! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|sqlite|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
+//! usage: ethpipe-bench [all|load|backfill|rpc|rowwise|sqlite|serving|report|serve [--rows N]|serve-chain|csv] [--quick] [--no-wait]
 //!
 //! Each part saves its figures to `~/.cache/ethpipe-bench/results/PART.json`;
 //! `report` (run last by `all`) writes RESULTS.md from whatever parts exist.
+//! `serving` keeps its generated year of partitions in its own database
+//! between runs (see `serving.rs`).
 //! `serve [--rows N]` only serves the benchmark day, `serve-chain` only makes
 //! the benchmark chain and keeps its node up, `csv` writes the day as CSV (to
 //! profile ethpipe and PostgreSQL by hand).
@@ -20,6 +22,7 @@ mod measure;
 mod report;
 mod rowwise;
 mod rpc;
+mod serving;
 mod sqlite;
 
 use std::time::{Duration, Instant};
@@ -36,6 +39,8 @@ struct Sizes {
     rpc_transfers: usize,
     rpc_days: u32,
     rowwise_rows: usize,
+    serving_rows: i64,
+    serving_seconds: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -47,6 +52,8 @@ const FULL: Sizes = Sizes {
     rpc_transfers: 240_000,
     rpc_days: 4,
     rowwise_rows: 100_000,
+    serving_rows: 30_000_000,
+    serving_seconds: 30,
 };
 
 const QUICK: Sizes = Sizes {
@@ -58,6 +65,8 @@ const QUICK: Sizes = Sizes {
     rpc_transfers: 12_000,
     rpc_days: 2,
     rowwise_rows: 5_000,
+    serving_rows: 300_000,
+    serving_seconds: 5,
 };
 
 fn main() -> std::process::ExitCode {
@@ -106,12 +115,12 @@ fn run() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let parts: Vec<&str> = match part {
-        "all" => vec!["load", "backfill", "rpc", "rowwise", "sqlite"],
-        "load" | "backfill" | "rpc" | "rowwise" | "sqlite" => vec![part],
+        "all" => vec!["load", "backfill", "rpc", "rowwise", "sqlite", "serving"],
+        "load" | "backfill" | "rpc" | "rowwise" | "sqlite" | "serving" => vec![part],
         "report" => vec![],
         other => {
             anyhow::bail!(
-                "unknown part '{other}': use all, load, backfill, rpc, rowwise, sqlite or report"
+                "unknown part '{other}': use all, load, backfill, rpc, rowwise, sqlite, serving or report"
             )
         }
     };
@@ -147,14 +156,30 @@ fn run() -> anyhow::Result<()> {
             "sqlite" => {
                 sqlite::sqlite(&env, sizes.day_rows, sizes.rounds)?;
             }
+            "serving" => {
+                serving::serving(
+                    &env,
+                    serving::ServingOptions {
+                        quick,
+                        rows: sizes.serving_rows,
+                        rate: 200,
+                        seconds: sizes.serving_seconds,
+                        warmup_seconds: if quick { 1 } else { 5 },
+                    },
+                )?;
+            }
             _ => unreachable!(),
         }
         meta.ran(part, part_started.elapsed().as_secs_f64());
     }
     if !parts.is_empty() {
-        // The sqlite part never opens the bench database: run alone, it
-        // leaves it to whichever other part's run may be using it.
-        if parts.iter().any(|part| *part != "sqlite") {
+        // The sqlite and serving parts never open the bench database (serving
+        // keeps its own): run alone, they leave it to whichever other part's
+        // run may be using it.
+        if parts
+            .iter()
+            .any(|part| !matches!(*part, "sqlite" | "serving"))
+        {
             env.drop_database()?;
         }
         meta.load_average_end = measure::load_average();

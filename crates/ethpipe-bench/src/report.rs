@@ -12,6 +12,7 @@ use crate::load::{BackfillResults, LoadResults};
 use crate::measure::{load_average, median};
 use crate::rowwise::RowwiseResults;
 use crate::rpc::RpcResults;
+use crate::serving::ServingResults;
 use crate::sqlite::SqliteResults;
 
 const LOAD_TARGET: f64 = 1.5;
@@ -26,6 +27,8 @@ const CRYO_PARQUET_TARGET: f64 = 1.0;
 /// ethpipe into SQLite against `sqlite3 .import` into the same table (issue 13).
 const SQLITE_TARGET: f64 = 1.5;
 const BACKFILL_TOLERANCE: f64 = 0.20;
+/// Serving pages over a year of day partitions, p99 (DESIGN §7, issue 13).
+const SERVING_P99_TARGET_MS: f64 = 50.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Meta {
@@ -262,6 +265,7 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     let rpc: Option<RpcResults> = env.load("rpc");
     let rowwise: Option<RowwiseResults> = env.load("rowwise");
     let sqlite: Option<SqliteResults> = env.load("sqlite");
+    let serving: Option<ServingResults> = env.load("serving");
     let mut md = String::new();
     let w = &mut md;
 
@@ -421,6 +425,28 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
             verdict(s.ratio <= SQLITE_TARGET)
         );
     }
+    if let Some(s) = &serving {
+        let figures: Vec<String> = s
+            .kinds
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} {:.1} ms ({} errors)",
+                    k.kind, k.all.p99_ms, k.all.errors
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            w,
+            "| serving p99, open loop at {} requests/s for {} s per page kind, {} rows over {} day partitions (latency from each request's due time) | **{}** | ≤ {SERVING_P99_TARGET_MS:.0} ms for token, day and address pages | {} |",
+            s.rate,
+            s.seconds,
+            thousands(s.rows as f64),
+            s.partitions,
+            figures.join(", "),
+            verdict(serving_within(s))
+        );
+    }
     if let (Some(r), Some(l)) = (&rowwise, &load) {
         let _ = writeln!(
             w,
@@ -489,13 +515,16 @@ pub fn write(env: &Env) -> anyhow::Result<PathBuf> {
     if let Some(s) = &sqlite {
         write_sqlite(w, s);
     }
+    if let Some(s) = &serving {
+        write_serving(w, s);
+    }
 
     let _ = writeln!(w, "## How to reproduce\n");
     let _ = writeln!(
         w,
         "```sh\nmake tools        # anvil and the compiled test contracts (once)\nmake bench        # everything: ~{} min on this machine; writes this file\n\
          # one part, then the report from the saved parts:\n\
-         $CARGO_TARGET_DIR/release/ethpipe-bench load|backfill|rpc|rowwise|sqlite\n\
+         $CARGO_TARGET_DIR/release/ethpipe-bench load|backfill|rpc|rowwise|sqlite|serving\n\
          $CARGO_TARGET_DIR/release/ethpipe-bench report\n```\n",
         (meta.total_seconds / 60.0).ceil().max(1.0)
     );
@@ -1112,6 +1141,62 @@ fn write_sqlite(w: &mut String, s: &SqliteResults) {
         verdict(s.ratio <= SQLITE_TARGET),
         thousands(s.counts.0 as f64)
     );
+}
+
+/// Every page kind measured, each within the p99 target without errors.
+fn serving_within(s: &ServingResults) -> bool {
+    !s.kinds.is_empty()
+        && s.kinds
+            .iter()
+            .all(|k| k.all.p99_ms <= SERVING_P99_TARGET_MS && k.all.errors == 0)
+}
+
+fn write_serving(w: &mut String, s: &ServingResults) {
+    let _ = writeln!(w, "## 7. Serving over a year of day partitions\n");
+    let generated = match s.generation_s {
+        Some(seconds) => format!("generated in this run in {}", secs(seconds)),
+        None => "kept from an earlier run of the same generator".to_string(),
+    };
+    let _ = writeln!(
+        w,
+        "The release `ethpipe serve` on {} transfers over {} day partitions ({generated}; see \
+         bench/README.md for their shape). Per page kind, after a warm-up, an open loop sends {} \
+         requests/s for {} s; each latency counts from the request's due time.\n",
+        thousands(s.rows as f64),
+        s.partitions,
+        s.rate,
+        s.seconds
+    );
+    let _ = writeln!(
+        w,
+        "| page | requests | class | p50 | p90 | p99 | max | errors |\n|---|---|---|---|---|---|---|---|"
+    );
+    let row = |w: &mut String, kind: &str, class: &str, l: &crate::serving::Latency| {
+        let _ = writeln!(
+            w,
+            "| {kind} | {} | {class} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+            l.requests, l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.errors
+        );
+    };
+    for k in &s.kinds {
+        row(w, &format!("**{}**", k.kind), "all", &k.all);
+        for (class, latency) in &k.classes {
+            row(w, "", class, latency);
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\np99 target ≤ {SERVING_P99_TARGET_MS:.0} ms per page kind, without errors: {}.\n",
+        verdict(serving_within(s))
+    );
+    let failures: Vec<&String> = s.kinds.iter().flat_map(|k| &k.failures).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(w, "First failures:\n");
+        for failure in failures {
+            let _ = writeln!(w, "- `{failure}`");
+        }
+        let _ = writeln!(w);
+    }
 }
 
 #[cfg(test)]

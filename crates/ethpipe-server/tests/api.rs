@@ -49,51 +49,6 @@ fn expected_day(rows: &[Row], day: &str) -> Vec<(String, i64, i64, i64, String)>
     ranked
 }
 
-/// Expected top counterparties of a token on a day.
-fn expected_top(
-    rows: &[Row],
-    token: &str,
-    day: &str,
-    senders: bool,
-    limit: usize,
-) -> Vec<(String, i64, String)> {
-    let mut totals: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.day == day && r.token == token) {
-        let who = if senders { &r.from } else { &r.to };
-        if let Some(who) = who {
-            let e = totals.entry(who.clone()).or_insert_with(|| (0, "0".into()));
-            e.0 += 1;
-            if let Some(v) = &r.value {
-                e.1 = add(&e.1, v);
-            }
-        }
-    }
-    let mut ranked: Vec<_> = totals.into_iter().map(|(a, (n, v))| (a, n, v)).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked.truncate(limit);
-    ranked
-}
-
-/// Expected transfers of an address, newest first, by key.
-fn expected_transfers(rows: &[Row], address: &str, direction: &str) -> Vec<(String, i64)> {
-    let mut mine: Vec<&Row> = rows
-        .iter()
-        .filter(|r| {
-            let out = r.from.as_deref() == Some(address);
-            let inn = r.to.as_deref() == Some(address);
-            match direction {
-                "in" => inn,
-                "out" => out,
-                _ => inn || out,
-            }
-        })
-        .collect();
-    mine.sort_by(|a, b| {
-        (b.block_number, &b.hash, b.log_index).cmp(&(a.block_number, &a.hash, a.log_index))
-    });
-    mine.iter().map(|r| (r.hash.clone(), r.log_index)).collect()
-}
-
 /// Checks the serving endpoints against `rows` and `tokens` (either database).
 async fn check_serving_endpoints(env: &Env, rows: &[Row], tokens: &[TokenRow]) {
     let latest = latest_tokens(tokens);
@@ -189,41 +144,21 @@ async fn check_serving_endpoints(env: &Env, rows: &[Row], tokens: &[TokenRow]) {
     // An address's transfers, paged with the keyset, in each direction.
     let whale = whale();
     for direction in ["both", "in", "out"] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let mut path =
-                format!("/api/v1/addresses/{whale}/transfers?limit=7&direction={direction}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
+        let seen = page_all(env, &whale, direction, 7, |t| {
+            let dir = t["direction"].as_str().unwrap();
+            match direction {
+                "in" => assert!(dir == "in" || dir == "self"),
+                "out" => assert!(dir == "out" || dir == "self"),
+                _ => {}
             }
-            let page = env.get(&path, 200).await;
-            pages += 1;
-            for t in page["transfers"].as_array().unwrap() {
-                seen.push((
-                    s(&t["transaction_hash"]).unwrap(),
-                    t["log_index"].as_i64().unwrap(),
-                ));
-                let dir = t["direction"].as_str().unwrap();
-                match direction {
-                    "in" => assert!(dir == "in" || dir == "self"),
-                    "out" => assert!(dir == "out" || dir == "self"),
-                    _ => {}
-                }
-                let value = s(&t["value"]);
-                let decimals = decimals_of(t["token_address"].as_str().unwrap());
-                assert_eq!(
-                    s(&t["amount"]),
-                    value.as_deref().and_then(|v| scale(v, decimals.as_deref()))
-                );
-            }
-            cursor = s(&page["next_cursor"]);
-            if cursor.is_none() {
-                break;
-            }
-            assert!(pages < 100, "paging does not end");
-        }
+            let value = s(&t["value"]);
+            let decimals = decimals_of(t["token_address"].as_str().unwrap());
+            assert_eq!(
+                s(&t["amount"]),
+                value.as_deref().and_then(|v| scale(v, decimals.as_deref()))
+            );
+        })
+        .await;
         let expected = expected_transfers(rows, &whale, direction);
         assert!(
             expected.len() > 14,

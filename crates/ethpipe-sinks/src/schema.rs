@@ -111,4 +111,22 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres::migrations::V12,
         "",
     ),
+    sql(
+        13,
+        "the top senders and receivers of each day's busiest tokens",
+        postgres::migrations::V13,
+        "",
+    ),
+    sql(
+        14,
+        "a day's tokens ranked by transfers, from an index",
+        postgres::migrations::V14,
+        sqlite::migrations::V14,
+    ),
+    sql(
+        15,
+        "a token's daily statistics from its index alone",
+        postgres::migrations::V15,
+        "",
+    ),
 ];

@@ -115,9 +115,8 @@ pub async fn token(
     Query(query): Query<TopQuery>,
 ) -> PageResult {
     let address = params::address(&address)?;
-    let profile = state.service.token_profile(&address).await?;
     let (day, limit) = query.day_and_limit()?;
-    let top = state.service.token_top(&address, day, limit).await?;
+    let (profile, top) = state.service.token_page(&address, day, limit).await?;
     Ok(page(views::data::token(&address, &profile, &top)))
 }
 

@@ -407,8 +407,8 @@ impl Service {
     /// neither.
     pub async fn token_profile(&self, address: &str) -> ServiceResult<TokenProfile> {
         let store = self.reader.store();
-        let token = store.token(address).await?;
-        let daily = store.daily(address, None, None, 365).await?;
+        let (token, daily) =
+            tokio::try_join!(store.token(address), store.daily(address, None, None, 365))?;
         if token.is_none() && daily.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "no token {address}: it is neither in ethereum.tokens nor in the daily statistics"
@@ -429,6 +429,34 @@ impl Service {
             Some(day) => Some(day),
             None => store.latest_day(address).await?,
         };
+        let decimals = store.token(address).await?.and_then(|t| t.decimals);
+        self.top_of_day(address, day, limit, decimals).await
+    }
+
+    /// The token page's reads: the profile, and the top senders and
+    /// receivers on `day`, else on the latest day of the profile's
+    /// statistics (their newest day is the token's latest), so the token
+    /// and its latest day are read once.
+    pub async fn token_page(
+        &self,
+        address: &str,
+        day: Option<Day>,
+        limit: u32,
+    ) -> ServiceResult<(TokenProfile, TopCounterparties)> {
+        let profile = self.token_profile(address).await?;
+        let day = day.or_else(|| profile.daily.last().and_then(|d| d.day.parse().ok()));
+        let decimals = profile.token.as_ref().and_then(|t| t.decimals.clone());
+        let top = self.top_of_day(address, day, limit, decimals).await?;
+        Ok((profile, top))
+    }
+
+    async fn top_of_day(
+        &self,
+        address: &str,
+        day: Option<Day>,
+        limit: u32,
+        decimals: Option<String>,
+    ) -> ServiceResult<TopCounterparties> {
         let Some(day) = day else {
             return Ok(TopCounterparties {
                 token_address: address.to_string(),
@@ -437,28 +465,27 @@ impl Service {
                 receivers: Vec::new(),
             });
         };
-        let decimals = store.token(address).await?.and_then(|t| t.decimals);
-        let mut ranked = Vec::new();
-        for side in [Side::Senders, Side::Receivers] {
-            let rows = store.top_counterparties(address, day, side, limit).await?;
-            ranked.push(
-                rows.into_iter()
-                    .map(|(address, transfers, volume_raw)| Counterparty {
-                        volume: crate::store::scaled(Some(&volume_raw), decimals.as_deref()),
-                        address,
-                        transfers,
-                        volume_raw,
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let receivers = ranked.pop().unwrap_or_default();
-        let senders = ranked.pop().unwrap_or_default();
+        let store = self.reader.store();
+        // Both sides at once, on two pooled connections.
+        let (senders, receivers) = tokio::try_join!(
+            store.top_counterparties(address, day, Side::Senders, limit),
+            store.top_counterparties(address, day, Side::Receivers, limit),
+        )?;
+        let ranked = |rows: Vec<(String, i64, String)>| {
+            rows.into_iter()
+                .map(|(address, transfers, volume_raw)| Counterparty {
+                    volume: crate::store::scaled(Some(&volume_raw), decimals.as_deref()),
+                    address,
+                    transfers,
+                    volume_raw,
+                })
+                .collect::<Vec<_>>()
+        };
         Ok(TopCounterparties {
             token_address: address.to_string(),
             day: Some(day.to_string()),
-            senders,
-            receivers,
+            senders: ranked(senders),
+            receivers: ranked(receivers),
         })
     }
 

@@ -1,8 +1,11 @@
 //! How a read reaches each database, and how it fails.
 //!
-//! PostgreSQL reads take a pooled connection, open a `READ ONLY` transaction
-//! and set a transaction-local `statement_timeout` before the query, so a slow
-//! query is cut off by the server and nothing a reader runs can write. SQLite
+//! PostgreSQL reads take a pooled connection whose session is read-only
+//! (`default_transaction_read_only`) and carries the `statement_timeout`, so
+//! a slow query is cut off by the server and nothing a reader runs can
+//! write; the data reads run as one statement each, in one round trip
+//! ([`PgReader::records`]), and [`PgReader::query`] also opens an explicit
+//! `READ ONLY` transaction with a transaction-local timeout. SQLite
 //! reads open the file read-only (`query_only` too) on a blocking thread, and
 //! a watchdog interrupts a statement that runs past the same timeout.
 
@@ -54,6 +57,11 @@ impl QueryError {
 
 pub struct PgReader {
     pub(super) pool: Pool,
+    /// Sessions for the window statements of address pages (`transfers.rs`):
+    /// read-only, with the statement timeout, and generic plans for their
+    /// prepared statements, so each runs as one round trip in its own
+    /// implicit transaction.
+    pub(super) windows: Pool,
     /// The ledger's reads (runs, triggers): read-only, with the same timeout.
     pub(super) ledger: std::sync::Arc<dyn ethpipe_sinks::Ledger>,
     /// `statement_timeout` in milliseconds, as the text `set_config` takes.
@@ -73,13 +81,7 @@ impl PgReader {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
-        let mut client = self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => QueryError::Unavailable {
-                message: ethpipe_sinks::postgres::describe(&e),
-                source: Box::new(e),
-            },
-            other => QueryError::unavailable(other),
-        })?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
         let transaction = client
             .build_transaction()
             .read_only(true)
@@ -99,21 +101,80 @@ impl PgReader {
         Ok(rows)
     }
 
-    /// [`PgReader::query`] with [`Param`]s, rows as [`Record`]s.
+    /// A connection of the window pool, held for the windows of one page.
+    pub(super) async fn window_reader(&self) -> Result<WindowReader, QueryError> {
+        let client = self.windows.get().await.map_err(pool_error)?;
+        // Each kept statement holds its plan in the server's memory; there
+        // are a dozen windows a year, so this bound only stops a slow leak.
+        if client.statement_cache.size() > PREPARED_PER_CONNECTION {
+            client.statement_cache.clear();
+        }
+        Ok(WindowReader { client })
+    }
+
+    /// One statement with [`Param`]s, rows as [`Record`]s, in one round
+    /// trip: parsed, bound with the parameters' types and run as the unnamed
+    /// statement (so always planned with its values, which prunes partitions
+    /// at plan time), in its own implicit transaction, which the session
+    /// makes read-only and time-limited. The explicit transaction and the
+    /// separate prepare of [`PgReader::query`] cost four more round trips,
+    /// which were most of a page's database time (docs/architecture.md).
     pub(super) async fn records(
         &self,
         sql: &str,
         params: &[Param],
     ) -> Result<Vec<Record>, QueryError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let bound: Vec<_> = params
+            .iter()
+            .map(|p| (p.postgres(), p.postgres_type()))
+            .collect();
+        let typed: Vec<(&(dyn ToSql + Sync), tokio_postgres::types::Type)> = bound
+            .iter()
+            .map(|(value, ty)| (value.as_ref() as &(dyn ToSql + Sync), ty.clone()))
+            .collect();
+        let rows = client.query_typed(sql, &typed).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| postgres_record(row).map_err(classify))
+            .collect()
+    }
+}
+
+/// A pooled session that keeps statements prepared and runs them with
+/// their generic plan: made once per session, again only after the tables
+/// they read change. For statements whose partitions are fixed by literal
+/// bounds in their text, whose planning would otherwise cost more than
+/// running them.
+pub(super) struct WindowReader {
+    client: deadpool_postgres::Object,
+}
+
+impl WindowReader {
+    /// One statement with [`Param`]s, outside an explicit transaction: its
+    /// locks are released as soon as it ends.
+    pub(super) async fn records(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Record>, QueryError> {
+        let rows = self.rows(sql, params).await?;
+        rows.iter()
+            .map(|row| postgres_record(row).map_err(classify))
+            .collect()
+    }
+
+    pub(super) async fn rows(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
         let bound: Vec<_> = params.iter().map(Param::postgres).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let rows = self.query(sql, &refs).await?;
-        rows.iter()
-            .map(|row| postgres_record(row).map_err(classify))
-            .collect()
+        let statement = self.client.prepare_cached(sql).await.map_err(classify)?;
+        self.client.query(&statement, &refs).await.map_err(classify)
     }
 }
 
@@ -176,6 +237,19 @@ impl SqliteReader {
     }
 }
 
+/// Statements a window session keeps prepared before it drops them all.
+const PREPARED_PER_CONNECTION: usize = 128;
+
+fn pool_error(error: deadpool_postgres::PoolError) -> QueryError {
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => QueryError::Unavailable {
+            message: ethpipe_sinks::postgres::describe(&e),
+            source: Box::new(e),
+        },
+        other => QueryError::unavailable(other),
+    }
+}
+
 fn classify_sqlite(error: rusqlite::Error) -> QueryError {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::Timeout(Box::new(error)),
@@ -191,7 +265,7 @@ fn classify_sqlite(error: rusqlite::Error) -> QueryError {
 
 /// Cancelled by `statement_timeout` is SQLSTATE 57014; connection trouble is
 /// "unavailable"; anything else is a bug worth a 500.
-fn classify(error: tokio_postgres::Error) -> QueryError {
+pub(super) fn classify(error: tokio_postgres::Error) -> QueryError {
     let message = ethpipe_sinks::postgres::describe(&error);
     let unavailable = match error.code().map(|c| c.code()) {
         Some("57014") => return QueryError::Timeout(Box::new(error)),

@@ -3,12 +3,15 @@
 //!
 //! [`ReadStore`] holds every data read. Each statement is written once, in
 //! PostgreSQL's spelling, and [`Dialect`] gives SQLite its own; each row is
-//! mapped to its type once, from a [`Record`]. The one read that truly
-//! differs is a day's top counterparties: PostgreSQL sums `numeric` values,
-//! SQLite cannot sum uint256 text, so it adds them exactly in Rust.
+//! mapped to its type once, from a [`Record`]. Two reads differ. A day's
+//! top counterparties: PostgreSQL reads what the day's load kept for a busy
+//! token and sums `numeric` values otherwise; SQLite cannot sum uint256
+//! text, so it adds them exactly in Rust. An address's transfers:
+//! PostgreSQL reads its day partitions a window of days at a time
+//! ([`transfers::for_address_by_windows`]); SQLite has one table.
 //!
 //! [`Reader`] picks the store from the database URL and owns its
-//! connections ([`connection`]: read-only transactions, statement timeout,
+//! connections ([`connection`]: read-only sessions, statement timeout,
 //! pool).
 //!
 //! - [`tokens`]: search, metadata, daily statistics, top senders/receivers.
@@ -36,6 +39,10 @@ pub use transfers::{Cursor, DayOverview, DayToken, Direction, Transfer, Transfer
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connections kept for reads.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+/// PostgreSQL connections kept for the window statements of address pages
+/// (`transfers.rs`). Each running window holds the locks of up to 30 day
+/// partitions; this many at once stay well inside the server's lock table.
+pub const WINDOW_POOL_SIZE: usize = 8;
 
 /// What a store's read answers, later (boxed so the trait is object-safe).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, QueryError>> + Send + 'a>>;
@@ -118,6 +125,18 @@ impl ReadStore for PgReader {
             self, token, day, side, limit,
         ))
     }
+
+    fn transfers<'a>(
+        &'a self,
+        address: &'a str,
+        direction: Direction,
+        cursor: Option<&'a Cursor>,
+        limit: u32,
+    ) -> StoreFuture<'a, TransferPage> {
+        Box::pin(transfers::for_address_by_windows(
+            self, address, direction, cursor, limit,
+        ))
+    }
 }
 
 impl ReadStore for SqliteReader {
@@ -146,6 +165,37 @@ pub enum Reader {
     Sqlite(SqliteReader),
 }
 
+/// Read-only sessions on `config` with `options` added.
+fn read_pool(
+    config: &tokio_postgres::Config,
+    tls: &ethpipe_sinks::tls::PgTls,
+    options: &str,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, PoolSetupError> {
+    let mut config = config.clone();
+    let options = match config.get_options() {
+        Some(existing) => format!("{existing} -c default_transaction_read_only=on{options}"),
+        None => format!("-c default_transaction_read_only=on{options}"),
+    };
+    config.options(&options);
+    config.application_name("ethpipe-server");
+    config.connect_timeout(Duration::from_secs(5));
+    let manager = Manager::from_config(
+        config,
+        tls.connector(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(PoolSetupError::Pool)
+}
+
 /// The read pool or the ledger's reader could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolSetupError {
@@ -167,32 +217,21 @@ impl Reader {
             ethpipe_sinks::ledger::open_read_only(url, timeout).map_err(PoolSetupError::Ledger)?;
         match url {
             DatabaseUrl::Postgres { config, tls, .. } => {
-                let mut config = (**config).clone();
-                // Defence in depth: even a statement outside our explicit
-                // read-only transactions could not write on these connections.
-                let options = match config.get_options() {
-                    Some(existing) => format!("{existing} -c default_transaction_read_only=on"),
-                    None => "-c default_transaction_read_only=on".to_string(),
-                };
-                config.options(&options);
-                config.application_name("ethpipe-server");
-                config.connect_timeout(Duration::from_secs(5));
-                let manager = Manager::from_config(
+                // Reads run as single statements outside explicit
+                // transactions: the sessions themselves are read-only and
+                // carry the timeout.
+                let timeout_option =
+                    format!(" -c statement_timeout={}", timeout.as_millis().max(1));
+                let pool = read_pool(config, tls, &timeout_option, pool_size)?;
+                let windows = read_pool(
                     config,
-                    tls.connector(),
-                    ManagerConfig {
-                        recycling_method: RecyclingMethod::Fast,
-                    },
-                );
-                let pool = deadpool_postgres::Pool::builder(manager)
-                    .max_size(pool_size.max(1))
-                    .wait_timeout(Some(Duration::from_secs(10)))
-                    .create_timeout(Some(Duration::from_secs(5)))
-                    .runtime(deadpool_postgres::Runtime::Tokio1)
-                    .build()
-                    .map_err(PoolSetupError::Pool)?;
+                    tls,
+                    &format!("{timeout_option} -c plan_cache_mode=force_generic_plan"),
+                    WINDOW_POOL_SIZE,
+                )?;
                 Ok(Reader::Postgres(PgReader {
                     pool,
+                    windows,
                     ledger,
                     timeout_ms: timeout.as_millis().max(1).to_string(),
                 }))

@@ -62,6 +62,19 @@ impl Param {
         }
     }
 
+    /// The PostgreSQL type it is bound as, given with the statement so that
+    /// parsing and running it take one round trip.
+    pub(super) fn postgres_type(&self) -> tokio_postgres::types::Type {
+        use tokio_postgres::types::Type;
+        match self {
+            Param::Text(_) => Type::TEXT,
+            Param::Int(_) => Type::INT8,
+            Param::Bool(_) => Type::BOOL,
+            Param::Date(_) => Type::DATE,
+            Param::Instant(_) => Type::TIMESTAMPTZ,
+        }
+    }
+
     /// As SQLite binds it: dates and instants in the text the sink stores.
     pub(super) fn sqlite(&self) -> rusqlite::types::Value {
         use rusqlite::types::Value;

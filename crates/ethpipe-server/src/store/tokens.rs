@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use ethpipe_core::{Day, Pipeline};
+use ethpipe_sinks::postgres::day::COUNTERPARTIES_KEPT;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -86,6 +87,14 @@ impl Side {
         match self {
             Side::Senders => "from_address",
             Side::Receivers => "to_address",
+        }
+    }
+
+    /// The side's name in `token_daily_counterparties`.
+    fn kept_as(self) -> &'static str {
+        match self {
+            Side::Senders => "sender",
+            Side::Receivers => "receiver",
         }
     }
 }
@@ -249,7 +258,20 @@ pub async fn day_range(
     Ok(Some((day(0)?, day(1)?)))
 }
 
-/// PostgreSQL ranks and sums `numeric` values in the statement.
+/// A busy token's day, ranked by its load (`$4` at most
+/// [`COUNTERPARTIES_KEPT`]).
+const KEPT_COUNTERPARTIES: &str = "
+SELECT address, transfers, CAST(volume_raw AS TEXT)
+FROM ethereum.token_daily_counterparties
+WHERE day = $1 AND token_address = $2 AND side = $3
+ORDER BY rank LIMIT $4";
+
+/// PostgreSQL: the counterparties the day's load kept, for a token with
+/// more than [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`] transfers that day;
+/// otherwise (fewer rows than that to read, or a day loaded before the
+/// table existed) the day's rows ranked and summed in the statement.
+///
+/// [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`]: ethpipe_sinks::postgres::day::COUNTERPARTY_TOKEN_MIN_TRANSFERS
 pub(super) async fn top_summed_by_postgres(
     pg: &PgReader,
     token: &str,
@@ -257,6 +279,19 @@ pub(super) async fn top_summed_by_postgres(
     side: Side,
     limit: u32,
 ) -> Result<Vec<(String, i64, String)>, QueryError> {
+    let triple = |r: &Record| Ok((r.text(0)?, r.int(1)?, r.text(2)?));
+    if i64::from(limit) <= COUNTERPARTIES_KEPT {
+        let params = [
+            Param::Date(Some(day)),
+            Param::text(token),
+            Param::text(side.kept_as()),
+            Param::int(limit),
+        ];
+        let kept = pg.records(KEPT_COUNTERPARTIES, &params).await?;
+        if !kept.is_empty() {
+            return kept.iter().map(triple).collect();
+        }
+    }
     let column = side.column();
     let sql = format!(
         "SELECT {column}, count(*), CAST(coalesce(sum(value), 0) AS TEXT)
@@ -272,9 +307,7 @@ pub(super) async fn top_summed_by_postgres(
         Param::int(limit),
     ];
     let rows = pg.records(&sql, &params).await?;
-    rows.iter()
-        .map(|r| Ok((r.text(0)?, r.int(1)?, r.text(2)?)))
-        .collect()
+    rows.iter().map(triple).collect()
 }
 
 /// SQLite cannot sum uint256 text: the day's rows are added up here, exactly.

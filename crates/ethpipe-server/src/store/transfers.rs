@@ -8,11 +8,13 @@
 //! instead of an `OR` that would sort every transfer the address ever made.
 
 use ethpipe_core::Day;
+use ethpipe_sinks::ddl::day_bounds;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::connection::classify;
 use super::sql::{Param, Record};
-use super::{normalize_decimal, scaled, QueryError, ReadStore};
+use super::{normalize_decimal, scaled, PgReader, QueryError, ReadStore};
 use crate::error::Invalid;
 
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
@@ -142,9 +144,25 @@ impl Cursor {
     }
 }
 
-/// `$2`/`$3`: whether to read the outgoing/incoming side; `$4..$6`: the
-/// cursor (all NULL on the first page); `$7`: rows to fetch.
-const TRANSFERS: &str = "
+/// The page's statement, reading only `window`'s rows (a condition on
+/// `block_timestamp`, or nothing). `$1`: the address; `$2`/`$3`: whether to
+/// read the outgoing/incoming side; `$4..$6`: the cursor (all NULL on the
+/// first page); `$7`: rows to fetch; `$8`: the cursor's block, or the
+/// largest block number, so the index range starts at the cursor instead of
+/// skipping the newer rows one by one.
+fn transfers_statement(window: &str) -> String {
+    let side = |column: &str, enabled: &str| {
+        format!(
+            "SELECT * FROM (
+        SELECT * FROM ethereum.token_transfers
+        WHERE CAST({enabled} AS BOOLEAN) AND {column} = $1{window} AND block_number <= $8
+          AND (CAST($4 AS BIGINT) IS NULL
+               OR (block_number, transaction_hash, log_index) < ($4, $5, $6))
+        ORDER BY block_number DESC, transaction_hash DESC, log_index DESC LIMIT $7)"
+        )
+    };
+    format!(
+        "
 SELECT t.token_address,
        (SELECT symbol FROM ethereum.tokens k WHERE k.address = t.token_address
         ORDER BY k.block_number DESC LIMIT 1),
@@ -153,24 +171,38 @@ SELECT t.token_address,
        t.from_address, t.to_address, CAST(t.value AS TEXT), t.transaction_hash, t.log_index,
        t.block_number, t.block_timestamp
 FROM (
-    SELECT * FROM (
-        SELECT * FROM ethereum.token_transfers
-        WHERE CAST($2 AS BOOLEAN) AND from_address = $1
-          AND (CAST($4 AS BIGINT) IS NULL
-               OR (block_number, transaction_hash, log_index) < ($4, $5, $6))
-        ORDER BY block_number DESC, transaction_hash DESC, log_index DESC LIMIT $7) AS outgoing
+    {} AS outgoing
     UNION
-    SELECT * FROM (
-        SELECT * FROM ethereum.token_transfers
-        WHERE CAST($3 AS BOOLEAN) AND to_address = $1
-          AND (CAST($4 AS BIGINT) IS NULL
-               OR (block_number, transaction_hash, log_index) < ($4, $5, $6))
-        ORDER BY block_number DESC, transaction_hash DESC, log_index DESC LIMIT $7) AS incoming
+    {} AS incoming
 ) AS t
 ORDER BY t.block_number DESC, t.transaction_hash DESC, t.log_index DESC
-LIMIT $7";
+LIMIT $7",
+        side("from_address", "$2"),
+        side("to_address", "$3")
+    )
+}
 
-/// One page (`limit` rows) of `address`'s transfers older than `cursor`.
+/// The statement's parameters for `rows` more rows.
+fn transfers_params(
+    address: &str,
+    direction: Direction,
+    cursor: Option<&Cursor>,
+    rows: usize,
+) -> Vec<Param> {
+    vec![
+        Param::text(address),
+        Param::Bool(direction.includes_out()),
+        Param::Bool(direction.includes_in()),
+        Param::Int(cursor.map(|c| c.block_number)),
+        Param::Text(cursor.map(|c| c.transaction_hash.clone())),
+        Param::Int(cursor.map(|c| c.log_index)),
+        Param::int(i64::try_from(rows).unwrap_or(i64::MAX)),
+        Param::int(cursor.map_or(i64::MAX, |c| c.block_number)),
+    ]
+}
+
+/// One page (`limit` rows) of `address`'s transfers older than `cursor`, in
+/// one statement over the whole table (SQLite: one table, no partitions).
 pub(super) async fn for_address<S: ReadStore + ?Sized>(
     store: &S,
     address: &str,
@@ -179,16 +211,146 @@ pub(super) async fn for_address<S: ReadStore + ?Sized>(
     limit: u32,
 ) -> Result<TransferPage, QueryError> {
     // One row more than asked tells whether another page exists.
-    let params = vec![
-        Param::text(address),
-        Param::Bool(direction.includes_out()),
-        Param::Bool(direction.includes_in()),
-        Param::Int(cursor.map(|c| c.block_number)),
-        Param::Text(cursor.map(|c| c.transaction_hash.clone())),
-        Param::Int(cursor.map(|c| c.log_index)),
-        Param::int(limit + 1),
-    ];
-    let rows = store.fetch(TRANSFERS, params).await?;
+    let params = transfers_params(address, direction, cursor, limit as usize + 1);
+    let rows = store.fetch(&transfers_statement(""), params).await?;
+    transfer_page(&rows, address, direction, limit)
+}
+
+/// Days in one window of an address's page in PostgreSQL. Windows are fixed
+/// on the calendar (counted from 1970-01-01), so each window's statement,
+/// with its bounds written in, is the same text on every request and its
+/// plan is made once per connection. 30 days keep a window's plan small (a
+/// few milliseconds to make, about 0.3 ms to run) and its locks (a table
+/// and two indexes per day) well within PostgreSQL's shared lock table even
+/// with every pooled connection reading one.
+pub const WINDOW_DAYS: i64 = 30;
+
+/// `$1`: the cursor's block (NULL on the first page). Which windows hold a
+/// loaded day with rows at or below the cursor, newest first, and whether
+/// the default partition (rows of days without a partition of their own,
+/// which ethpipe never writes) is empty.
+const WINDOWS: &str = "
+SELECT NOT EXISTS (SELECT 1 FROM ethereum.token_transfers_default),
+       ARRAY(SELECT DISTINCT (day - DATE '1970-01-01') / CAST($2 AS BIGINT) AS window_index
+             FROM ethpipe.day_partitions
+             WHERE dataset = 'token_transfers' AND rows > 0
+               AND (CAST($1 AS BIGINT) IS NULL OR first_block <= $1)
+             ORDER BY window_index DESC)";
+
+/// A stretch of `block_timestamp` one statement reads; `None` is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    from: Option<Day>,
+    until: Option<Day>,
+}
+
+impl Window {
+    fn of(index: i64) -> Window {
+        Window {
+            from: Some(window_start(index)),
+            until: Some(window_start(index + 1)),
+        }
+    }
+
+    /// The condition, with the bounds as `timestamptz` literals: constants
+    /// let the planner leave every other day's partition out of the plan
+    /// (a `date` expression or a parameter would only prune when the
+    /// statement runs, after all of them were planned and locked).
+    fn condition(&self) -> String {
+        let bound = |op: &str, day: Option<Day>| {
+            day.map(|d| format!(" AND block_timestamp {op} {}", day_bounds(d).0))
+                .unwrap_or_default()
+        };
+        format!("{}{}", bound(">=", self.from), bound("<", self.until))
+    }
+}
+
+fn window_start(index: i64) -> Day {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let days = index * WINDOW_DAYS;
+    Day::from_naive(epoch + chrono::Duration::days(days))
+}
+
+/// The windows to read, newest first, given the windows that hold loaded
+/// days (newest first) and whether rows outside the loaded days may exist.
+/// With an empty default partition only the windows of loaded days hold
+/// rows. Otherwise every stretch of time is read once: the gaps between
+/// loaded windows too, everything before the oldest, and, on a first page,
+/// everything after the newest.
+fn windows(loaded: &[i64], default_empty: bool, first_page: bool) -> Vec<Window> {
+    if default_empty {
+        return loaded.iter().map(|&index| Window::of(index)).collect();
+    }
+    let (Some(&newest), Some(&oldest)) = (loaded.first(), loaded.last()) else {
+        return vec![Window {
+            from: None,
+            until: None,
+        }];
+    };
+    let mut windows: Vec<Window> = (oldest..=newest).rev().map(Window::of).collect();
+    if first_page {
+        windows[0].until = None;
+    }
+    windows.push(Window {
+        from: None,
+        until: Some(window_start(oldest)),
+    });
+    windows
+}
+
+/// One page of `address`'s transfers older than `cursor`, read a window of
+/// days at a time, newest first, until the page is full: a busy address's
+/// page is read from the newest window alone, a rare address's from each
+/// window in turn, each a small plan made once per session. Windows hold
+/// disjoint stretches of time and a block belongs to one day, so every row
+/// of a newer window sorts before every row of an older one and the
+/// windows' rows, in order, are the page the single statement would give.
+/// Each window runs as its own statement outside a transaction, so a page
+/// never holds the locks of more than one window.
+pub(super) async fn for_address_by_windows(
+    pg: &PgReader,
+    address: &str,
+    direction: Direction,
+    cursor: Option<&Cursor>,
+    limit: u32,
+) -> Result<TransferPage, QueryError> {
+    let reader = pg.window_reader().await?;
+    let found = reader
+        .rows(
+            WINDOWS,
+            &[
+                Param::Int(cursor.map(|c| c.block_number)),
+                Param::int(WINDOW_DAYS),
+            ],
+        )
+        .await?;
+    let (default_empty, loaded) = match found.first() {
+        Some(row) => (
+            row.try_get::<_, bool>(0).map_err(classify)?,
+            row.try_get::<_, Vec<i64>>(1).map_err(classify)?,
+        ),
+        None => (true, Vec::new()),
+    };
+    // One row more than asked tells whether another page exists.
+    let wanted = limit as usize + 1;
+    let mut rows = Vec::with_capacity(wanted);
+    for window in windows(&loaded, default_empty, cursor.is_none()) {
+        let params = transfers_params(address, direction, cursor, wanted - rows.len());
+        let statement = transfers_statement(&window.condition());
+        rows.extend(reader.records(&statement, &params).await?);
+        if rows.len() >= wanted {
+            break;
+        }
+    }
+    transfer_page(&rows, address, direction, limit)
+}
+
+fn transfer_page(
+    rows: &[Record],
+    address: &str,
+    direction: Direction,
+    limit: u32,
+) -> Result<TransferPage, QueryError> {
     let more = rows.len() > limit as usize;
     let transfers = rows
         .iter()
@@ -342,6 +504,41 @@ mod tests {
         ] {
             assert!(Cursor::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn windows_cover_loaded_days_and_with_stray_rows_all_time_once() {
+        let day = |text: &str| Some(text.parse::<Day>().unwrap());
+        // 2024-01-05 is in window 657, 2024-03-02 in 659.
+        let loaded = [659, 657];
+        assert_eq!(
+            windows(&loaded, true, true),
+            vec![Window::of(659), Window::of(657)]
+        );
+        assert_eq!(Window::of(657).from, day("2023-12-19"));
+        assert_eq!(Window::of(657).until, day("2024-01-18"));
+        assert_eq!(
+            Window::of(657).condition(),
+            " AND block_timestamp >= '2023-12-19 00:00:00+00' \
+             AND block_timestamp < '2024-01-18 00:00:00+00'"
+        );
+        let everything = windows(&loaded, false, true);
+        assert_eq!(everything.len(), 4);
+        assert_eq!(everything[0].from, Window::of(659).from);
+        assert_eq!(everything[0].until, None, "newer than the newest day");
+        assert_eq!(everything[1], Window::of(658), "the gap");
+        assert_eq!(everything[2], Window::of(657));
+        assert_eq!(everything[3].from, None, "older than the oldest day");
+        assert_eq!(everything[3].until, Window::of(657).from);
+        // Past the first page, nothing newer than the cursor's window holds rows for it.
+        assert_eq!(windows(&loaded, false, false)[0], Window::of(659));
+        let all = Window {
+            from: None,
+            until: None,
+        };
+        assert_eq!(windows(&[], false, true), vec![all]);
+        assert_eq!(all.condition(), "");
+        assert!(windows(&[], true, true).is_empty());
     }
 
     #[test]

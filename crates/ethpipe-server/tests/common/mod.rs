@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +104,8 @@ pub struct Options {
     pub rows_per_day: usize,
     /// Load the fixture days before serving.
     pub load: bool,
+    /// The days of transfers the source has (and that are loaded).
+    pub days: &'static [&'static str],
 }
 
 impl Default for Options {
@@ -114,6 +116,7 @@ impl Default for Options {
             token: None,
             rows_per_day: 240,
             load: true,
+            days: &DAYS,
         }
     }
 }
@@ -125,7 +128,7 @@ impl Env {
         let bigquery = FakeBigQuery::start(email).await.unwrap();
         let account = ServiceAccount::write(dir.path(), &bigquery.token_url()).unwrap();
         let mut transfers = Vec::new();
-        for day in DAYS {
+        for day in options.days {
             transfers.extend(fixture_transfers(day, options.rows_per_day));
         }
         bigquery.set_transfers(transfers);
@@ -159,7 +162,7 @@ impl Env {
                 DAYS[0],
             )
             .await;
-            for day in DAYS {
+            for day in options.days {
                 run(
                     &database,
                     source.as_ref(),
@@ -323,6 +326,90 @@ pub struct TokenRow {
     pub symbol: Option<String>,
     pub name: Option<String>,
     pub decimals: Option<String>,
+}
+
+/// Expected top counterparties of a token on a day.
+pub fn expected_top(
+    rows: &[Row],
+    token: &str,
+    day: &str,
+    senders: bool,
+    limit: usize,
+) -> Vec<(String, i64, String)> {
+    let mut totals: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.day == day && r.token == token) {
+        let who = if senders { &r.from } else { &r.to };
+        if let Some(who) = who {
+            let e = totals.entry(who.clone()).or_insert_with(|| (0, "0".into()));
+            e.0 += 1;
+            if let Some(v) = &r.value {
+                e.1 = add(&e.1, v);
+            }
+        }
+    }
+    let mut ranked: Vec<_> = totals.into_iter().map(|(a, (n, v))| (a, n, v)).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(limit);
+    ranked
+}
+
+/// Expected transfers of an address, newest first, by key.
+pub fn expected_transfers(rows: &[Row], address: &str, direction: &str) -> Vec<(String, i64)> {
+    let mut mine: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            let out = r.from.as_deref() == Some(address);
+            let inn = r.to.as_deref() == Some(address);
+            match direction {
+                "in" => inn,
+                "out" => out,
+                _ => inn || out,
+            }
+        })
+        .collect();
+    mine.sort_by(|a, b| {
+        (b.block_number, &b.hash, b.log_index).cmp(&(a.block_number, &a.hash, a.log_index))
+    });
+    mine.iter().map(|r| (r.hash.clone(), r.log_index)).collect()
+}
+
+/// Every page of `address`'s transfers in `direction`, `limit` a page,
+/// following `next_cursor` to the end; (hash, log index) of each, in order.
+/// `check` sees every transfer as the API gave it.
+pub async fn page_all(
+    env: &Env,
+    address: &str,
+    direction: &str,
+    limit: usize,
+    mut check: impl FnMut(&Value),
+) -> Vec<(String, i64)> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut path =
+            format!("/api/v1/addresses/{address}/transfers?limit={limit}&direction={direction}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = env.get(&path, 200).await;
+        let transfers = page["transfers"].as_array().unwrap();
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        // A page is short only when it is the last.
+        if cursor.is_some() {
+            assert_eq!(transfers.len(), limit, "{path}");
+        }
+        for t in transfers {
+            check(t);
+            seen.push((
+                t["transaction_hash"].as_str().unwrap().to_string(),
+                t["log_index"].as_i64().unwrap(),
+            ));
+        }
+        if cursor.is_none() {
+            return seen;
+        }
+    }
+    panic!("paging {address} ({direction}) does not end");
 }
 
 pub async fn pg_rows(client: &tokio_postgres::Client) -> (Vec<Row>, Vec<TokenRow>) {

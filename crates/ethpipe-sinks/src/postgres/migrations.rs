@@ -266,6 +266,49 @@ CREATE VIEW ethereum.token_transfers_enriched AS
     LEFT JOIN ethereum.tokens_latest tk ON tk.address = t.token_address;
 "#;
 
+/// Built in the transaction that loads a day's transfers, for the tokens
+/// with more than [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`] transfers that day:
+/// summing those tokens' raw rows on each token page is what made it slow
+/// (docs/architecture.md, "Serving over a year of days"). Keyed by day first,
+/// so a load appends at the end of the key and its `DELETE` reads one range.
+/// Days loaded before this migration have no rows here; the server then sums
+/// their raw rows, as it always did.
+///
+/// [`COUNTERPARTY_TOKEN_MIN_TRANSFERS`]: super::day::COUNTERPARTY_TOKEN_MIN_TRANSFERS
+pub(crate) const V13: &str = r#"
+CREATE TABLE ethereum.token_daily_counterparties (
+    day           date    NOT NULL,
+    token_address text    COLLATE "C" NOT NULL,
+    side          text    COLLATE "C" NOT NULL CHECK (side IN ('sender', 'receiver')),
+    rank          integer NOT NULL,
+    address       text    COLLATE "C" NOT NULL,
+    transfers     bigint  NOT NULL,
+    volume_raw    numeric NOT NULL,
+    PRIMARY KEY (day, token_address, side, rank)
+);
+"#;
+
+/// The day page's ranking (the day's tokens by transfers, most first, ties
+/// by address) read from the index instead of sorting every token of the
+/// day on each request. Its key leads with the day, so a load's rows go to
+/// one end of it.
+pub(crate) const V14: &str = r#"
+CREATE INDEX token_daily_stats_day_rank_idx
+    ON ethereum.token_daily_stats (day, transfer_count DESC, token_address);
+"#;
+
+/// The token page reads a year of one token's statistics: one row a day,
+/// each on another page of the table, so 365 page reads a page view. With
+/// the columns in the index they are a few adjacent index pages (an
+/// index-only scan, once vacuum has marked the pages all-visible). It
+/// replaces the index of the same key, so a load inserts as many entries as
+/// before.
+pub(crate) const V15: &str = r#"
+CREATE INDEX token_daily_stats_token_days_idx ON ethereum.token_daily_stats (token_address, day)
+    INCLUDE (transfer_count, unique_senders, unique_receivers, volume_raw, volume);
+DROP INDEX ethereum.token_daily_stats_token_idx;
+"#;
+
 /// Applies pending migrations; returns the versions applied now.
 pub async fn apply(client: &Client, progress: &dyn UpgradeProgress) -> Result<Vec<u32>, SinkError> {
     let mut applied = Vec::new();

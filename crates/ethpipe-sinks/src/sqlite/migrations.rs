@@ -193,6 +193,12 @@ CREATE TABLE ethpipe_trigger_fires (
 );
 "#;
 
+/// See the PostgreSQL migration of the same number.
+pub(crate) const V14: &str = "
+CREATE INDEX token_daily_stats_day_rank_idx
+    ON token_daily_stats (day, transfer_count DESC, token_address);
+";
+
 pub fn apply(connection: &Connection) -> Result<Vec<u32>, SinkError> {
     let fail = |e: rusqlite::Error| SinkError::db("migrating the SQLite schema", e);
     // IMMEDIATE takes the write lock first, so two processes cannot both migrate.
