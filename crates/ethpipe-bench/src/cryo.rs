@@ -115,6 +115,10 @@ pub struct CryoResults {
     pub parquet_runs: Vec<(u32, u32, usize, Measured)>,
     /// ethpipe into Parquet's median round.
     pub parquet: Measured,
+    /// The highest peak RSS of ethpipe's Parquet rounds (0 in results from
+    /// before it was kept).
+    #[serde(default)]
+    pub parquet_rounds_peak_rss_mb: f64,
     /// The `--parallel` of the rounds into Parquet (1 in results from before
     /// `parquet://` could write days at once).
     #[serde(default = "one_day_at_a_time")]
@@ -410,7 +414,12 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
     let cryo = median_run(&cryo_runs);
     let postgres = median_run(&postgres_runs);
     let parquet = median_run(&parquet_rounds);
+    let parquet_rounds_peak_rss_mb = parquet_rounds
+        .iter()
+        .map(|run| run.peak_rss_mb)
+        .fold(0.0, f64::max);
     Ok(CryoResults {
+        parquet_rounds_peak_rss_mb,
         rows,
         settings,
         calibration,
