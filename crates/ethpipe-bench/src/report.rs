@@ -569,13 +569,14 @@ fn write_load(w: &mut String, l: &LoadResults) {
         w,
         "- **ethpipe**: `ethpipe run token_transfers --date {}` (release build, default settings: 20,000-row pages) \
          reads the day from the BigQuery-compatible test server (`FakeBigQuery`, BigQuery's REST wire format, \
-         pages generated on request), parses and validates every row and, in **one transaction**, streams the \
-         rows with binary `COPY` into a fresh table for the day, checks the count against BigQuery's \
-         `totalRows`, **rebuilds that day's `ethereum.token_daily_stats`** (an aggregate over the day), \
-         builds the primary key and the serving indexes, `ANALYZE`s it, swaps it in as the day's partition of \
-         `ethereum.token_transfers` and records the run in the ledger (docs/architecture.md, \"Day \
-         partitions\"). The first load has no partition for the day yet; the re-load replaces it. Time is \
-         the whole process, start to exit.",
+         pages generated on request), parses and validates every row, streams the rows with binary `COPY` \
+         into a fresh table for the day and checks the count against BigQuery's `totalRows`; then, on two \
+         sessions, `ANALYZE`s the table, **aggregates that day's `ethereum.token_daily_stats` and its busiest \
+         tokens' top counterparties** (for the token page) and builds the primary key and the serving \
+         indexes; then, in **one transaction**, replaces the day's derived rows, swaps the table in as the \
+         day's partition of `ethereum.token_transfers` and records the run in the ledger \
+         (docs/architecture.md, \"Day partitions\"). The first load has no partition for the day yet; the \
+         re-load replaces it. Time is the whole process, start to exit.",
         l.day
     );
     let _ = writeln!(
@@ -692,8 +693,9 @@ fn write_load(w: &mut String, l: &LoadResults) {
                  day's fresh table (no index yet), ≈ {} (the rest of the run); then: {}. \
                  `load` is the end of the `COPY` (PostgreSQL finishing the last rows); `index` builds the \
                  primary key and the serving indexes (psql's table maintains only the key) on two sessions, \
-                 one of which first aggregates `token_daily_stats` (work psql does not do at all; its time is \
-                 inside `index`'s, plus its insert at the swap); `swap` puts the day in place.\n",
+                 which also aggregate `token_daily_stats` and the busiest tokens' counterparties (work psql \
+                 does not do at all; the statistics' time is inside `index`'s, plus their insert at the swap); \
+                 `swap` puts the day in place.\n",
                 secs(l.ethpipe_median_s - stepped),
                 parts.join(", ")
             );
