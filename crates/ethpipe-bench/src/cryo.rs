@@ -302,29 +302,12 @@ pub fn cryo(env: &Env, venv: &Path, chain: &Chain) -> anyhow::Result<CryoResults
     let into_parquet = |(parallel, concurrency): (u32, u32), name: &str| {
         let _ = std::fs::remove_dir_all(&store);
         let run = measure::run(
-            env.ethpipe(
-                &[
-                    "backfill",
-                    "token_transfers",
-                    "--from",
-                    chain.days.0,
-                    "--to",
-                    &chain.days.1,
-                    "--force",
-                    "--parallel",
-                    &parallel.to_string(),
-                    "--rpc-concurrency",
-                    &concurrency.to_string(),
-                ],
-                &[
-                    ("ETHPIPE_SOURCE", "rpc".to_string()),
-                    ("ETHPIPE_RPC_URL", chain.url.to_string()),
-                    ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
-                    (
-                        "ETHPIPE_DATABASE_URL",
-                        format!("parquet://{}", store.display()),
-                    ),
-                ],
+            crate::rpc::rpc_backfill(
+                env,
+                chain.url,
+                (chain.days.0, &chain.days.1),
+                (parallel, concurrency),
+                Some(format!("parquet://{}", store.display())),
             ),
             &env.log(&format!("{name}.log")),
         )?;

@@ -252,6 +252,41 @@ pub(crate) fn read_transfers_csv(path: &Path) -> anyhow::Result<Vec<Key>> {
         .collect()
 }
 
+/// `ethpipe backfill token_transfers --force` of the days `from`..=`to` from
+/// the node at `url` (no confirmations: the chain is final), with
+/// (`--parallel`, `--rpc-concurrency`), into `database` (the bench's own
+/// database if `None`).
+pub fn rpc_backfill(
+    env: &Env,
+    url: &str,
+    (from, to): (&str, &str),
+    (parallel, concurrency): (u32, u32),
+    database: Option<String>,
+) -> std::process::Command {
+    let mut settings = vec![
+        ("ETHPIPE_SOURCE", "rpc".to_string()),
+        ("ETHPIPE_RPC_URL", url.to_string()),
+        ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
+    ];
+    settings.extend(database.map(|url| ("ETHPIPE_DATABASE_URL", url)));
+    env.ethpipe(
+        &[
+            "backfill",
+            "token_transfers",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--force",
+            "--parallel",
+            &parallel.to_string(),
+            "--rpc-concurrency",
+            &concurrency.to_string(),
+        ],
+        &settings,
+    )
+}
+
 /// `ethpipe backfill token_transfers --source rpc` of the days from [`FROM`]
 /// to `last_day` into emptied tables, with (`--parallel`,
 /// `--rpc-concurrency`); returns the rows loaded and the measurement.
@@ -268,26 +303,7 @@ fn backfill_into_postgres(
         "TRUNCATE ethereum.token_transfers, ethereum.token_daily_stats; CHECKPOINT",
     )?;
     let run = measure::run(
-        env.ethpipe(
-            &[
-                "backfill",
-                "token_transfers",
-                "--from",
-                FROM,
-                "--to",
-                last_day,
-                "--force",
-                "--parallel",
-                &parallel.to_string(),
-                "--rpc-concurrency",
-                &concurrency.to_string(),
-            ],
-            &[
-                ("ETHPIPE_SOURCE", "rpc".to_string()),
-                ("ETHPIPE_RPC_URL", url.to_string()),
-                ("ETHPIPE_RPC_CONFIRMATIONS", "0".to_string()),
-            ],
-        ),
+        rpc_backfill(env, url, (FROM, last_day), (parallel, concurrency), None),
         &env.log(log),
     )?;
     let rows = env
