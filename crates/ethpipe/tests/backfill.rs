@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use ethpipe_testkit::fixtures::day_transfers;
-use ethpipe_testkit::{Faults, FixtureTransfer};
+use ethpipe_testkit::{Faults, FixtureTransfer, Output};
 use tokio_postgres::Client;
 
 const FROM: &str = "2024-03-01";
@@ -423,6 +423,14 @@ async fn verify_reports_deleted_days_and_tampered_counts() {
         .all(|q| q.body["queryParameters"][0]["name"] == "day"));
 }
 
+/// `ethpipe backfill token_transfers --from FROM --to TO`, then `extra`,
+/// into `url`.
+async fn backfill_range(harness: &Harness, url: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["backfill", "token_transfers", "--from", FROM, "--to", TO];
+    args.extend_from_slice(extra);
+    harness.ethpipe(url).run(&args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_input_errors() {
     let harness = Harness::start().await;
@@ -439,35 +447,12 @@ async fn backfill_input_errors() {
         reversed.stderr
     );
     for bad in ["0", "-2", "many"] {
-        let out = harness
-            .ethpipe(&harness.sqlite_url())
-            .run(&[
-                "backfill",
-                "token_transfers",
-                "--from",
-                FROM,
-                "--to",
-                TO,
-                "--parallel",
-                bad,
-            ])
-            .await;
+        let out = backfill_range(&harness, &harness.sqlite_url(), &["--parallel", bad]).await;
         assert_eq!(out.code, 2, "{bad}");
         assert!(out.stderr.contains("--parallel must be"), "{}", out.stderr);
     }
-    let sqlite_parallel = harness
-        .ethpipe(&harness.sqlite_url())
-        .run(&[
-            "backfill",
-            "token_transfers",
-            "--from",
-            FROM,
-            "--to",
-            TO,
-            "--parallel",
-            "2",
-        ])
-        .await;
+    let sqlite_parallel =
+        backfill_range(&harness, &harness.sqlite_url(), &["--parallel", "2"]).await;
     assert_eq!(sqlite_parallel.code, 2);
     assert!(
         sqlite_parallel
@@ -477,18 +462,8 @@ async fn backfill_input_errors() {
         sqlite_parallel.stderr
     );
     let files = harness.dir.path().join("files");
-    let parquet_worker = harness
-        .ethpipe(&format!("parquet://{}", files.display()))
-        .run(&[
-            "backfill",
-            "token_transfers",
-            "--from",
-            FROM,
-            "--to",
-            TO,
-            "--worker",
-        ])
-        .await;
+    let parquet_url = format!("parquet://{}", files.display());
+    let parquet_worker = backfill_range(&harness, &parquet_url, &["--worker"]).await;
     assert_eq!(parquet_worker.code, 2, "{}", parquet_worker.stderr);
     assert!(
         parquet_worker
