@@ -272,24 +272,20 @@ impl PgDayWriter {
     ) -> Result<(), SinkError> {
         let stats = partitions::companion(stage, STATS);
         let kept = partitions::companion(stage, COUNTERPARTIES);
-        let extra = self
-            .pipeline
-            .derived()
-            .iter()
-            .filter(|derived| **derived == Derived::TokenDailyStats)
-            .flat_map(|_| {
-                [
-                    partitions::BuildTask {
-                        step: "token_daily_stats",
-                        sql: format!("CREATE TABLE {stats} AS {}", daily_stats_select(stage)),
-                    },
-                    partitions::BuildTask {
-                        step: "token_daily_counterparties",
-                        sql: format!("CREATE TABLE {kept} AS {}", counterparties_select(stage)),
-                    },
-                ]
-            })
-            .collect();
+        let extra = if self.pipeline.derived().contains(&Derived::TokenDailyStats) {
+            vec![
+                partitions::BuildTask {
+                    step: "token_daily_stats",
+                    sql: format!("CREATE TABLE {stats} AS {}", daily_stats_select(stage)),
+                },
+                partitions::BuildTask {
+                    step: "token_daily_counterparties",
+                    sql: format!("CREATE TABLE {kept} AS {}", counterparties_select(stage)),
+                },
+            ]
+        } else {
+            Vec::new()
+        };
         let indexing = Utc::now();
         let helper = self.connector.open().await?;
         let build = partitions::build(&[&self.client, &helper], day, stage, extra).await?;
@@ -312,8 +308,8 @@ impl PgDayWriter {
         };
         for derived in self.pipeline.derived() {
             let mut step = self.derive(*derived, stage, &aggregates).await?;
-            // The step's time runs from its first aggregate (during the
-            // build) to its insert (here), not over the whole build.
+            // The step's time is its statistics aggregate (during the
+            // build) plus its inserts (here), not the whole build between.
             if let Some(run) = build.runs.iter().find(|r| r.step == step.name) {
                 step.finished_at = run.finished + (step.finished_at - step.started_at);
                 step.started_at = run.started;
