@@ -681,7 +681,7 @@ fn write_load(w: &mut String, l: &LoadResults) {
                     .map(|(_, s, _)| *s)
                     .collect();
                 let m = median(&times);
-                // token_daily_stats runs inside `index`, on the second session.
+                // token_daily_stats runs inside `index`, on both sessions.
                 if name != "token_daily_stats" {
                     stepped += m;
                 }

@@ -367,11 +367,18 @@ fn generate_day(
     batch.push_str("COMMIT;");
     env.execute(client, &batch)?;
     // The day's derived rows, with the sink's own statements.
-    for statement in ethpipe_sinks::postgres::day::daily_statements(&table) {
-        env.rt
-            .block_on(client.execute(&statement, &[&day.naive()]))
-            .with_context(|| format!("deriving {day}'s statistics"))?;
-    }
+    let (aggregate, statements) = ethpipe_sinks::postgres::day::daily_statements(&table);
+    let derive = async {
+        client.batch_execute("BEGIN").await?;
+        client.batch_execute(&aggregate).await?;
+        for statement in &statements {
+            client.execute(statement, &[&day.naive()]).await?;
+        }
+        client.batch_execute("COMMIT").await
+    };
+    env.rt
+        .block_on(derive)
+        .with_context(|| format!("deriving {day}'s statistics"))?;
     Ok(())
 }
 

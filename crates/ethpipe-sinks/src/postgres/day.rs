@@ -89,6 +89,12 @@ impl PgDayWriter {
                     .map_err(|e| SinkError::db("opening the transaction", e))?;
                 let day = DayPartition::new(pipeline, day);
                 let stage = partitions::create_stage(&client, &day).await?;
+                if pipeline.derived().contains(&Derived::TokenDailyStats) {
+                    client
+                        .batch_execute(&companions(&stage).create(Tables::Companions))
+                        .await
+                        .map_err(|e| SinkError::db("creating the day's statistics tables", e))?;
+                }
                 let kept = match &filter {
                     Some(filter) => partitions::keep_others(&client, &day, &stage, filter).await?,
                     None => 0,
@@ -198,6 +204,13 @@ impl DayWriter for PgDayWriter {
 const STATS: &str = "stats";
 const COUNTERPARTIES: &str = "kept";
 
+fn companions(stage: &str) -> DailyRows {
+    DailyRows {
+        stats: partitions::companion(stage, STATS),
+        counterparties: partitions::companion(stage, COUNTERPARTIES),
+    }
+}
+
 impl PgDayWriter {
     async fn finish_copy(&mut self) -> Result<(), SinkError> {
         copy::trailer(&mut self.buffer);
@@ -234,8 +247,18 @@ impl PgDayWriter {
             Target::Staged => {
                 self.merge_staged().await?;
                 for derived in self.pipeline.derived() {
-                    let aggregates = DailyRows::of(STAGING);
-                    steps.push(self.derive(*derived, STAGING, &aggregates).await?);
+                    let started = Utc::now();
+                    let daily = temporary_daily_rows();
+                    if *derived == Derived::TokenDailyStats && self.scope.day().is_some() {
+                        let (aggregate, _) = daily_statements(STAGING);
+                        self.client
+                            .batch_execute(&aggregate)
+                            .await
+                            .map_err(|e| SinkError::db("aggregating token_daily_stats", e))?;
+                    }
+                    let mut step = self.derive(*derived, STAGING, &daily).await?;
+                    step.started_at = started;
+                    steps.push(step);
                 }
             }
         }
@@ -270,19 +293,16 @@ impl PgDayWriter {
         others: u64,
         steps: &mut Vec<StepReport>,
     ) -> Result<(), SinkError> {
-        let stats = partitions::companion(stage, STATS);
-        let kept = partitions::companion(stage, COUNTERPARTIES);
+        let daily = companions(stage);
         let extra = if self.pipeline.derived().contains(&Derived::TokenDailyStats) {
-            vec![
-                partitions::BuildTask {
+            daily
+                .aggregate(stage)
+                .into_iter()
+                .map(|sql| partitions::BuildTask {
                     step: "token_daily_stats",
-                    sql: format!("CREATE TABLE {stats} AS {}", daily_stats_select(stage)),
-                },
-                partitions::BuildTask {
-                    step: "token_daily_counterparties",
-                    sql: format!("CREATE TABLE {kept} AS {}", counterparties_select(stage)),
-                },
-            ]
+                    sql,
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -302,23 +322,25 @@ impl PgDayWriter {
             .await
             .map_err(|e| SinkError::db("opening the day's transaction", e))?;
         let mut derived_steps = Vec::new();
-        let aggregates = DailyRows {
-            stats: stats.clone(),
-            counterparties: kept.clone(),
-        };
         for derived in self.pipeline.derived() {
-            let mut step = self.derive(*derived, stage, &aggregates).await?;
-            // The step's time is its statistics aggregate (during the
-            // build) plus its inserts (here), not the whole build between.
-            if let Some(run) = build.runs.iter().find(|r| r.step == step.name) {
-                step.finished_at = run.finished + (step.finished_at - step.started_at);
-                step.started_at = run.started;
+            let mut step = self.derive(*derived, stage, &daily).await?;
+            // The step's time is its aggregates (during the build, on
+            // either session) plus its inserts (here), not the whole build.
+            let runs = build.runs.iter().filter(|r| r.step == step.name);
+            let started = runs.clone().map(|r| r.started).min();
+            if let (Some(started), Some(finished)) = (started, runs.map(|r| r.finished).max()) {
+                step.finished_at = finished + (step.finished_at - step.started_at);
+                step.started_at = started;
             }
             derived_steps.push(step);
         }
         if !derived_steps.is_empty() {
+            let DailyRows {
+                stats,
+                counterparties,
+            } = &daily;
             self.client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {stats}, {kept}"))
+                .batch_execute(&format!("DROP TABLE IF EXISTS {stats}, {counterparties}"))
                 .await
                 .map_err(|e| SinkError::db("dropping the day's statistics tables", e))?;
         }
@@ -425,19 +447,6 @@ impl PgDayWriter {
     }
 }
 
-/// A day's `token_daily_stats` per token (before scaling by decimals),
-/// from a table of its transfers.
-fn daily_stats_select(rows: &str) -> String {
-    format!(
-        "SELECT token_address, count(*) AS transfer_count,
-                count(DISTINCT from_address) AS unique_senders,
-                count(DISTINCT to_address) AS unique_receivers,
-                coalesce(sum(value), 0) AS volume_raw
-         FROM {rows}
-         GROUP BY token_address"
-    )
-}
-
 /// A token has its day's top senders and receivers kept in
 /// `ethereum.token_daily_counterparties` when it has more transfers than this
 /// that day. Below it, summing the token's rows of the day on request reads
@@ -451,54 +460,121 @@ pub const COUNTERPARTY_TOKEN_MIN_TRANSFERS: i64 = 500;
 /// largest page.
 pub const COUNTERPARTIES_KEPT: i64 = 100;
 
-/// A day's busiest tokens' top senders and receivers, from a table of its
-/// transfers, ranked as the server ranks a summed day: most transfers
-/// first, ties by address.
-fn counterparties_select(rows: &str) -> String {
-    format!(
-        "WITH busy AS (SELECT token_address FROM {rows} GROUP BY token_address
-                       HAVING count(*) > {COUNTERPARTY_TOKEN_MIN_TRANSFERS})
-         SELECT token_address, side, rank, address, transfers, volume_raw
-         FROM (SELECT token_address, side, address, transfers, volume_raw,
-                      row_number() OVER (PARTITION BY token_address, side
-                                         ORDER BY transfers DESC, address) AS rank
-               FROM (SELECT token_address, 'sender' AS side, from_address AS address,
-                            count(*) AS transfers, coalesce(sum(value), 0) AS volume_raw
-                     FROM {rows}
-                     WHERE from_address IS NOT NULL
-                       AND token_address IN (SELECT token_address FROM busy)
-                     GROUP BY token_address, from_address
-                     UNION ALL
-                     SELECT token_address, 'receiver', to_address,
-                            count(*), coalesce(sum(value), 0)
-                     FROM {rows}
-                     WHERE to_address IS NOT NULL
-                       AND token_address IN (SELECT token_address FROM busy)
-                     GROUP BY token_address, to_address) AS summed) AS ranked
-         WHERE rank <= {COUNTERPARTIES_KEPT}"
-    )
+/// The session's temporary table of one side's (token, address) groups.
+const GROUPS: &str = "ethpipe_day_groups";
+
+/// What kind of tables [`DailyRows::create`] makes.
+#[derive(Clone, Copy)]
+enum Tables {
+    /// Companions of a stage table, committed with it: both build sessions
+    /// write into them and the swap reads them.
+    Companions,
+    /// Temporary tables of the open transaction, dropped at its commit.
+    Temporary,
 }
 
-/// Where a day's derived rows come from: relations holding its per-token
-/// statistics ([`daily_stats_select`]) and its kept counterparties
-/// ([`counterparties_select`]), as tables built aside or as subqueries.
+/// A side of a transfer, as `token_daily_counterparties` names it, with its
+/// column.
+const SIDES: [(&str, &str); 2] = [("sender", "from_address"), ("receiver", "to_address")];
+
+/// The tables a day's derived rows are aggregated into before they replace
+/// that day's rows of `token_daily_stats` and `token_daily_counterparties`:
+/// per token and side, its transfers, distinct addresses and volume
+/// (`stats`), and the busy tokens' top addresses of each side
+/// (`counterparties`).
 struct DailyRows {
     stats: String,
     counterparties: String,
 }
 
 impl DailyRows {
-    /// Computed from `rows` (the day's transfers) as the statements run.
-    fn of(rows: &str) -> DailyRows {
-        DailyRows {
-            stats: format!("({})", daily_stats_select(rows)),
-            counterparties: format!("({})", counterparties_select(rows)),
-        }
+    /// The empty tables, created before [`DailyRows::aggregate`] fills them.
+    fn create(&self, tables: Tables) -> String {
+        let DailyRows {
+            stats,
+            counterparties,
+        } = self;
+        let (create, on_commit) = match tables {
+            Tables::Companions => ("CREATE TABLE", ""),
+            Tables::Temporary => ("CREATE TEMP TABLE", " ON COMMIT DROP"),
+        };
+        format!(
+            "{create} {stats} (token_address text COLLATE \"C\" NOT NULL, side text NOT NULL,
+                 transfers bigint NOT NULL, addresses bigint NOT NULL, volume_raw numeric NOT NULL){on_commit};
+             {create} {counterparties} (token_address text COLLATE \"C\" NOT NULL, side text NOT NULL,
+                 rank bigint NOT NULL, address text COLLATE \"C\" NOT NULL,
+                 transfers bigint NOT NULL, volume_raw numeric NOT NULL){on_commit};"
+        )
+    }
+
+    /// One batch per side, without parameters, that fills both tables'
+    /// rows of that side from `rows` (a table of the day's transfers). The
+    /// two are independent, so the build runs them on its two sessions.
+    ///
+    /// A side's rows are grouped once by (token, address): the statistics
+    /// add up the groups (a token's distinct senders are its non-null sender
+    /// groups) and the counterparties rank them. On a 1.3 M-row day the
+    /// groups are 1.5 M, nearly one per row, so grouping is the cost: once
+    /// for both tables took 6.2 s of CPU where a `count(DISTINCT …)`
+    /// aggregate and a separate ranking query took 7.7 s
+    /// (docs/architecture.md, "Day partitions").
+    ///
+    /// Only groups that can make a token's top [`COUNTERPARTIES_KEPT`] are
+    /// sorted: a histogram of the busy tokens' group sizes gives the
+    /// smallest size that still has that many groups at or above it.
+    /// Parallel workers are off: the build already keeps two sessions busy,
+    /// and the workers' partial groups, nearly as many as the rows, were
+    /// grouped again by the leader (1.5 × the CPU).
+    fn aggregate(&self, rows: &str) -> [String; 2] {
+        let DailyRows {
+            stats,
+            counterparties,
+        } = self;
+        SIDES.map(|(side, column)| {
+            format!(
+                "SET max_parallel_workers_per_gather = 0;
+                 CREATE TEMP TABLE {GROUPS} AS
+                     SELECT token_address, {column} AS address,
+                            count(*) AS transfers, coalesce(sum(value), 0) AS volume_raw
+                     FROM {rows} GROUP BY token_address, {column};
+                 INSERT INTO {stats} (token_address, side, transfers, addresses, volume_raw)
+                     SELECT token_address, '{side}', sum(transfers), count(address), sum(volume_raw)
+                     FROM {GROUPS} GROUP BY token_address;
+                 INSERT INTO {counterparties} (token_address, side, rank, address, transfers, volume_raw)
+                     WITH candidates AS (
+                         SELECT * FROM {GROUPS}
+                         WHERE address IS NOT NULL
+                           AND token_address IN (
+                               SELECT token_address FROM {stats}
+                               WHERE side = '{side}' AND transfers > {COUNTERPARTY_TOKEN_MIN_TRANSFERS})),
+                     sizes AS (
+                         SELECT token_address, transfers, count(*) AS groups
+                         FROM candidates GROUP BY token_address, transfers),
+                     cutoffs AS (
+                         SELECT token_address, max(transfers) AS least_kept
+                         FROM (SELECT token_address, transfers,
+                                      sum(groups) OVER (PARTITION BY token_address
+                                                        ORDER BY transfers DESC) AS at_least
+                               FROM sizes) AS cumulative
+                         WHERE at_least >= {COUNTERPARTIES_KEPT}
+                         GROUP BY token_address)
+                     SELECT token_address, '{side}', rank, address, transfers, volume_raw
+                     FROM (SELECT c.token_address, c.address, c.transfers, c.volume_raw,
+                                  row_number() OVER (PARTITION BY c.token_address
+                                                     ORDER BY c.transfers DESC, c.address) AS rank
+                           FROM candidates c LEFT JOIN cutoffs USING (token_address)
+                           WHERE c.transfers >= coalesce(cutoffs.least_kept, 0)) AS ranked
+                     WHERE rank <= {COUNTERPARTIES_KEPT};
+                 DROP TABLE {GROUPS};
+                 RESET max_parallel_workers_per_gather;"
+            )
+        })
     }
 
     /// The statements that replace the day's derived rows (`$1` is the
     /// day), in order: clear and fill `token_daily_stats`, clear and fill
-    /// `token_daily_counterparties`.
+    /// `token_daily_counterparties`. The counterparties are ranked as the
+    /// server ranks a summed day: most transfers first, ties by address.
     fn statements(&self) -> [String; 4] {
         let DailyRows {
             stats,
@@ -511,7 +587,12 @@ impl DailyRows {
                      (day, token_address, transfer_count, unique_senders, unique_receivers, volume_raw, volume)
                  SELECT $1, s.token_address, s.transfer_count, s.unique_senders, s.unique_receivers,
                         s.volume_raw, ethereum.scale_by_decimals(s.volume_raw, tk.decimals)
-                 FROM {stats} s
+                 FROM (SELECT token_address,
+                              max(transfers) FILTER (WHERE side = 'sender') AS transfer_count,
+                              max(addresses) FILTER (WHERE side = 'sender') AS unique_senders,
+                              max(addresses) FILTER (WHERE side = 'receiver') AS unique_receivers,
+                              max(volume_raw) FILTER (WHERE side = 'sender') AS volume_raw
+                       FROM {stats} GROUP BY token_address) AS s
                  LEFT JOIN ethereum.tokens_latest tk ON tk.address = s.token_address"
             ),
             "DELETE FROM ethereum.token_daily_counterparties WHERE day = $1".to_string(),
@@ -525,11 +606,26 @@ impl DailyRows {
     }
 }
 
-/// The statements that rebuild one day's derived rows from `rows` (that
-/// day's transfers; `$1` is the day): what a load does, in one go. The bench
-/// builds its generated days with these same statements.
-pub fn daily_statements(rows: &str) -> [String; 4] {
-    DailyRows::of(rows).statements()
+/// The temporary tables of [`daily_statements`].
+fn temporary_daily_rows() -> DailyRows {
+    DailyRows {
+        stats: "ethpipe_daily_stats".to_string(),
+        counterparties: "ethpipe_daily_counterparties".to_string(),
+    }
+}
+
+/// What a load does to rebuild one day's derived rows from `rows` (that
+/// day's transfers), for a caller in an open transaction: a batch without
+/// parameters that aggregates the day into temporary tables (dropped at
+/// commit), then the statements that replace the day's rows (`$1` is the
+/// day). The bench builds its generated days with these.
+pub fn daily_statements(rows: &str) -> (String, [String; 4]) {
+    let daily = temporary_daily_rows();
+    let mut aggregate = daily.create(Tables::Temporary);
+    for side in daily.aggregate(rows) {
+        aggregate.push_str(&side);
+    }
+    (aggregate, daily.statements())
 }
 
 /// A unique violation while rows go in is the source's duplicate key;
