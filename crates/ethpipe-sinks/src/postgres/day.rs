@@ -250,9 +250,8 @@ impl PgDayWriter {
                     let started = Utc::now();
                     let daily = temporary_daily_rows();
                     if *derived == Derived::TokenDailyStats && self.scope.day().is_some() {
-                        let (aggregate, _) = daily_statements(STAGING);
                         self.client
-                            .batch_execute(&aggregate)
+                            .batch_execute(&daily.aggregate_into_temporary(STAGING))
                             .await
                             .map_err(|e| SinkError::db("aggregating token_daily_stats", e))?;
                     }
@@ -571,6 +570,16 @@ impl DailyRows {
         })
     }
 
+    /// Creates both tables as temporary ones and fills them from `rows`,
+    /// both sides in one batch (for a caller in an open transaction).
+    fn aggregate_into_temporary(&self, rows: &str) -> String {
+        let mut batch = self.create(Tables::Temporary);
+        for side in self.aggregate(rows) {
+            batch.push_str(&side);
+        }
+        batch
+    }
+
     /// The statements that replace the day's derived rows (`$1` is the
     /// day), in order: clear and fill `token_daily_stats`, clear and fill
     /// `token_daily_counterparties`. The counterparties are ranked as the
@@ -621,11 +630,7 @@ fn temporary_daily_rows() -> DailyRows {
 /// day). The bench builds its generated days with these.
 pub fn daily_statements(rows: &str) -> (String, [String; 4]) {
     let daily = temporary_daily_rows();
-    let mut aggregate = daily.create(Tables::Temporary);
-    for side in daily.aggregate(rows) {
-        aggregate.push_str(&side);
-    }
-    (aggregate, daily.statements())
+    (daily.aggregate_into_temporary(rows), daily.statements())
 }
 
 /// A unique violation while rows go in is the source's duplicate key;
